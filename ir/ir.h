@@ -1,0 +1,315 @@
+/*
+ * ir.h -- meshplan's intermediate representation.
+ *
+ * Three things live here: the tensor graph (forward and training), the
+ * cluster with its device meshes, and the readers for their XML forms.
+ * A graph is two arrays, tensors[] and ops[], addressed by index; array
+ * order of ops is a topological order.  Every op carries a label string
+ * per operand (one letter per tensor dim, einsum style) so that passes can
+ * derive sharding strategies generically from labels, whatever the kind.
+ */
+#ifndef MESHPLAN_IR_H
+#define MESHPLAN_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Errors: library code fills a record, tools/ prints it and exits.    */
+
+typedef struct IrError {
+	char file[256]; /* input file the error is about, "" if none */
+	int line;       /* 1-based line in that file, 0 if unknown */
+	char msg[512];  /* what is wrong, one line, no trailing period */
+} IrError;
+
+/* Fills e (if non-NULL) and returns -1, so callers can `return ir_fail(...)`. */
+int ir_fail(IrError *e, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* "file:line: msg" (or the parts that are set) into buf. */
+const char *ir_error_str(const IrError *e, char *buf, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Arena: every string and small array of a graph lives in one pool.   */
+
+typedef struct IrArenaBlock IrArenaBlock;
+typedef struct IrArena {
+	IrArenaBlock *head;
+} IrArena;
+
+void *ir_alloc(IrArena *a, size_t n); /* zeroed, 16-byte aligned; aborts on OOM */
+char *ir_strdup(IrArena *a, const char *s);
+char *ir_strfmt(IrArena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ir_arena_free(IrArena *a);
+
+/* ------------------------------------------------------------------ */
+/* Tensors and ops.                                                     */
+
+enum {
+	IR_MAX_DIMS = 8,     /* dims per tensor */
+	IR_MAX_IN = 4,       /* inputs per op */
+	IR_MAX_OUT = 2,      /* outputs per op */
+	IR_MAX_OPND = IR_MAX_IN + IR_MAX_OUT,
+};
+
+typedef enum { IR_F32, IR_BF16, IR_F16, IR_I32, IR_NDTYPES } IrDType;
+
+typedef enum {
+	IR_T_INPUT,  /* data fed to the model (tokens, images, labels) */
+	IR_T_WEIGHT, /* trainable parameter, in the compute dtype */
+	IR_T_ACT,    /* forward activation */
+	IR_T_GRAD,   /* gradient of an activation (backward pass) */
+	IR_T_WGRAD,  /* gradient of a weight, accumulated over microbatches */
+	IR_T_OPT,    /* optimizer state: fp32 master weight, Adam m and v */
+} IrRole;
+
+typedef struct IrTensor {
+	const char *name;
+	int ndim;
+	int64_t dim[IR_MAX_DIMS];
+	IrDType dtype;
+	IrRole role;
+	int producer; /* op that writes it, -1 for inputs and weights */
+	int layer;    /* layer index, see IrGraph.layers */
+	int weight;   /* WGRAD/OPT and updated weights: the weight it belongs to; else -1 */
+	int line;     /* XML line that declared or produced it */
+} IrTensor;
+
+typedef enum {
+	IR_EINSUM,      /* spec "bsh,hf->bsf": matmuls, attention, experts */
+	IR_ELEMENTWISE, /* fn = add, mul, gelu, silu, dropout, ...; broadcasting */
+	IR_REDUCE,      /* fn = sum|mean|max over the dims the output lacks */
+	IR_SOFTMAX,     /* over the last dim */
+	IR_LAYERNORM,   /* over the last dim, with scale and bias weights */
+	IR_RMSNORM,     /* over the last dim, with a scale weight */
+	IR_GATHER,      /* embedding lookup: table[v,h], ids[...] -> [..., h] */
+	IR_TRANSPOSE,   /* perm attribute */
+	IR_RESHAPE,     /* shape attribute, same element count */
+	IR_CONV2D,      /* NHWC input, RSCF filter, stride, same/valid padding */
+	IR_POOL,        /* NHWC max/avg pool, window and stride */
+	IR_LOSS,        /* softmax cross-entropy: logits[..., v], targets[...] */
+	IR_ACCUM,       /* gradient accumulation: acc += g (training graph) */
+	IR_ADAM,        /* optimizer update of one weight (training graph) */
+	IR_NOPKINDS
+} IrOpKind;
+
+typedef enum { IR_FWD, IR_BWD, IR_UPDATE } IrPhase;
+
+typedef struct IrOp {
+	IrOpKind kind;
+	IrPhase phase;
+	const char *name; /* unique, e.g. "block3/fc1" or "block3/fc1:dW" */
+	const char *fn;   /* elementwise/reduce/pool function; NULL otherwise */
+	int nin, nout;
+	int in[IR_MAX_IN];
+	int out[IR_MAX_OUT];
+	/*
+	 * One label letter per dim of every operand: lab[0..nin) for inputs,
+	 * lab[nin..nin+nout) for outputs.  Same letter = same logical dim.
+	 * A label in all inputs that have it and in the output is batch-like,
+	 * in inputs but not the output is contracted (partial sums), in one
+	 * input and the output is free.  Labels in `local` may not be split
+	 * (normalised dims, conv spatial dims, softmax axis).
+	 */
+	char lab[IR_MAX_OPND][IR_MAX_DIMS + 1];
+	uint64_t local; /* bit ir_label_bit(c) per unsplittable label */
+	int layer;      /* layer index */
+	int fwd;        /* BWD/UPDATE: the forward op (or -1); FWD: itself */
+	int line;       /* XML line, 0 for generated ops */
+	int64_t attr[4];/* conv: stride, pad(0 valid,1 same); pool: window, stride */
+	double flops;   /* floating-point operations of the whole op */
+	double bytes;   /* bytes read + written by the whole op */
+} IrOp;
+
+typedef struct IrLayer {
+	const char *name; /* "block3", or "embed"/"head" for top-level ops */
+	int first_op, last_op; /* forward ops [first_op, last_op] */
+} IrLayer;
+
+typedef struct IrGraph {
+	IrArena arena;
+	const char *name;
+	const char *file; /* the model file it came from */
+	IrTensor *tensors;
+	int ntensors, cap_tensors;
+	IrOp *ops;
+	int nops, cap_ops;
+	IrLayer *layers;
+	int nlayers, cap_layers;
+	int nfwd_ops;   /* ops[0..nfwd_ops) are the forward graph */
+	int loss;       /* tensor index of the loss, -1 before training graph */
+	int64_t batch;  /* value of the model's batch parameter (samples) */
+	int64_t seq;    /* tokens per sample (param "seq"), 1 if none */
+	bool training;  /* training graph built */
+} IrGraph;
+
+uint64_t ir_label_bit(char c);        /* 'a'..'z','A'..'Z' -> one bit */
+const char *ir_dtype_name(IrDType t);
+int ir_dtype_parse(const char *s, IrDType *t); /* 0 ok, -1 unknown */
+size_t ir_dtype_size(IrDType t);
+const char *ir_op_kind_name(IrOpKind k);
+int ir_op_kind_parse(const char *s, IrOpKind *k, const char **fn);
+/* Inputs an elementwise function takes (1 or 2), 0 if unknown. */
+int ir_elementwise_arity(const char *fn);
+const char *ir_role_name(IrRole r);
+
+int64_t ir_tensor_numel(const IrTensor *t);
+double ir_tensor_bytes(const IrTensor *t);
+
+/* Graph construction (used by the XML reader and the training builder). */
+void ir_graph_init(IrGraph *g, const char *name);
+void ir_graph_free(IrGraph *g);
+int ir_graph_add_tensor(IrGraph *g, const char *name, int ndim, const int64_t *dim,
+			IrDType dt, IrRole role, int layer, int line);
+/* Adds an op whose output tensors already exist; fills labels, shape checks,
+ * FLOPs and bytes.  Returns the op index, or -1 with e filled. */
+int ir_graph_add_op(IrGraph *g, IrOp *proto, IrError *e);
+
+/*
+ * Builds a forward op's output shape and labels from its inputs: einsum
+ * spec, broadcasting, reduce dims, conv/pool windows, reshape targets.
+ * On entry op->in/nin/kind/fn/attr are set (and lab[] for einsum);
+ * fills op->lab, op->local and out_dim/out_ndim/out_dtype.
+ */
+int ir_infer_op(const IrGraph *g, IrOp *op, const int64_t *reshape_to, int reshape_nd,
+		int *out_ndim, int64_t *out_dim, IrDType *out_dtype, IrError *e);
+
+/* Fills op->lab from an einsum spec ("bsh,hf->bsf"); op->nin must be set. */
+int ir_einsum_parse(const IrGraph *g, IrOp *op, const char *spec, IrError *e);
+
+/* FLOPs and bytes of an op, from its kind, phase and operand shapes. */
+double ir_op_flops(const IrGraph *g, const IrOp *op);
+double ir_op_bytes(const IrGraph *g, const IrOp *op);
+/* Size of the dim carrying `label` in the op, 0 if none. */
+int64_t ir_op_label_size(const IrGraph *g, const IrOp *op, char label);
+
+/*
+ * Training graph: appends to a forward graph the loss seed, the backward
+ * op(s) of every forward op (einsum backward: two einsums of the same
+ * FLOPs each, so 2x forward), gradient sums where a tensor fans out,
+ * gradient accumulation, and one Adam update per weight with fp32
+ * master weight, m and v (mixed precision).
+ */
+int ir_build_training(IrGraph *g, IrError *e);
+
+/* Totals over a graph. */
+typedef struct IrStats {
+	int64_t params;          /* elements of all weights */
+	int nops, ntensors;      /* whole graph (training graph once built) */
+	int nfwd_ops;
+	double fwd_flops;        /* forward FLOPs of one batch */
+	double bwd_flops;        /* backward FLOPs of one batch (incl. accumulation) */
+	double update_flops;     /* optimizer FLOPs of one step */
+	double weight_bytes;     /* weights in their dtype */
+	double grad_bytes;       /* weight gradients */
+	double opt_bytes;        /* master weights + Adam moments */
+	double act_bytes;        /* forward activations of one batch kept for backward */
+} IrStats;
+void ir_graph_stats(const IrGraph *g, IrStats *s);
+
+/* ------------------------------------------------------------------ */
+/* Models in XML: parsed once, instantiated per parameter set.          */
+
+typedef struct IrModelDoc IrModelDoc; /* opaque: the validated XML */
+
+typedef struct IrParam {
+	const char *name;
+	int64_t value;
+} IrParam;
+
+/* Up to 64 "name=value" overrides from --set and from presets. */
+typedef struct IrParamSet {
+	int n;
+	char name[64][48];
+	int64_t value[64];
+} IrParamSet;
+/* Parses "a=1,b=2" (values are integer expressions of numbers only). */
+int ir_params_parse(IrParamSet *ps, const char *text, IrError *e);
+int ir_params_set(IrParamSet *ps, const char *name, int64_t value);
+
+/*
+ * Resolves a model by path or zoo name ("gpt", "llama:70b" = family plus
+ * preset), reads and validates it against models/model.rng.
+ */
+IrModelDoc *ir_model_open(const char *name_or_path, IrError *e);
+void ir_model_close(IrModelDoc *m);
+const char *ir_model_name(const IrModelDoc *m);
+const char *ir_model_file(const IrModelDoc *m);
+/* Presets and parameters as declared (for --help and listings). */
+int ir_model_presets(const IrModelDoc *m, const char **names, int max);
+/* Builds the forward graph with defaults < preset (from open) < overrides. */
+int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *overrides, IrGraph *g,
+			 IrError *e);
+/* Value of a parameter after defaults, preset and overrides. */
+int ir_model_param(const IrModelDoc *m, const IrParamSet *overrides, const char *name,
+		   int64_t *value, IrError *e);
+
+/* Integer expression over parameters: + - * / % ( ), overflow-checked. */
+typedef int (*IrLookup)(void *ctx, const char *name, int64_t *value);
+int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out,
+		 char *why, size_t why_n);
+
+/* Directory holding models/ and clusters/ (env MESHPLAN_DATA, else built-in). */
+const char *ir_data_dir(void);
+
+/* ------------------------------------------------------------------ */
+/* Clusters and device meshes.                                          */
+
+typedef struct IrGpu {
+	const char *name;
+	double peak_flops[IR_NDTYPES]; /* dense FLOP/s per dtype (IR_I32: 0) */
+	double mem_bytes;              /* HBM capacity */
+	double hbm_bw;                 /* HBM bytes/s */
+	double power_w;                /* board power (TDP) */
+} IrGpu;
+
+typedef struct IrLink {
+	double bw;      /* bytes/s per GPU per direction */
+	double latency; /* seconds per message */
+} IrLink;
+
+typedef struct IrCluster {
+	IrArena arena;
+	const char *name;
+	const char *file;
+	IrGpu gpu;
+	int nodes;          /* N */
+	int gpus_per_node;  /* M */
+	IrLink intra;       /* within a node (NVLink/NVSwitch) */
+	IrLink inter;       /* between nodes (network), per GPU */
+	double price_per_gpu_hour; /* 0 if not given */
+	const char *currency;      /* "USD" if not given */
+	double carbon_kg_per_kwh;  /* 0 if not given */
+	double pue;                /* 1 if not given */
+} IrCluster;
+
+/* Reads a cluster by path or zoo name; nodes_override > 0 replaces N. */
+int ir_cluster_load(const char *name_or_path, int nodes_override, IrCluster *c, IrError *e);
+void ir_cluster_free(IrCluster *c);
+int ir_cluster_gpus(const IrCluster *c);
+
+/* A sub-rectangle of the cluster: nodes [node0, node0+nnodes), GPUs
+ * [gpu0, gpu0+ngpus) within each. */
+typedef struct IrMesh {
+	int node0, nnodes;
+	int gpu0, ngpus;
+} IrMesh;
+
+/* A mesh seen as n0 x n1 devices (row-major over node, then GPU);
+ * per axis the link its collectives cross. */
+typedef struct IrLogicalMesh {
+	IrMesh mesh;
+	int n[2];
+	IrLink axis[2];
+	bool crosses_nodes[2];
+} IrLogicalMesh;
+
+int ir_mesh_devices(const IrMesh *m);
+/* Fills v for shape n0 x n1 of mesh m; -1 with e if n0*n1 != devices. */
+int ir_logical_mesh(const IrCluster *c, const IrMesh *m, int n0, int n1, IrLogicalMesh *v,
+		    IrError *e);
+/* Parses "2x4" into n0, n1; -1 with e when malformed or not positive. */
+int ir_mesh_shape_parse(const char *s, int *n0, int *n1, IrError *e);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * main.c -- `meshplan VERB ...`: dispatches to the verb's cmd_* function.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/tools.h"
+
+typedef struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} Verb;
+
+static const Verb verbs[] = {
+	{"info", cmd_info, "describe a model (parameters, FLOPs, memory) or a cluster"},
+	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: meshplan VERB [options]   (meshplan VERB --help for a verb's options)\n\n"
+		   "verbs:\n");
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(f, "\nModels are named by path or zoo name (gpt, gpt:1.3b, llama:7b, moe, wresnet);\n"
+		   "clusters likewise (aws-p3.16xlarge, dgx-a100, dgx-h100, dgx-h200).\n"
+		   "Exit codes: 0 success, 1 no feasible plan or runtime failure, 2 bad input or usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "meshplan: unknown verb '%s' (meshplan --help lists them)\n", argv[1]);
+	return EXIT_BADINPUT;
+}

@@ -1,0 +1,34 @@
+/*
+ * tools.h -- the meshplan command line: one cmd_*.c per verb, shared
+ * option parsing and output helpers.  Only tools/ prints and exits.
+ */
+#ifndef MESHPLAN_TOOLS_H
+#define MESHPLAN_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ir/ir.h"
+
+/* Exit codes (DESIGN.md section 7). */
+enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
+
+/* Each verb: argv[0] is the verb name.  Returns the process exit code. */
+int cmd_info(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
+
+/* Prints "meshplan: <file>:<line>: <msg>" on stderr and returns EXIT_BADINPUT. */
+int tool_input_error(const IrError *e);
+/* Prints "meshplan <verb>: <msg>" on stderr and returns `code`. */
+int tool_error(const char *verb, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Dumps a JSON object on stdout (indented, sorted as built) and frees it. */
+void tool_print_json(json_t *obj);
+/* Strict number parsing for flags: whole string must be a finite number. */
+bool tool_parse_double(const char *s, double *out);
+bool tool_parse_int(const char *s, long *out);
+/* "1.23 G" style formatting for tables: value scaled to k/M/G/T/P. */
+const char *tool_si(double v, char *buf, size_t n);
+
+#endif
