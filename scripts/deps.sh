@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages meshplan builds with, when any is missing.
+set -e
+pkgs="build-essential cmake pkg-config libglpk-dev libxml2-dev libcriterion-dev libjansson-dev"
+missing=""
+for p in $pkgs; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq $missing >/dev/null
