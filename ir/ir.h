@@ -312,4 +312,70 @@ int ir_logical_mesh(const IrCluster *c, const IrMesh *m, int n0, int n1, IrLogic
 /* Parses "2x4" into n0, n1; -1 with e when malformed or not positive. */
 int ir_mesh_shape_parse(const char *s, int *n0, int *n1, IrError *e);
 
+/* ------------------------------------------------------------------ */
+/* Plans: what the passes decide and the simulator executes.           */
+
+typedef enum { IR_SCHED_GPIPE, IR_SCHED_1F1B, IR_SCHED_INTERLEAVED } IrSchedule;
+typedef enum { IR_RECOMP_NONE, IR_RECOMP_SELECTIVE, IR_RECOMP_FULL } IrRecompute;
+
+const char *ir_schedule_name(IrSchedule s);
+int ir_schedule_parse(const char *s, IrSchedule *out);
+const char *ir_recompute_name(IrRecompute r);
+int ir_recompute_parse(const char *s, IrRecompute *out);
+
+/* One communication a stage's sharding needs.  `kind` is a SimColl value
+ * (runtime-sim/sim.h): all-reduce, all-gather, reduce-scatter, all-to-all,
+ * p2p; `bytes` is the logical buffer on one device as sim_collective_time
+ * takes it. */
+typedef struct IrComm {
+	int op;        /* the op it belongs to (before it runs: its inputs'
+			  resharding; after: its partial sums) */
+	int kind;      /* SimColl */
+	int axis;      /* 0, 1, or 2 = both axes of the logical mesh */
+	double bytes;
+	bool per_step; /* once per step (gradient sync after accumulation,
+			  parameter all-gather after the update), not per microbatch */
+	bool reshard;  /* converts a tensor's layout between two ops */
+} IrComm;
+
+/* The sharding of one stage's ops on its logical mesh. */
+typedef struct IrStagePlan {
+	int first_layer, last_layer; /* layers [first_layer, last_layer] */
+	IrMesh mesh;                 /* sub-mesh of the cluster */
+	int n0, n1;                  /* its logical view */
+	int nops;
+	int *op;                     /* graph op indices of the stage, in graph order */
+	const char **strategy;       /* per entry: "b=0,h=1" label -> axes (0, 1, 01); "" replicated */
+	int *ways;                   /* per entry: devices its work is divided over (1..n0*n1) */
+	int ncomm;
+	IrComm *comm;
+	/* memory per device */
+	double weight_bytes, grad_bytes, opt_bytes;
+	double act_bytes;            /* forward activations of one microbatch kept for backward */
+} IrStagePlan;
+
+/* A whole plan. */
+typedef struct IrPlan {
+	IrArena arena;
+	const char *model;      /* model spec as given (zoo name or path) */
+	IrParamSet params;      /* overrides used, with batch = microbatch size */
+	const char *cluster;    /* cluster spec as given */
+	int nodes;              /* nodes of the cluster used (0: the file's) */
+	int64_t global_batch;   /* samples per step */
+	int64_t microbatch;     /* samples per microbatch (per data-parallel replica of a stage:
+				   the whole stage mesh processes one microbatch at a time) */
+	int nmicro;             /* microbatches per step */
+	IrSchedule schedule;
+	int chunks;             /* interleaved: model chunks per pipeline rank (v), else 1 */
+	IrRecompute recompute;
+	int zero;               /* optimizer sharding stage 0..3 */
+	int nstages;
+	IrStagePlan *stages;    /* in pipeline order */
+} IrPlan;
+
+void ir_plan_init(IrPlan *p);
+void ir_plan_free(IrPlan *p);
+/* Allocates a stage's arrays for n ops in p's arena. */
+void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm);
+
 #endif

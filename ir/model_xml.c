@@ -409,8 +409,11 @@ static int do_tensor(Ctx *c, xmlNodePtr node, IrRole role)
 	ir_dtype_parse(ir_xml_attr(a, node, "dtype"), &dt);
 	if (role == IR_T_WEIGHT && dt == IR_I32)
 		return CFAIL(node, "weight '%s' cannot be int32", name);
-	ensure_layer(c);
-	int t = ir_graph_add_tensor(c->g, name, nd, dim, dt, role, c->layer, ir_xml_line(node));
+	/* a top-level input belongs to no layer; a weight opens one */
+	if (role == IR_T_WEIGHT || c->in_layer)
+		ensure_layer(c);
+	int layer = role == IR_T_INPUT && !c->in_layer ? -1 : c->layer;
+	int t = ir_graph_add_tensor(c->g, name, nd, dim, dt, role, layer, ir_xml_line(node));
 	sym_bind(c, name, t);
 	return 0;
 }
@@ -586,9 +589,8 @@ static int do_op(Ctx *c, xmlNodePtr node)
 	const char *tname = outs[0];
 	if (s >= 0) {
 		const IrTensor *prev = &g->tensors[c->slot[s]];
-		if (prev->role == IR_T_WEIGHT || prev->role == IR_T_INPUT)
-			return CFAIL(node, "op output '%s' would overwrite a %s", outs[0],
-				     ir_role_name(prev->role));
+		if (prev->role == IR_T_WEIGHT)
+			return CFAIL(node, "op output '%s' would overwrite a weight", outs[0]);
 		tname = ir_strfmt(a, "%s#%d", outs[0], g->ntensors);
 	}
 	int t = ir_graph_add_tensor(g, tname, ond, odim, odt, IR_T_ACT, c->layer, op.line);

@@ -1,0 +1,58 @@
+/*
+ * plan.c -- the plan data structure: allocation and enum names.
+ * (Its XML form is read and written by plan_xml.c.)
+ */
+#include <string.h>
+
+#include "ir/ir.h"
+
+static const char *sched_names[] = {"gpipe", "1f1b", "interleaved"};
+static const char *recomp_names[] = {"none", "selective", "full"};
+
+const char *ir_schedule_name(IrSchedule s) { return s <= IR_SCHED_INTERLEAVED ? sched_names[s] : "?"; }
+const char *ir_recompute_name(IrRecompute r) { return r <= IR_RECOMP_FULL ? recomp_names[r] : "?"; }
+
+int ir_schedule_parse(const char *s, IrSchedule *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, sched_names[i])) {
+			*out = (IrSchedule)i;
+			return 0;
+		}
+	return -1;
+}
+
+int ir_recompute_parse(const char *s, IrRecompute *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, recomp_names[i])) {
+			*out = (IrRecompute)i;
+			return 0;
+		}
+	return -1;
+}
+
+void ir_plan_init(IrPlan *p)
+{
+	memset(p, 0, sizeof *p);
+	p->nmicro = 1;
+	p->microbatch = 1;
+	p->chunks = 1;
+	p->schedule = IR_SCHED_1F1B;
+}
+
+void ir_plan_free(IrPlan *p)
+{
+	ir_arena_free(&p->arena);
+	memset(p, 0, sizeof *p);
+}
+
+void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm)
+{
+	s->nops = nops;
+	s->op = ir_alloc(&p->arena, sizeof(int) * (size_t)(nops ? nops : 1));
+	s->strategy = ir_alloc(&p->arena, sizeof(char *) * (size_t)(nops ? nops : 1));
+	s->ways = ir_alloc(&p->arena, sizeof(int) * (size_t)(nops ? nops : 1));
+	s->ncomm = ncomm;
+	s->comm = ir_alloc(&p->arena, sizeof(IrComm) * (size_t)(ncomm ? ncomm : 1));
+}
