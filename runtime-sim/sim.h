@@ -211,12 +211,13 @@ typedef struct SimResilience {
 int sim_resilience(const SimRunSpec *r, const SimFailureModel *f, SimResilience *out,
 		   IrError *e);
 
-/* Mean wall time at n checkpoint intervals spaced geometrically over
- * [lo_s, hi_s] (same seeds at each), into interval[] and wall[]; *best_s:
- * the minimum refined by a parabola in log(interval) through its
- * neighbours.  -1 with e on bad input. */
+/* Slowdown (mean wall time / mean fault-free time of the work done, so
+ * horizon runs compare too) at n checkpoint intervals spaced
+ * geometrically over [lo_s, hi_s], same seeds at each, into interval[]
+ * and slowdown[]; *best_s: the minimum refined by a least-squares
+ * parabola in log(interval) over its neighbours.  -1 with e on bad input. */
 int sim_ckpt_sweep(const SimRunSpec *r, const SimFailureModel *f, double lo_s, double hi_s,
-		   int n, double *interval, double *wall, double *best_s, IrError *e);
+		   int n, double *interval, double *slowdown, double *best_s, IrError *e);
 
 /* ================================================================== */
 /* Plan execution (simulate.c).                                         */

@@ -1,0 +1,739 @@
+/*
+ * cmd_estimate.c -- `meshplan estimate`: what a whole training run costs
+ * (wall time, GPU-hours, money, energy, CO2e and its equivalents) and what
+ * failures and slow workers do to it (runtime-sim/resilience.c).
+ *
+ * A run is given by hand (--step-time, --gpus, --tokens-per-step, --tokens),
+ * by its GPU-hours (--gpu-hours, cost side only), or by a plan or model,
+ * whose step time comes from run_from_plan() (the simulator; not wired yet).
+ * Model and defaults: docs/estimate.md.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime-sim/sim.h"
+#include "tools/tools.h"
+
+static const char *VERB = "estimate";
+
+/* ------------------------------------------------------------------ */
+/* Options: one table drives parsing, range checks and --help.          */
+
+typedef enum {
+	O_STEP_TIME, O_GPUS, O_TOKENS_PER_STEP, O_TOKENS, O_GPU_HOURS, O_CLUSTER, O_NODES,
+	O_GPUS_PER_NODE,
+	O_PRICE, O_CURRENCY, O_POWER, O_PUE, O_CARBON, O_TREE, O_PERCAP_US, O_PERCAP_CN,
+	O_FAILURES, O_POLICY, O_FAILURE_RATE, O_MTBF_HOURS, O_SOFT_FRACTION, O_DETECT,
+	O_RESTART, O_REPLACE, O_REPAIR, O_CKPT_SAVE, O_CKPT_LOAD, O_CKPT_INTERVAL, O_RUNS,
+	O_SEED, O_HORIZON_DAYS, O_SWEEP,
+	O_SPEEDS, O_SPEED_DIST, O_DP_WORKERS, O_SHARDING, O_SHARDS_PER_WORKER,
+	O_JSON, O_HELP, NOPT
+} OptId;
+
+typedef enum { K_NUM, K_INT, K_STR, K_FLAG } OptKind;
+
+/* Number range: lo, open (lo excluded), hi. */
+typedef struct Opt {
+	const char *name;
+	OptKind kind;
+	const char *arg;
+	double lo;
+	bool open;
+	double hi;
+	bool failures; /* only meaningful with --failures */
+	const char *help;
+} Opt;
+
+#define ANY -INFINITY, false, INFINITY
+#define POS 0, true, INFINITY
+#define NONNEG 0, false, INFINITY
+
+static const Opt opts[NOPT] = {
+	[O_STEP_TIME] = {"step-time", K_NUM, "S", POS, false, "seconds per training step"},
+	[O_GPUS] = {"gpus", K_INT, "G", 1, false, 1e9, false, "GPUs of the job (default: the cluster's)"},
+	[O_TOKENS_PER_STEP] = {"tokens-per-step", K_NUM, "N", POS, false, "tokens in one global batch"},
+	[O_TOKENS] = {"tokens", K_NUM, "T", POS, false, "tokens of the whole run (steps = ceil(T/N))"},
+	[O_GPU_HOURS] = {"gpu-hours", K_NUM, "H", POS, false, "cost side alone: GPU-hours of the run"},
+	[O_CLUSTER] = {"cluster", K_STR, "C", ANY, false,
+		       "cluster file or zoo name: GPUs, power, price, carbon, PUE defaults"},
+	[O_NODES] = {"nodes", K_INT, "N", 1, false, 1e9, false, "with --cluster: node count"},
+	[O_GPUS_PER_NODE] = {"gpus-per-node", K_INT, "M", 1, false, 1e6, false,
+			     "GPUs a hard fault takes (default: cluster's, else 8)"},
+	[O_PRICE] = {"price-per-gpu-hour", K_NUM, "P", NONNEG, false, "price (default: cluster's)"},
+	[O_CURRENCY] = {"currency", K_STR, "CUR", ANY, false, "currency code (default: cluster's, USD)"},
+	[O_POWER] = {"power-w", K_NUM, "W", NONNEG, false, "average W per GPU (default: cluster GPU's TDP)"},
+	[O_PUE] = {"pue", K_NUM, "X", 1, false, INFINITY, false,
+		   "facility overhead, >= 1 (default: cluster's, else 1 = GPUs alone)"},
+	[O_CARBON] = {"carbon-intensity", K_NUM, "K", NONNEG, false,
+		      "kg CO2e per kWh (default: cluster's)"},
+	[O_TREE] = {"tree-kg-per-year", K_NUM, "KG", POS, false, "CO2 a tree absorbs a year (12)"},
+	[O_PERCAP_US] = {"per-capita-us", K_NUM, "T", POS, false, "US t CO2e per person-year (16.1)"},
+	[O_PERCAP_CN] = {"per-capita-cn", K_NUM, "T", POS, false, "China t CO2e per person-year (6.8)"},
+	[O_FAILURES] = {"failures", K_FLAG, NULL, ANY, false, "Monte-Carlo of failures and recovery"},
+	[O_POLICY] = {"policy", K_STR, "P", ANY, true, "restart-all (default) | failover | elastic"},
+	[O_FAILURE_RATE] = {"failure-rate", K_NUM, "R", POS, true,
+			    "failures per GPU-hour (default Llama 3's 1.97e-5)"},
+	[O_MTBF_HOURS] = {"mtbf-hours", K_NUM, "H", POS, true, "or: cluster MTBF of the whole job"},
+	[O_SOFT_FRACTION] = {"soft-fraction", K_NUM, "F", 0, false, 1, true,
+			     "share of faults a process restart fixes (0.22)"},
+	[O_DETECT] = {"detect-s", K_NUM, "S", NONNEG, true, "fault to detection (120)"},
+	[O_RESTART] = {"restart-s", K_NUM, "S", NONNEG, true,
+		       "relaunch: job 300 (restart-all), node 120 (failover, elastic)"},
+	[O_REPLACE] = {"replace-s", K_NUM, "S", NONNEG, true, "hard fault: swap in a spare node (300)"},
+	[O_REPAIR] = {"repair-s", K_NUM, "S", NONNEG, true, "elastic: a lost node is back after (86400)"},
+	[O_CKPT_SAVE] = {"ckpt-save-s", K_NUM, "S", NONNEG, true,
+			 "blocking save: 30 (restart-all), 1 (in-memory: failover, elastic)"},
+	[O_CKPT_LOAD] = {"ckpt-load-s", K_NUM, "S", NONNEG, true, "load: 120 (restart-all), 30 (others)"},
+	[O_CKPT_INTERVAL] = {"ckpt-interval-s", K_NUM, "S", POS, true,
+			     "compute between checkpoints (default sqrt(2 save MTBF))"},
+	[O_RUNS] = {"runs", K_INT, "N", 1, false, 100000, true, "Monte-Carlo runs averaged (32)"},
+	[O_SEED] = {"seed", K_INT, "S", 0, false, 9.2e18, false, "random seed (1); same seed, same figures"},
+	[O_HORIZON_DAYS] = {"horizon-days", K_NUM, "D", POS, true,
+			    "simulate only the first D days of the run"},
+	[O_SWEEP] = {"sweep-interval", K_FLAG, NULL, ANY, true,
+		     "also sweep the checkpoint interval over [1/4, 4] x the default"},
+	[O_SPEEDS] = {"speeds", K_STR, "LIST", ANY, false,
+		      "data-parallel worker speeds, e.g. 1,1,1,0.5 (1 = nominal)"},
+	[O_SPEED_DIST] = {"speed-dist", K_STR, "DIST", ANY, false,
+			  "normal:MEAN:SD | uniform:LO:HI | slow:FRACTION:SPEED"},
+	[O_DP_WORKERS] = {"dp-workers", K_INT, "N", 1, false, 1e7, false,
+			  "workers drawn by --speed-dist (default: --gpus)"},
+	[O_SHARDING] = {"sharding", K_STR, "even|dynamic", ANY, false,
+			"even: slowest sets the pace (default); dynamic: workers pull shards"},
+	[O_SHARDS_PER_WORKER] = {"shards-per-worker", K_INT, "K", 1, false, 1e6, false,
+				 "dynamic: shards per worker per step (32)"},
+	[O_JSON] = {"json", K_FLAG, NULL, ANY, false, "one JSON object on stdout"},
+	[O_HELP] = {"help", K_FLAG, NULL, ANY, false, "this text"},
+};
+
+typedef struct Val {
+	bool set;
+	double num;
+	const char *str;
+} Val;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: meshplan estimate --step-time S --gpus G --tokens-per-step N --tokens T [options]\n"
+		"       meshplan estimate --gpu-hours H [--gpus G] [options]\n"
+		"       meshplan estimate --cluster C [--nodes N] --step-time S --tokens-per-step N "
+		"--tokens T ...\n"
+		"       (estimate PLAN.xml and estimate MODEL --cluster C need the simulator,\n"
+		"        not wired yet: give --step-time instead)\n\n"
+		"Reports wall time, GPU-hours, cost, energy (GPU-hours x power x PUE), CO2e,\n"
+		"tree-years and per-capita years; with --failures, a seeded Monte-Carlo of the run.\n\n"
+		"options:\n");
+	for (int i = 0; i < NOPT; i++) {
+		char lhs[64];
+		snprintf(lhs, sizeof lhs, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+			 opts[i].arg ? opts[i].arg : "");
+		fprintf(f, "  %-28s %s\n", lhs, opts[i].help);
+	}
+	fprintf(f, "\nFailure options need --failures.  Times are seconds.  Sources of every\n"
+		   "default: docs/estimate.md.  Exit codes: 0 ok, 1 run cannot finish, 2 bad input.\n");
+}
+
+static int parse_args(int argc, char **argv, Val *v, const char **input)
+{
+	*input = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2)) {
+			if (*input)
+				return tool_error(VERB, EXIT_BADINPUT, "unexpected argument '%s'", a);
+			*input = a;
+			continue;
+		}
+		const char *name = a + 2, *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		int id = -1;
+		for (int k = 0; k < NOPT; k++)
+			if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len))
+				id = k;
+		if (id < 0)
+			return tool_error(VERB, EXIT_BADINPUT, "unknown option '%s' (see --help)", a);
+		const Opt *o = &opts[id];
+		if (v[id].set)
+			return tool_error(VERB, EXIT_BADINPUT, "--%s given twice", o->name);
+		v[id].set = true;
+		if (o->kind == K_FLAG) {
+			if (eq)
+				return tool_error(VERB, EXIT_BADINPUT, "--%s takes no value", o->name);
+			continue;
+		}
+		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (!val)
+			return tool_error(VERB, EXIT_BADINPUT, "--%s needs a value %s", o->name, o->arg);
+		v[id].str = val;
+		if (o->kind == K_STR)
+			continue;
+		long n;
+		if (o->kind == K_INT ? !tool_parse_int(val, &n) : !tool_parse_double(val, &v[id].num))
+			return tool_error(VERB, EXIT_BADINPUT, "--%s: '%s' is not %s", o->name, val,
+					  o->kind == K_INT ? "an integer" : "a number");
+		if (o->kind == K_INT)
+			v[id].num = (double)n;
+		double x = v[id].num;
+		if (x < o->lo || (o->open && x == o->lo) || x > o->hi) {
+			char range[64];
+			if (o->lo == 0 && o->open)
+				snprintf(range, sizeof range, "positive");
+			else if (o->lo == 0 && isinf(o->hi))
+				snprintf(range, sizeof range, "zero or positive");
+			else if (isinf(o->hi))
+				snprintf(range, sizeof range, "at least %g", o->lo);
+			else
+				snprintf(range, sizeof range, "in [%g, %g]", o->lo, o->hi);
+			return tool_error(VERB, EXIT_BADINPUT, "--%s must be %s, got %s", o->name,
+					  range, val);
+		}
+	}
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The run.                                                             */
+
+typedef struct Run {
+	double step_s;          /* seconds per step on all GPUs (nominal speed) */
+	double tokens_per_step;
+	double tokens;
+	double steps;
+	int gpus;               /* 0: unknown (--gpu-hours alone) */
+	int gpus_per_node;
+	double pace;            /* straggler slowdown, 1 without stragglers */
+	double ideal_pace;      /* n / sum(speed) */
+	int workers;            /* data-parallel workers with speeds, 0 if none */
+	SimSharding sharding;
+	double wall_s;          /* fault-free, stragglers included (NaN if unknown) */
+	double gpu_hours;
+} Run;
+
+/*
+ * Step time, tokens per step and GPUs (run->step_s, tokens_per_step, gpus)
+ * of PLAN.xml, or of MODEL planned on --cluster: the simulator's answer.  This is the one place the lead wires
+ * runtime-sim's plan simulation (and the planner) into; until then every
+ * plan or model input is a usage error that points at --step-time.
+ */
+static int run_from_plan(const char *input, const Val *v, Run *run)
+{
+	(void)v;
+	(void)run;
+	return tool_error(VERB, EXIT_BADINPUT,
+			  "'%s': estimating from a plan or model needs the simulator, which is "
+			  "not wired yet; give --step-time S --gpus G --tokens-per-step N "
+			  "--tokens T", input);
+}
+
+/* Speeds from --speeds or --speed-dist into a malloc'd array. */
+static int load_speeds(const Val *v, int default_workers, uint64_t seed, double **speed, int *n)
+{
+	*speed = NULL;
+	*n = 0;
+	if (v[O_SPEEDS].set && v[O_SPEED_DIST].set)
+		return tool_error(VERB, EXIT_BADINPUT, "give --speeds or --speed-dist, not both");
+	if (v[O_SPEEDS].set) {
+		const char *s = v[O_SPEEDS].str;
+		int cap = 1;
+		for (const char *p = s; *p; p++)
+			cap += *p == ',';
+		double *sp = malloc(sizeof *sp * (size_t)cap);
+		char buf[64];
+		int k = 0;
+		for (const char *p = s;; k++) {
+			size_t len = strcspn(p, ",");
+			if (len >= sizeof buf)
+				len = sizeof buf - 1;
+			memcpy(buf, p, len);
+			buf[len] = 0;
+			if (!tool_parse_double(buf, &sp[k]) || sp[k] <= 0) {
+				free(sp);
+				return tool_error(VERB, EXIT_BADINPUT,
+						  "--speeds: '%s' is not a positive number", buf);
+			}
+			p += strcspn(p, ",");
+			if (!*p++)
+				break;
+		}
+		*speed = sp;
+		*n = k + 1;
+		return EXIT_OK;
+	}
+	if (v[O_SPEED_DIST].set) {
+		int w = v[O_DP_WORKERS].set ? (int)v[O_DP_WORKERS].num : default_workers;
+		if (w <= 0)
+			return tool_error(VERB, EXIT_BADINPUT, "--speed-dist needs --dp-workers or --gpus");
+		double *sp = malloc(sizeof *sp * (size_t)w);
+		IrError e;
+		if (sim_speeds_draw(v[O_SPEED_DIST].str, w, seed, sp, &e)) {
+			free(sp);
+			return tool_error(VERB, EXIT_BADINPUT, "--speed-dist: %s", e.msg);
+		}
+		*speed = sp;
+		*n = w;
+		return EXIT_OK;
+	}
+	if (v[O_DP_WORKERS].set)
+		return tool_error(VERB, EXIT_BADINPUT, "--dp-workers needs --speed-dist");
+	return EXIT_OK;
+}
+
+/* Fills run from the flags and the cluster; returns an exit code. */
+static int build_run(const char *input, const Val *v, const IrCluster *cl, Run *run)
+{
+	memset(run, 0, sizeof *run);
+	run->pace = run->ideal_pace = 1.0;
+	run->wall_s = NAN;
+	run->gpus = v[O_GPUS].set ? (int)v[O_GPUS].num : cl ? ir_cluster_gpus(cl) : 0;
+	run->gpus_per_node = v[O_GPUS_PER_NODE].set ? (int)v[O_GPUS_PER_NODE].num
+			     : cl                   ? cl->gpus_per_node
+						    : 8;
+	bool by_hand = v[O_STEP_TIME].set || v[O_TOKENS_PER_STEP].set || v[O_TOKENS].set;
+	if (input && (v[O_STEP_TIME].set || v[O_TOKENS_PER_STEP].set || v[O_GPU_HOURS].set))
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "give a plan/model or --step-time/--gpu-hours, not both");
+	if (v[O_GPU_HOURS].set && by_hand)
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "--gpu-hours replaces --step-time, --tokens-per-step and --tokens");
+	if (input) {
+		int rc = run_from_plan(input, v, run);
+		if (rc)
+			return rc;
+		if (!v[O_TOKENS].set)
+			return tool_error(VERB, EXIT_BADINPUT, "--tokens T is needed with a plan or model");
+		run->tokens = v[O_TOKENS].num;
+	} else if (v[O_GPU_HOURS].set) {
+		run->gpu_hours = v[O_GPU_HOURS].num;
+		if (run->gpus > 0) {
+			run->wall_s = run->gpu_hours * 3600.0 / run->gpus;
+			run->step_s = 1.0; /* unknown: only bounds the checkpoint interval */
+		}
+		if (v[O_SPEEDS].set || v[O_SPEED_DIST].set)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "stragglers need a step time (--step-time), not --gpu-hours");
+		if (v[O_FAILURES].set && run->gpus <= 0)
+			return tool_error(VERB, EXIT_BADINPUT, "--failures with --gpu-hours needs --gpus");
+		return EXIT_OK;
+	} else if (by_hand) {
+		static const OptId need[] = {O_STEP_TIME, O_TOKENS_PER_STEP, O_TOKENS};
+		for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+			if (!v[need[i]].set)
+				return tool_error(VERB, EXIT_BADINPUT,
+						  "--step-time, --tokens-per-step and --tokens go "
+						  "together: --%s is missing", opts[need[i]].name);
+		run->step_s = v[O_STEP_TIME].num;
+		run->tokens_per_step = v[O_TOKENS_PER_STEP].num;
+		run->tokens = v[O_TOKENS].num;
+	} else {
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "nothing to estimate: give --step-time S --gpus G --tokens-per-step N "
+				  "--tokens T, or --gpu-hours H (see --help)");
+	}
+	if (run->gpus <= 0)
+		return tool_error(VERB, EXIT_BADINPUT, "--gpus (or --cluster) is needed with --step-time");
+
+	double *speed;
+	int n;
+	int rc = load_speeds(v, run->gpus, v[O_SEED].set ? (uint64_t)v[O_SEED].num : 1, &speed,
+			    &n);
+	if (rc)
+		return rc;
+	if (v[O_SHARDING].set && sim_sharding_parse(v[O_SHARDING].str, &run->sharding)) {
+		free(speed);
+		return tool_error(VERB, EXIT_BADINPUT, "--sharding: unknown '%s' (even or dynamic)",
+				  v[O_SHARDING].str);
+	}
+	if (n > 0) {
+		int spw = v[O_SHARDS_PER_WORKER].set ? (int)v[O_SHARDS_PER_WORKER].num : 32;
+		run->workers = n;
+		run->pace = sim_straggler_pace(speed, n, run->sharding, spw);
+		run->ideal_pace = sim_straggler_ideal_pace(speed, n);
+	}
+	free(speed);
+
+	SimRunTime rt;
+	IrError e;
+	if (sim_run_time(run->step_s * run->pace, run->gpus, run->tokens_per_step, run->tokens,
+			 &rt, &e))
+		return tool_error(VERB, EXIT_BADINPUT, "%s", e.msg);
+	run->steps = rt.steps;
+	run->wall_s = rt.wall_s;
+	run->gpu_hours = rt.gpu_hours;
+	return EXIT_OK;
+}
+
+static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
+{
+	sim_cost_model_default(m);
+	if (cl) {
+		m->power_w = cl->gpu.power_w;
+		m->price_per_gpu_hour = cl->price_per_gpu_hour;
+		m->carbon_kg_per_kwh = cl->carbon_kg_per_kwh;
+		m->pue = cl->pue >= 1 ? cl->pue : 1;
+		if (cl->currency)
+			snprintf(m->currency, sizeof m->currency, "%s", cl->currency);
+	}
+	if (v[O_PRICE].set)
+		m->price_per_gpu_hour = v[O_PRICE].num;
+	if (v[O_POWER].set)
+		m->power_w = v[O_POWER].num;
+	if (v[O_PUE].set)
+		m->pue = v[O_PUE].num;
+	if (v[O_CARBON].set)
+		m->carbon_kg_per_kwh = v[O_CARBON].num;
+	if (v[O_TREE].set)
+		m->tree_kg_per_year = v[O_TREE].num;
+	if (v[O_PERCAP_US].set)
+		m->percap_us_t = v[O_PERCAP_US].num;
+	if (v[O_PERCAP_CN].set)
+		m->percap_cn_t = v[O_PERCAP_CN].num;
+	if (v[O_CURRENCY].set) {
+		const char *c = v[O_CURRENCY].str;
+		size_t len = strlen(c);
+		bool ok = len == 3;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = c[i] >= 'A' && c[i] <= 'Z';
+		if (!ok)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "--currency: '%s' is not a 3-letter code like USD or CNY", c);
+		snprintf(m->currency, sizeof m->currency, "%s", c);
+	}
+	IrError e;
+	if (sim_cost_model_check(m, &e))
+		return tool_error(VERB, EXIT_BADINPUT, "%s", e.msg);
+	return EXIT_OK;
+}
+
+static int failure_model(const Val *v, const Run *run, SimFailureModel *f)
+{
+	SimPolicy p = SIM_RESTART_ALL;
+	if (v[O_POLICY].set && sim_policy_parse(v[O_POLICY].str, &p))
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "--policy: unknown '%s' (restart-all, failover or elastic)",
+				  v[O_POLICY].str);
+	sim_failure_model_default(f, p);
+	if (v[O_FAILURE_RATE].set && v[O_MTBF_HOURS].set)
+		return tool_error(VERB, EXIT_BADINPUT, "give --failure-rate or --mtbf-hours, not both");
+	if (v[O_FAILURE_RATE].set)
+		f->rate_per_gpu_hour = v[O_FAILURE_RATE].num;
+	if (v[O_MTBF_HOURS].set)
+		f->rate_per_gpu_hour = 1.0 / (v[O_MTBF_HOURS].num * run->gpus);
+	static const struct {
+		OptId id;
+		size_t off;
+	} secs[] = {
+		{O_SOFT_FRACTION, offsetof(SimFailureModel, soft_fraction)},
+		{O_DETECT, offsetof(SimFailureModel, detect_s)},
+		{O_RESTART, offsetof(SimFailureModel, restart_s)},
+		{O_REPLACE, offsetof(SimFailureModel, replace_s)},
+		{O_REPAIR, offsetof(SimFailureModel, repair_s)},
+		{O_CKPT_SAVE, offsetof(SimFailureModel, ckpt_save_s)},
+		{O_CKPT_LOAD, offsetof(SimFailureModel, ckpt_load_s)},
+		{O_CKPT_INTERVAL, offsetof(SimFailureModel, ckpt_interval_s)},
+	};
+	for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
+		if (v[secs[i].id].set)
+			*(double *)((char *)f + secs[i].off) = v[secs[i].id].num;
+	if (v[O_HORIZON_DAYS].set)
+		f->horizon_s = v[O_HORIZON_DAYS].num * 86400.0;
+	if (v[O_RUNS].set)
+		f->runs = (int)v[O_RUNS].num;
+	if (v[O_SEED].set)
+		f->seed = (uint64_t)v[O_SEED].num;
+	IrError e;
+	if (sim_failure_model_check(f, &e))
+		return tool_error(VERB, EXIT_BADINPUT, "%s", e.msg);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output.                                                              */
+
+static json_t *jnum(double x)
+{
+	return isfinite(x) ? json_real(x) : json_null();
+}
+
+static json_t *cost_json(const SimCost *c, const SimCostModel *m)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "gpu_hours", jnum(c->gpu_hours));
+	json_object_set_new(o, "cost", jnum(c->cost));
+	json_object_set_new(o, "currency", json_string(m->currency));
+	json_object_set_new(o, "energy_kwh", jnum(c->energy_kwh));
+	json_object_set_new(o, "co2e_t", jnum(c->co2e_t));
+	json_object_set_new(o, "tree_years", jnum(c->tree_years));
+	json_t *pc = json_object();
+	json_object_set_new(pc, "us", jnum(c->percap_us_years));
+	json_object_set_new(pc, "china", jnum(c->percap_cn_years));
+	json_object_set_new(o, "per_capita_years", pc);
+	return o;
+}
+
+static const char *duration(double s, char *buf, size_t n)
+{
+	if (!isfinite(s))
+		snprintf(buf, n, "unknown");
+	else if (s < 120)
+		snprintf(buf, n, "%.3g s", s);
+	else if (s < 7200)
+		snprintf(buf, n, "%.3g min", s / 60);
+	else if (s < 3 * 86400)
+		snprintf(buf, n, "%.3g h", s / 3600);
+	else
+		snprintf(buf, n, "%.4g days", s / 86400);
+	return buf;
+}
+
+static const char *si_or(double x, const char *unit, char *buf, size_t n)
+{
+	char tmp[32];
+	if (!isfinite(x))
+		snprintf(buf, n, "unknown");
+	else
+		snprintf(buf, n, "%s%s", tool_si(x, tmp, sizeof tmp), unit);
+	return buf;
+}
+
+static void print_cost(const SimCost *c, const SimCostModel *m, double wall_s)
+{
+	char a[64], b[64];
+	printf("  %-16s %s\n", "wall time", duration(wall_s, a, sizeof a));
+	printf("  %-16s %s\n", "GPU-hours", si_or(c->gpu_hours, "", a, sizeof a));
+	if (isfinite(c->cost))
+		printf("  %-16s %s %s   (%g %s/GPU-hour; 1%% of it: %s %s)\n", "cost",
+		       si_or(c->cost, "", a, sizeof a), m->currency, m->price_per_gpu_hour,
+		       m->currency, si_or(c->cost / 100, "", b, sizeof b), m->currency);
+	else
+		printf("  %-16s unknown (--price-per-gpu-hour)\n", "cost");
+	if (isfinite(c->energy_kwh))
+		printf("  %-16s %s   (%g W/GPU, PUE %g)\n", "energy",
+		       si_or(c->energy_kwh * 1000, "Wh", a, sizeof a), m->power_w, m->pue);
+	else
+		printf("  %-16s unknown (--power-w)\n", "energy");
+	if (isfinite(c->co2e_t)) {
+		printf("  %-16s %.4g t   (%g kg/kWh)\n", "CO2e", c->co2e_t, m->carbon_kg_per_kwh);
+		printf("  %-16s %s tree-years (%g kg/tree/year)\n", "  absorbed by",
+		       si_or(c->tree_years, "", a, sizeof a), m->tree_kg_per_year);
+		printf("  %-16s %.3g US / %.3g China per-capita years (%g / %g t)\n", "  equals",
+		       c->percap_us_years, c->percap_cn_years, m->percap_us_t, m->percap_cn_t);
+	} else {
+		printf("  %-16s unknown (--carbon-intensity)\n", "CO2e");
+	}
+}
+
+static int estimate(const Val *v, const char *input, IrCluster *cl)
+{
+	Run run;
+	SimCostModel m;
+	int rc = build_run(input, v, cl, &run);
+	if (!rc)
+		rc = cost_model(v, cl, &m);
+	if (rc)
+		return rc;
+	for (int i = 0; i < NOPT; i++)
+		if (opts[i].failures && v[i].set && !v[O_FAILURES].set)
+			return tool_error(VERB, EXIT_BADINPUT, "--%s needs --failures", opts[i].name);
+
+	SimFailureModel f;
+	SimResilience res;
+	SimRunSpec spec = {0};
+	bool failures = v[O_FAILURES].set;
+	enum { NSWEEP = 25 };
+	double sw_iv[NSWEEP], sw_slow[NSWEEP], sw_best = NAN, young = NAN;
+	if (failures) {
+		if ((rc = failure_model(v, &run, &f)))
+			return rc;
+		spec = (SimRunSpec){.work_s = run.wall_s, .step_s = run.step_s * run.pace,
+				    .gpus = run.gpus, .gpus_per_node = run.gpus_per_node,
+				    /* elastic: the re-planner goes here; NULL = linear */
+				    .step_time_for_gpus = NULL};
+		IrError e;
+		if (sim_resilience(&spec, &f, &res, &e))
+			return tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
+		young = sim_young_daly_interval(f.ckpt_save_s, res.mtbf_s, spec.step_s);
+		if (v[O_SWEEP].set &&
+		    sim_ckpt_sweep(&spec, &f, young / 4, young * 4, NSWEEP, sw_iv, sw_slow, &sw_best, &e))
+			return tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
+	}
+
+	SimCost c0, c;
+	sim_cost(&m, run.gpu_hours, &c0);
+	c = c0;
+	double wall = run.wall_s;
+	if (failures) {
+		sim_cost(&m, res.gpu_hours, &c);
+		wall = res.wall_s;
+	}
+
+	if (v[O_JSON].set) {
+		json_t *o = json_object();
+		json_t *in = json_object();
+		if (run.step_s > 0 && run.tokens > 0) {
+			json_object_set_new(in, "step_time_s", jnum(run.step_s));
+			json_object_set_new(in, "tokens_per_step", jnum(run.tokens_per_step));
+			json_object_set_new(in, "tokens", jnum(run.tokens));
+			json_object_set_new(in, "steps", jnum(run.steps));
+		}
+		json_object_set_new(in, "gpus", run.gpus > 0 ? json_integer(run.gpus) : json_null());
+		json_object_set_new(in, "price_per_gpu_hour", jnum(m.price_per_gpu_hour > 0 ? m.price_per_gpu_hour : NAN));
+		json_object_set_new(in, "power_w", jnum(m.power_w > 0 ? m.power_w : NAN));
+		json_object_set_new(in, "pue", jnum(m.pue));
+		json_object_set_new(in, "carbon_kg_per_kwh", jnum(m.carbon_kg_per_kwh > 0 ? m.carbon_kg_per_kwh : NAN));
+		json_object_set_new(o, "inputs", in);
+		json_object_set_new(o, "wall_time_s", jnum(wall));
+		json_t *cj = cost_json(&c, &m);
+		json_object_update(o, cj);
+		json_decref(cj);
+		if (run.workers > 0) {
+			json_t *s = json_object();
+			json_object_set_new(s, "workers", json_integer(run.workers));
+			json_object_set_new(s, "sharding", json_string(sim_sharding_name(run.sharding)));
+			json_object_set_new(s, "slowdown", jnum(run.pace));
+			json_object_set_new(s, "ideal_slowdown", jnum(run.ideal_pace));
+			json_object_set_new(o, "stragglers", s);
+		}
+		if (failures) {
+			json_t *fo = json_object();
+			json_object_set_new(fo, "policy", json_string(sim_policy_name(f.policy)));
+			json_object_set_new(fo, "runs", json_integer(f.runs));
+			json_object_set_new(fo, "seed", json_integer((json_int_t)f.seed));
+			json_object_set_new(fo, "failure_rate_per_gpu_hour", jnum(f.rate_per_gpu_hour));
+			json_object_set_new(fo, "mtbf_s", jnum(res.mtbf_s));
+			json_object_set_new(fo, "soft_fraction", jnum(f.soft_fraction));
+			json_object_set_new(fo, "detect_s", jnum(f.detect_s));
+			json_object_set_new(fo, "restart_s", jnum(f.restart_s));
+			json_object_set_new(fo, "replace_s", jnum(f.replace_s));
+			if (f.policy == SIM_ELASTIC)
+				json_object_set_new(fo, "repair_s", jnum(f.repair_s));
+			json_object_set_new(fo, "ckpt_save_s", jnum(f.ckpt_save_s));
+			json_object_set_new(fo, "ckpt_load_s", jnum(f.ckpt_load_s));
+			json_object_set_new(fo, "ckpt_interval_s", jnum(res.interval_s));
+			json_object_set_new(fo, "ckpt_interval_young_daly_s", jnum(young));
+			if (f.horizon_s > 0)
+				json_object_set_new(fo, "horizon_s", jnum(f.horizon_s));
+			json_object_set_new(fo, "ettr", jnum(res.ettr));
+			json_object_set_new(fo, "ettr_min", jnum(res.ettr_min));
+			json_object_set_new(fo, "ettr_max", jnum(res.ettr_max));
+			json_object_set_new(fo, "interruptions", jnum(res.interruptions));
+			json_t *by = json_object();
+			json_object_set_new(by, "soft", jnum(res.soft));
+			json_object_set_new(by, "hard", jnum(res.hard));
+			json_object_set_new(fo, "interruptions_by_cause", by);
+			json_object_set_new(fo, "checkpoints", jnum(res.checkpoints));
+			if (f.policy == SIM_ELASTIC)
+				json_object_set_new(fo, "rejoins", jnum(res.rejoins));
+			json_object_set_new(fo, "wall_time_s", jnum(res.wall_s));
+			json_object_set_new(fo, "wall_time_min_s", jnum(res.wall_min_s));
+			json_object_set_new(fo, "wall_time_max_s", jnum(res.wall_max_s));
+			json_object_set_new(fo, "useful_time_s", jnum(res.useful_s));
+			json_object_set_new(fo, "progress", jnum(res.progress));
+			json_t *lost = json_object();
+			for (int i = 0; i < SIM_NLOST; i++)
+				json_object_set_new(lost, sim_lost_name(i), jnum(res.lost_s[i]));
+			json_object_set_new(fo, "time_lost_s", lost);
+			json_t *ff = cost_json(&c0, &m);
+			json_object_set_new(ff, "wall_time_s", jnum(run.wall_s));
+			json_object_set_new(fo, "fault_free", ff);
+			if (v[O_SWEEP].set) {
+				json_t *arr = json_array();
+				for (int i = 0; i < NSWEEP; i++) {
+					json_t *pt = json_object();
+					json_object_set_new(pt, "interval_s", jnum(sw_iv[i]));
+					json_object_set_new(pt, "slowdown", jnum(sw_slow[i]));
+					json_array_append_new(arr, pt);
+				}
+				json_object_set_new(fo, "sweep", arr);
+				json_object_set_new(fo, "sweep_best_interval_s", jnum(sw_best));
+			}
+			json_object_set_new(o, "failures", fo);
+		}
+		tool_print_json(o);
+		return EXIT_OK;
+	}
+
+	char a[64], b[64];
+	printf("meshplan estimate\n");
+	if (run.tokens > 0)
+		printf("  %-16s %.6g steps x %.4g s on %d GPUs (%s tokens, %s tokens/step)\n", "run",
+		       run.steps, run.step_s, run.gpus, si_or(run.tokens, "", a, sizeof a),
+		       si_or(run.tokens_per_step, "", b, sizeof b));
+	if (run.workers > 0)
+		printf("  %-16s %d workers, %s sharding: step x %.4g (ideal x %.4g)\n", "stragglers",
+		       run.workers, sim_sharding_name(run.sharding), run.pace, run.ideal_pace);
+	print_cost(&c, &m, wall);
+	if (!failures)
+		return EXIT_OK;
+	printf("failures (%s, %d runs, seed %llu)\n", sim_policy_name(f.policy), f.runs,
+	       (unsigned long long)f.seed);
+	if (f.horizon_s > 0)
+		printf("  %-16s %s simulated, %.3g%% of the run done\n", "horizon",
+		       duration(f.horizon_s, a, sizeof a), 100 * res.progress);
+	printf("  %-16s %.3g per GPU-hour = cluster MTBF %s; %.0f%% soft\n", "failure rate",
+	       f.rate_per_gpu_hour, duration(res.mtbf_s, a, sizeof a), 100 * f.soft_fraction);
+	printf("  %-16s every %s%s, save %g s, load %g s\n", "checkpoint",
+	       duration(res.interval_s, a, sizeof a),
+	       v[O_CKPT_INTERVAL].set ? "" : " (Young/Daly sqrt(2 x save x MTBF))", f.ckpt_save_s,
+	       f.ckpt_load_s);
+	if (f.policy == SIM_ELASTIC)
+		printf("  %-16s detect %g s, restart %g s, lost node back after %s\n", "recovery",
+		       f.detect_s, f.restart_s, duration(f.repair_s, a, sizeof a));
+	else
+		printf("  %-16s detect %g s, restart %g s, spare node (hard) %g s\n", "recovery",
+		       f.detect_s, f.restart_s, f.replace_s);
+	printf("  %-16s %.1f (soft %.1f, hard %.1f)\n", "interruptions", res.interruptions,
+	       res.soft, res.hard);
+	if (f.policy == SIM_ELASTIC)
+		printf("  %-16s %.1f repaired nodes taken back\n", "rejoins", res.rejoins);
+	printf("  %-16s %.4f (runs %.4f .. %.4f)\n", "ETTR", res.ettr, res.ettr_min, res.ettr_max);
+	if (f.horizon_s > 0) {
+		printf("  %-16s the work done in it takes %s without failures\n", "useful time",
+		       duration(res.useful_s, a, sizeof a));
+	} else {
+		printf("  %-16s %s with failures, %s without\n", "wall time",
+		       duration(res.wall_s, a, sizeof a), duration(run.wall_s, b, sizeof b));
+		printf("  %-16s %s with failures, %s without\n", "GPU-hours",
+		       si_or(res.gpu_hours, "", a, sizeof a), si_or(run.gpu_hours, "", b, sizeof b));
+	}
+	printf("  %-16s", "time lost");
+	for (int i = 0; i < SIM_NLOST; i++)
+		printf("%s %s %s", i ? "," : "", sim_lost_name(i), duration(res.lost_s[i], a, sizeof a));
+	printf("\n");
+	if (v[O_SWEEP].set) {
+		printf("checkpoint interval sweep (wall time / fault-free time)\n");
+		for (int i = 0; i < NSWEEP; i++)
+			printf("  %10s  %.5f\n", duration(sw_iv[i], a, sizeof a), sw_slow[i]);
+		printf("  best %s, Young/Daly %s\n", duration(sw_best, a, sizeof a),
+		       duration(young, b, sizeof b));
+	}
+	return EXIT_OK;
+}
+
+int cmd_estimate(int argc, char **argv)
+{
+	Val v[NOPT] = {0};
+	const char *input;
+	int rc = parse_args(argc, argv, v, &input);
+	if (rc)
+		return rc;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (v[O_NODES].set && !v[O_CLUSTER].set)
+		return tool_error(VERB, EXIT_BADINPUT, "--nodes needs --cluster");
+	IrCluster cl, *clp = NULL;
+	if (v[O_CLUSTER].set) {
+		IrError e;
+		if (ir_cluster_load(v[O_CLUSTER].str, v[O_NODES].set ? (int)v[O_NODES].num : 0, &cl,
+				    &e))
+			return tool_input_error(&e);
+		clp = &cl;
+	}
+	rc = estimate(v, input, clp);
+	if (clp)
+		ir_cluster_free(clp);
+	return rc;
+}
