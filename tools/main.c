@@ -14,6 +14,7 @@ typedef struct {
 
 static const Verb verbs[] = {
 	{"info", cmd_info, "describe a model (parameters, FLOPs, memory) or a cluster"},
+	{"shard", cmd_shard, "choose the sharding of every op on one device mesh (intra-op ILP)"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 };
 

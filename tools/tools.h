@@ -17,6 +17,9 @@ enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
 /* Each verb: argv[0] is the verb name.  Returns the process exit code. */
 int cmd_info(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
+/* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
+int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
 
 /* Prints "meshplan: <file>:<line>: <msg>" on stderr and returns EXIT_BADINPUT. */
 int tool_input_error(const IrError *e);

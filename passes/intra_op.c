@@ -1,0 +1,963 @@
+/*
+ * intra_op.c -- the intra-operator pass: how every op of one pipeline
+ * stage is sharded on one logical mesh (Alpa's intra-op ILP, solved with
+ * GLPK through solver/).
+ *
+ * Reads: the training graph, the stage's layer range, the logical mesh,
+ *        the hardware model (runtime-sim/) for every cost in seconds.
+ * Writes: an IrStagePlan: per op its strategy and ways, the collectives
+ *        and resharding it needs (per microbatch or per step), memory.
+ *
+ * Groups: an op that only follows its first operand (elementwise,
+ * softmax, norms, transpose, reshape, gradient accumulation, the loss)
+ * shares the strategy variable of that operand's producer; every weight
+ * is a node of its own whose strategy is its storage layout.  Each group
+ * has a one-hot choice; each pair of groups joined by tensors pays the
+ * resharding between the producer's layout and the one the consumer
+ * reads, linearised by a transportation block over the distinct layouts
+ * (exact for 0/1 choices, and far smaller than one variable per pair of
+ * strategies).  Per-microbatch work counts nmicro times per step; the
+ * update and the gradient reduction after accumulation count once.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "passes/intra.h"
+#include "solver/ilp.h"
+
+typedef struct {
+	int nops;
+	int *ops;          /* graph op indices, leader first (empty for weight nodes) */
+	int weight;        /* weight tensor of a weight node, else -1 */
+	int nstrat;
+	double *cost;      /* seconds per step of each strategy */
+	double *comm;      /* of which own collectives */
+	double *mem;       /* bytes per device */
+	PassOpChoice *ch;  /* nstrat x nops */
+	PassSpec *wspec;   /* weight nodes: the storage layout of each strategy */
+	int var0;          /* first ILP column, -1 when fixed (one strategy) */
+	int chosen;
+} Group;
+
+typedef struct {
+	int src_group, dst_group;
+	int src_op, src_out;  /* producer op and output index; -1 for weight storage */
+	int dst_op, dst_in;   /* consumer op and operand index; -1 for weight storage */
+	int tensor;
+	double count;
+} Link;
+
+typedef struct {
+	PassCtx x;
+	const PassIntraOptions *o;
+	int first_layer, last_layer;
+	int *group_of;     /* op -> group, -1 outside the stage */
+	int *pos_in_group; /* op -> index within its group */
+	int *wgroup;       /* weight tensor -> its group, -1 */
+	bool *keep_partial;/* tensor on a weight-gradient path: reduced once per step */
+	Group *groups;
+	int ngroups, cap_groups;
+	Link *links;
+	int nlinks, cap_links;
+	int nmicro;
+} Plan;
+
+static const char *method_names[PASS_NMETHODS] = {"ilp", "data", "zero2", "zero3", "heuristic"};
+const char *pass_method_name(PassMethod m) { return m < PASS_NMETHODS ? method_names[m] : "?"; }
+int pass_method_parse(const char *s, PassMethod *m)
+{
+	for (int i = 0; i < PASS_NMETHODS; i++)
+		if (!strcmp(s, method_names[i])) {
+			*m = (PassMethod)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *pass_status_name(PassStatus s)
+{
+	static const char *n[] = {"optimal", "feasible", "infeasible", "timeout", "error"};
+	return s <= PASS_ERROR ? n[s] : "?";
+}
+
+static bool in_stage(const Plan *P, int op)
+{
+	int l = P->x.g->ops[op].layer;
+	return l >= P->first_layer && l <= P->last_layer;
+}
+
+static double op_count(const Plan *P, int op)
+{
+	return P->x.g->ops[op].phase == IR_UPDATE ? 1.0 : (double)P->nmicro;
+}
+
+/* Ops that take their layout from their first operand. */
+static bool is_follower(const IrGraph *g, const IrOp *op)
+{
+	switch (op->kind) {
+	case IR_ELEMENTWISE:
+	case IR_SOFTMAX:
+	case IR_TRANSPOSE:
+	case IR_RESHAPE:
+	case IR_POOL:
+	case IR_LOSS:
+		break;
+	case IR_LAYERNORM:
+	case IR_RMSNORM:
+		if (op->nout != 1)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	int p = g->tensors[op->in[0]].producer;
+	return p >= 0;
+}
+
+/* Linear ops pass partial sums through untouched. */
+static bool is_linear(const IrOp *op)
+{
+	return op->kind == IR_ACCUM || op->kind == IR_TRANSPOSE || op->kind == IR_RESHAPE ||
+	       (op->kind == IR_ELEMENTWISE && (!strcmp(op->fn, "add") || !strcmp(op->fn, "sub")));
+}
+
+static Group *new_group(Plan *P)
+{
+	if (P->ngroups == P->cap_groups) {
+		P->cap_groups = P->cap_groups ? 2 * P->cap_groups : 256;
+		P->groups = realloc(P->groups, sizeof *P->groups * (size_t)P->cap_groups);
+	}
+	Group *gr = &P->groups[P->ngroups++];
+	memset(gr, 0, sizeof *gr);
+	gr->weight = -1;
+	gr->var0 = -1;
+	return gr;
+}
+
+static void add_link(Plan *P, Link l)
+{
+	if (P->nlinks == P->cap_links) {
+		P->cap_links = P->cap_links ? 2 * P->cap_links : 1024;
+		P->links = realloc(P->links, sizeof *P->links * (size_t)P->cap_links);
+	}
+	P->links[P->nlinks++] = l;
+}
+
+/* ------------------------------------------------------------------ */
+/* Strategy enumeration                                                 */
+
+/* Follower layout from the spec of its first operand. */
+static int follow(const Plan *P, int f, const PassSpec *in0, PassOpChoice *c)
+{
+	const IrGraph *g = P->x.g;
+	const IrOp *op = &g->ops[f];
+	uint8_t ax[64] = {0};
+	int used = 0;
+	for (int d = 0; d < in0->nd; d++) {
+		int a = in0->dim[d];
+		if (!a)
+			continue;
+		if (used & a)
+			return -1;
+		used |= a;
+		ax[pass_label_index(op->lab[0][d])] |= (uint8_t)a;
+	}
+	bool keep = P->keep_partial[op->out[0]];
+	if (pass_op_choice(&P->x, f, ax, keep, c))
+		return -1;
+	if (in0->partial) {
+		if (is_linear(op)) {
+			for (int k = 0; k < op->nin; k++)
+				c->in[k].partial = in0->partial;
+			for (int k = 0; k < op->nout; k++)
+				c->out[k].partial = in0->partial;
+			if (!keep) { /* reduce now, after the linear op */
+				PassSpec full = c->out[0];
+				full.partial = 0;
+				double bytes = ir_tensor_bytes(&g->tensors[op->out[0]]);
+				int n = 0;
+				c->comm += pass_reshard_time(P->x.mesh, bytes, &c->out[0], &full,
+							     c->own + c->nown, &n, 2 - c->nown);
+				for (int i = 0; i < n; i++) {
+					c->own[c->nown + i].op = f;
+					c->own[c->nown + i].reshard = false;
+				}
+				c->nown += n;
+				c->out[0].partial = 0;
+			}
+		} else {
+			/* a non-linear op needs the full sums first */
+			PassSpec full = *in0;
+			full.partial = 0;
+			double bytes = ir_tensor_bytes(&g->tensors[op->in[0]]);
+			int n = 0;
+			c->comm += pass_reshard_time(P->x.mesh, bytes, in0, &full, c->own + c->nown,
+						     &n, 2 - c->nown);
+			for (int i = 0; i < n; i++) {
+				c->own[c->nown + i].op = f;
+				c->own[c->nown + i].reshard = false;
+			}
+			c->nown += n;
+		}
+	}
+	return 0;
+}
+
+/* Spec of tensor t as written by op p under choice c. */
+static const PassSpec *out_spec(const IrGraph *g, int p, const PassOpChoice *c, int t)
+{
+	const IrOp *op = &g->ops[p];
+	for (int k = 0; k < op->nout; k++)
+		if (op->out[k] == t)
+			return &c->out[k];
+	return &c->out[0];
+}
+
+/* Candidate labels of an op: splittable, larger than one. */
+static int candidates(const Plan *P, const IrOp *op, char *labs)
+{
+	int n = 0;
+	uint64_t seen = 0;
+	for (int k = 0; k < op->nin + op->nout; k++)
+		for (int d = 0; op->lab[k][d]; d++) {
+			char l = op->lab[k][d];
+			uint64_t b = ir_label_bit(l);
+			if ((seen & b) || (op->local & b))
+				continue;
+			seen |= b;
+			if (ir_op_label_size(P->x.g, op, l) > 1)
+				labs[n++] = l;
+		}
+	return n;
+}
+
+static void group_push(Plan *P, Group *gr, const PassOpChoice *chs, double mem)
+{
+	int s = gr->nstrat++;
+	gr->ch = realloc(gr->ch, sizeof *gr->ch * (size_t)gr->nstrat * (size_t)gr->nops);
+	gr->cost = realloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
+	gr->comm = realloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
+	gr->mem = realloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
+	memcpy(&gr->ch[(size_t)s * (size_t)gr->nops], chs, sizeof *chs * (size_t)gr->nops);
+	double cost = 0, comm = 0;
+	for (int i = 0; i < gr->nops; i++) {
+		double n = op_count(P, gr->ops[i]);
+		cost += n * (chs[i].compute + chs[i].comm);
+		comm += n * chs[i].comm;
+	}
+	gr->cost[s] = cost;
+	gr->comm[s] = comm;
+	gr->mem[s] = mem;
+}
+
+/* Memory per device of a group's ops under a choice: gradient
+ * accumulators and optimizer state. */
+static double ops_memory(const Plan *P, const Group *gr, const PassOpChoice *chs)
+{
+	const IrGraph *g = P->x.g;
+	double mem = 0;
+	for (int i = 0; i < gr->nops; i++) {
+		const IrOp *op = &g->ops[gr->ops[i]];
+		if (op->kind == IR_ACCUM) {
+			const PassSpec *s = &chs[i].out[0];
+			int w = 1;
+			for (int d = 0; d < s->nd; d++)
+				w *= pass_axes_size(P->x.mesh, s->dim[d]);
+			mem += ir_tensor_bytes(&g->tensors[op->out[0]]) / w;
+		} else if (op->kind == IR_ADAM) {
+			for (int k = 1; k < 4; k++) {
+				const PassSpec *s = &chs[i].in[k];
+				int w = 1;
+				for (int d = 0; d < s->nd; d++)
+					w *= pass_axes_size(P->x.mesh, s->dim[d]);
+				mem += ir_tensor_bytes(&g->tensors[op->in[k]]) / w;
+			}
+		}
+	}
+	return mem;
+}
+
+/* Is this choice allowed by the method (baselines, forced ZeRO)? */
+static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
+{
+	const IrGraph *g = P->x.g;
+	PassMethod m = P->o->method;
+	int all = (P->x.mesh->n[0] > 1 ? 1 : 0) | (P->x.mesh->n[1] > 1 ? 2 : 0);
+	const IrOp *lead = &g->ops[gr->ops[0]];
+	int axes = 0;
+	for (int i = 0; i < 64; i++)
+		axes |= chs[0].ax[i];
+	bool adam = lead->kind == IR_ADAM, accum = lead->kind == IR_ACCUM;
+	if (m == PASS_DATA || m == PASS_ZERO2 || m == PASS_ZERO3) {
+		if (adam || accum)
+			return m == PASS_DATA ? axes == 0 : axes == all;
+		/* elsewhere only activation dims may be split, over all axes at once */
+		for (int k = 0; k < lead->nin + lead->nout; k++) {
+			int t = k < lead->nin ? lead->in[k] : lead->out[k - lead->nin];
+			IrRole role = g->tensors[t].role;
+			bool state = role == IR_T_WEIGHT || role == IR_T_WGRAD || role == IR_T_OPT;
+			for (int d = 0; lead->lab[k][d]; d++) {
+				int a = chs[0].ax[pass_label_index(lead->lab[k][d])];
+				if (a && (a != all || state))
+					return false;
+			}
+		}
+		return true;
+	}
+	if (P->x.mesh->n[0] > 1 && ((P->o->zero >= 1 && adam) || (P->o->zero >= 2 && accum)))
+		return (axes & 1) != 0;
+	return true;
+}
+
+static bool weight_allowed(const Plan *P, int w, const PassSpec *s)
+{
+	PassMethod m = P->o->method;
+	const IrTensor *t = &P->x.g->tensors[w];
+	int all = (P->x.mesh->n[0] > 1 ? 1 : 0) | (P->x.mesh->n[1] > 1 ? 2 : 0);
+	int used = 0;
+	for (int d = 0; d < s->nd; d++)
+		used |= s->dim[d];
+	if (m == PASS_DATA || m == PASS_ZERO2)
+		return used == 0;
+	if (m == PASS_ZERO3)
+		return used == all;
+	if (m == PASS_HEURISTIC) {
+		int big = 0;
+		for (int d = 1; d < t->ndim; d++)
+			if (t->dim[d] > t->dim[big])
+				big = d;
+		return s->dim[big] == all || (all == 0);
+	}
+	if (P->o->zero >= 3 && P->x.mesh->n[0] > 1 && !(used & 1))
+		return false;
+	return true;
+}
+
+static void enumerate_weight(Plan *P, Group *gr, int w)
+{
+	const IrTensor *t = &P->x.g->tensors[w];
+	const IrLogicalMesh *m = P->x.mesh;
+	for (int d0 = -1; d0 < t->ndim; d0++) {
+		if (d0 >= 0 && m->n[0] == 1)
+			break;
+		for (int d1 = -1; d1 < t->ndim; d1++) {
+			if (d1 >= 0 && m->n[1] == 1)
+				break;
+			PassSpec s;
+			memset(&s, 0, sizeof s);
+			s.nd = (uint8_t)t->ndim;
+			if (d0 >= 0)
+				s.dim[d0] |= 1;
+			if (d1 >= 0)
+				s.dim[d1] |= 2;
+			bool ok = true;
+			int ways = 1;
+			for (int d = 0; d < t->ndim; d++) {
+				int n = pass_axes_size(m, s.dim[d]);
+				ways *= n;
+				if (t->dim[d] % n)
+					ok = false;
+			}
+			if (!ok || !weight_allowed(P, w, &s))
+				continue;
+			gr->nstrat++;
+			gr->wspec = realloc(gr->wspec, sizeof *gr->wspec * (size_t)gr->nstrat);
+			gr->cost = realloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
+			gr->comm = realloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
+			gr->mem = realloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
+			gr->wspec[gr->nstrat - 1] = s;
+			gr->cost[gr->nstrat - 1] = 0;
+			gr->comm[gr->nstrat - 1] = 0;
+			gr->mem[gr->nstrat - 1] = ir_tensor_bytes(t) / ways;
+		}
+	}
+}
+
+/* Gradient accumulation may keep partial sums over mesh axes the layout
+ * does not split (reduced once per step, full-size accumulator) or hold
+ * reduced, sharded sums (reduced every microbatch, smaller accumulator). */
+static void accum_variants(Plan *P, Group *gr, PassOpChoice *chs)
+{
+	int used = 0, mesh = (P->x.mesh->n[0] > 1 ? 1 : 0) | (P->x.mesh->n[1] > 1 ? 2 : 0);
+	for (int d = 0; d < chs[0].out[0].nd; d++)
+		used |= chs[0].out[0].dim[d];
+	for (int p = 0; p <= 3; p++) {
+		if ((p & ~mesh) || (p & used))
+			continue;
+		PassOpChoice c = chs[0];
+		c.in[0].partial = c.out[0].partial = (uint8_t)p;
+		if (allowed(P, gr, &c))
+			group_push(P, gr, &c, ops_memory(P, gr, &c));
+	}
+}
+
+static void enumerate_group(Plan *P, Group *gr)
+{
+	const IrGraph *g = P->x.g;
+	const IrLogicalMesh *m = P->x.mesh;
+	int lead = gr->ops[0];
+	const IrOp *op = &g->ops[lead];
+	char labs[64];
+	int nl = candidates(P, op, labs);
+	PassOpChoice *chs = calloc((size_t)gr->nops, sizeof *chs);
+	int n0 = m->n[0] > 1 ? nl : 0, n1 = m->n[1] > 1 ? nl : 0;
+	for (int i0 = -1; i0 < n0; i0++)
+		for (int i1 = -1; i1 < n1; i1++) {
+			uint8_t ax[64] = {0};
+			if (i0 >= 0)
+				ax[pass_label_index(labs[i0])] |= 1;
+			if (i1 >= 0)
+				ax[pass_label_index(labs[i1])] |= 2;
+			if (pass_op_choice(&P->x, lead, ax, P->keep_partial[op->out[0]], &chs[0]))
+				continue;
+			if (op->kind == IR_ACCUM) {
+				accum_variants(P, gr, chs);
+				continue;
+			}
+			bool ok = true;
+			for (int i = 1; i < gr->nops && ok; i++) {
+				int f = gr->ops[i];
+				int t = g->ops[f].in[0];
+				int p = g->tensors[t].producer;
+				const PassSpec *src = out_spec(g, p, &chs[P->pos_in_group[p]], t);
+				ok = follow(P, f, src, &chs[i]) == 0;
+			}
+			if (ok && allowed(P, gr, chs))
+				group_push(P, gr, chs, ops_memory(P, gr, chs));
+		}
+	free(chs);
+}
+
+static bool is_grad_sum(const IrOp *op)
+{
+	return op->kind == IR_ELEMENTWISE && op->phase == IR_BWD && !strcmp(op->fn, "add");
+}
+
+/* Marks tensors whose partial sums may wait: everything consumed only by
+ * gradient sums (the sum is reduced once, not each term) and by gradient
+ * accumulation (reduced once per step). */
+static void mark_partial(Plan *P)
+{
+	const IrGraph *g = P->x.g;
+	bool *other = calloc((size_t)g->ntensors, sizeof(bool));
+	bool *used = calloc((size_t)g->ntensors, sizeof(bool));
+	for (int i = 0; i < g->nops; i++) {
+		const IrOp *op = &g->ops[i];
+		bool sum = is_grad_sum(op) || op->kind == IR_ACCUM;
+		for (int k = 0; k < op->nin; k++) {
+			used[op->in[k]] = true;
+			if (!sum)
+				other[op->in[k]] = true;
+		}
+	}
+	for (int t = 0; t < g->ntensors; t++)
+		P->keep_partial[t] = used[t] && !other[t];
+	/* an accumulator stays partial until the update reduces it */
+	for (int i = 0; i < g->nops; i++)
+		if (g->ops[i].kind == IR_ACCUM)
+			P->keep_partial[g->ops[i].out[0]] = true;
+	free(other);
+	free(used);
+}
+
+static void build_groups(Plan *P)
+{
+	const IrGraph *g = P->x.g;
+	for (int i = 0; i < g->nops; i++) {
+		if (!in_stage(P, i))
+			continue;
+		const IrOp *op = &g->ops[i];
+		int p = g->tensors[op->in[0]].producer;
+		if (is_follower(g, op) && p >= 0 && P->group_of[p] >= 0 &&
+		    P->groups[P->group_of[p]].weight < 0) {
+			Group *gr = &P->groups[P->group_of[p]];
+			gr->ops = realloc(gr->ops, sizeof(int) * (size_t)(gr->nops + 1));
+			P->pos_in_group[i] = gr->nops;
+			gr->ops[gr->nops++] = i;
+			P->group_of[i] = P->group_of[p];
+		} else {
+			Group *gr = new_group(P);
+			gr->ops = malloc(sizeof(int));
+			gr->ops[0] = i;
+			gr->nops = 1;
+			P->group_of[i] = P->ngroups - 1;
+			P->pos_in_group[i] = 0;
+		}
+	}
+	/* weight nodes and links */
+	for (int i = 0; i < g->nops; i++) {
+		if (!in_stage(P, i))
+			continue;
+		const IrOp *op = &g->ops[i];
+		int gi = P->group_of[i];
+		for (int k = 0; k < op->nin; k++) {
+			int t = op->in[k];
+			const IrTensor *tt = &g->tensors[t];
+			if (tt->role == IR_T_WEIGHT && tt->weight < 0) {
+				if (P->wgroup[t] < 0) {
+					Group *wg = new_group(P);
+					wg->weight = t;
+					P->wgroup[t] = P->ngroups - 1;
+				}
+				add_link(P, (Link){P->wgroup[t], gi, -1, -1, i, k, t, op_count(P, i)});
+				continue;
+			}
+			int p = tt->producer;
+			if (p < 0 || P->group_of[p] < 0)
+				continue; /* data input or a tensor from another stage */
+			if (k == 0 && P->group_of[p] == gi && P->pos_in_group[i] > 0)
+				continue; /* the follower's own operand */
+			int out = 0;
+			for (int j = 0; j < g->ops[p].nout; j++)
+				if (g->ops[p].out[j] == t)
+					out = j;
+			add_link(P, (Link){P->group_of[p], gi, p, out, i, k, t, op_count(P, i)});
+		}
+		/* the updated weight is written back into the weight's storage once per step */
+		if (op->kind == IR_ADAM) {
+			int w = g->tensors[op->out[0]].weight;
+			if (w >= 0 && P->wgroup[w] >= 0)
+				add_link(P, (Link){gi, P->wgroup[w], i, 0, -1, -1, w, 1.0});
+		}
+	}
+}
+
+/* Spec at one end of a link under a strategy of that end's group. */
+static const PassSpec *link_spec(const Plan *P, const Link *l, bool src, int s)
+{
+	const Group *gr = &P->groups[src ? l->src_group : l->dst_group];
+	if (gr->weight >= 0)
+		return &gr->wspec[s];
+	int op = src ? l->src_op : l->dst_op;
+	const PassOpChoice *c = &gr->ch[(size_t)s * (size_t)gr->nops + (size_t)P->pos_in_group[op]];
+	return src ? &c->out[l->src_out] : &c->in[l->dst_in];
+}
+
+/* ------------------------------------------------------------------ */
+/* ILP                                                                  */
+
+typedef struct {
+	int a, b;      /* groups */
+	int first, n;  /* links [first, first+n) after sorting */
+} Edge;
+
+static int cmp_link(const void *x, const void *y)
+{
+	const Link *a = x, *b = y;
+	if (a->src_group != b->src_group)
+		return a->src_group - b->src_group;
+	return a->dst_group - b->dst_group;
+}
+
+static double edge_cost(const Plan *P, const Edge *e, int i, int j)
+{
+	double c = 0;
+	for (int k = 0; k < e->n; k++) {
+		const Link *l = &P->links[e->first + k];
+		double bytes = ir_tensor_bytes(&P->x.g->tensors[l->tensor]);
+		c += l->count * pass_reshard_time(P->x.mesh, bytes, link_spec(P, l, true, i),
+						  link_spec(P, l, false, j), NULL, NULL, 0);
+	}
+	return c;
+}
+
+/* Classes of identical rows (dir 0) or columns (dir 1) of matrix C (na x nb). */
+static int classes(const double *C, int na, int nb, int dir, int *cls)
+{
+	int n = 0;
+	int len = dir ? na : nb, cnt = dir ? nb : na;
+	int *rep = malloc(sizeof(int) * (size_t)cnt);
+	for (int i = 0; i < cnt; i++) {
+		int found = -1;
+		for (int c = 0; c < n && found < 0; c++) {
+			bool same = true;
+			for (int k = 0; k < len && same; k++) {
+				double u = dir ? C[(size_t)k * nb + i] : C[(size_t)i * nb + k];
+				double v = dir ? C[(size_t)k * nb + rep[c]] : C[(size_t)rep[c] * nb + k];
+				same = fabs(u - v) <= 1e-12 * (fabs(u) + fabs(v)) + 1e-15;
+			}
+			if (same)
+				found = c;
+		}
+		if (found < 0) {
+			rep[n] = i;
+			found = n++;
+		}
+		cls[i] = found;
+	}
+	free(rep);
+	return n;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+	Edge e;
+	double *C;
+} Block;
+
+static int solve(Plan *P, PassIntraResult *r)
+{
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		if (gr->nstrat > 0)
+			continue;
+		r->status = PASS_INFEASIBLE;
+		const IrGraph *g = P->x.g;
+		snprintf(r->message, sizeof r->message,
+			 "no strategy of method %s fits %s on the %dx%d mesh",
+			 pass_method_name(P->o->method),
+			 gr->weight >= 0 ? g->tensors[gr->weight].name : g->ops[gr->ops[0]].name,
+			 P->x.mesh->n[0], P->x.mesh->n[1]);
+		return -1;
+	}
+	/* 1. edge cost matrices; a side with one strategy folds into the other */
+	qsort(P->links, (size_t)P->nlinks, sizeof *P->links, cmp_link);
+	Block *blocks = NULL;
+	int nblocks = 0;
+	for (int i = 0; i < P->nlinks;) {
+		Edge e = {P->links[i].src_group, P->links[i].dst_group, i, 0};
+		while (i < P->nlinks && P->links[i].src_group == e.a && P->links[i].dst_group == e.b) {
+			e.n++;
+			i++;
+		}
+		Group *A = &P->groups[e.a], *B = &P->groups[e.b];
+		int na = A->nstrat, nb = B->nstrat;
+		double *C = malloc(sizeof(double) * (size_t)na * (size_t)nb);
+		double maxc = 0;
+		for (int a = 0; a < na; a++)
+			for (int b = 0; b < nb; b++) {
+				C[(size_t)a * nb + b] = edge_cost(P, &e, a, b);
+				if (C[(size_t)a * nb + b] > maxc)
+					maxc = C[(size_t)a * nb + b];
+			}
+		if (maxc > 0 && (na == 1 || nb == 1)) {
+			Group *V = na == 1 ? B : A;
+			for (int s = 0; s < V->nstrat; s++)
+				V->cost[s] += na == 1 ? C[s] : C[(size_t)s * nb];
+		}
+		if (maxc > 0 && na > 1 && nb > 1) {
+			blocks = realloc(blocks, sizeof *blocks * (size_t)(nblocks + 1));
+			blocks[nblocks++] = (Block){e, C};
+		} else {
+			free(C);
+		}
+	}
+	/* 2. one-hot choice per group */
+	IlpProblem *ilp = ilp_new();
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		if (gr->nstrat == 1)
+			continue;
+		gr->var0 = ilp_ncols(ilp);
+		int *cols = malloc(sizeof(int) * (size_t)gr->nstrat);
+		double *ones = malloc(sizeof(double) * (size_t)gr->nstrat);
+		for (int s = 0; s < gr->nstrat; s++) {
+			cols[s] = ilp_add_binary(ilp, gr->cost[s]);
+			ones[s] = 1;
+		}
+		ilp_add_row(ilp, gr->nstrat, cols, ones, ILP_EQ, 1);
+		free(cols);
+		free(ones);
+	}
+	/* 3. transportation blocks between distinct layouts of two groups */
+	for (int bi = 0; bi < nblocks; bi++) {
+		Edge e = blocks[bi].e;
+		double *C = blocks[bi].C;
+		Group *A = &P->groups[e.a], *B = &P->groups[e.b];
+		int na = A->nstrat, nb = B->nstrat;
+		int *ra = malloc(sizeof(int) * (size_t)na), *cb = malloc(sizeof(int) * (size_t)nb);
+		int P_ = classes(C, na, nb, 0, ra), Q = classes(C, na, nb, 1, cb);
+		int *ya = malloc(sizeof(int) * (size_t)P_ * (size_t)Q);
+		for (int p = 0; p < P_; p++)
+			for (int q = 0; q < Q; q++) {
+				int a = 0, b = 0;
+				while (ra[a] != p)
+					a++;
+				while (cb[b] != q)
+					b++;
+				ya[p * Q + q] = ilp_add_continuous(ilp, 0, 1, C[(size_t)a * nb + b]);
+			}
+		int cap = (na > nb ? na : nb) + P_ + Q;
+		int *cols = malloc(sizeof(int) * (size_t)cap);
+		double *vals = malloc(sizeof(double) * (size_t)cap);
+		for (int p = 0; p < P_; p++) {
+			int n = 0;
+			for (int q = 0; q < Q; q++) {
+				cols[n] = ya[p * Q + q];
+				vals[n++] = 1;
+			}
+			for (int a = 0; a < na; a++)
+				if (ra[a] == p) {
+					cols[n] = A->var0 + a;
+					vals[n++] = -1;
+				}
+			ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0);
+		}
+		for (int q = 0; q < Q; q++) {
+			int n = 0;
+			for (int p = 0; p < P_; p++) {
+				cols[n] = ya[p * Q + q];
+				vals[n++] = 1;
+			}
+			for (int b = 0; b < nb; b++)
+				if (cb[b] == q) {
+					cols[n] = B->var0 + b;
+					vals[n++] = -1;
+				}
+			ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0);
+		}
+		free(cols);
+		free(vals);
+		free(ya);
+		free(ra);
+		free(cb);
+		free(C);
+	}
+	free(blocks);
+	/* memory row */
+	if (P->o->memory_budget > 0) {
+		double fixed = 0;
+		int n = 0;
+		int *cols = malloc(sizeof(int) * (size_t)(ilp_ncols(ilp) + 1));
+		double *vals = malloc(sizeof(double) * (size_t)(ilp_ncols(ilp) + 1));
+		for (int gi = 0; gi < P->ngroups; gi++) {
+			Group *gr = &P->groups[gi];
+			if (gr->nstrat == 1) {
+				fixed += gr->mem[0];
+				continue;
+			}
+			for (int s = 0; s < gr->nstrat; s++)
+				if (gr->mem[s] > 0) {
+					cols[n] = gr->var0 + s;
+					vals[n++] = gr->mem[s] / 1e9; /* GB keeps the row well scaled */
+				}
+		}
+		if (fixed > P->o->memory_budget) {
+			free(cols);
+			free(vals);
+			ilp_free(ilp);
+			r->status = PASS_INFEASIBLE;
+			snprintf(r->message, sizeof r->message,
+				 "fixed state alone needs %.2f GiB per device, budget %.2f GiB",
+				 fixed / 1073741824.0, P->o->memory_budget / 1073741824.0);
+			return -1;
+		}
+		if (n)
+			ilp_add_row(ilp, n, cols, vals, ILP_LE, (P->o->memory_budget - fixed) / 1e9);
+		free(cols);
+		free(vals);
+	}
+	r->variables = ilp_ncols(ilp);
+	r->constraints = ilp_nrows(ilp);
+	IlpOptions io = {.time_limit_s = P->o->time_limit_s};
+	IlpResult ir;
+	IlpStatus st = ilp_solve(ilp, &io, &ir);
+	r->solve_time_s = ir.solve_time_s;
+	r->gap = st == ILP_FEASIBLE ? ir.gap : 0;
+	snprintf(r->message, sizeof r->message, "%s", ir.message);
+	if (st != ILP_OPTIMAL && st != ILP_FEASIBLE) {
+		r->status = st == ILP_INFEASIBLE ? PASS_INFEASIBLE :
+			    st == ILP_TIMEOUT	     ? PASS_TIMEOUT :
+						       PASS_ERROR;
+		if (st == ILP_INFEASIBLE)
+			snprintf(r->message, sizeof r->message,
+				 "no sharding fits %.2f GiB per device on the %dx%d mesh",
+				 P->o->memory_budget / 1073741824.0, P->x.mesh->n[0],
+				 P->x.mesh->n[1]);
+		ilp_free(ilp);
+		return -1;
+	}
+	r->status = st == ILP_OPTIMAL ? PASS_OPTIMAL : PASS_FEASIBLE;
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		gr->chosen = 0;
+		if (gr->var0 >= 0)
+			for (int s = 0; s < gr->nstrat; s++)
+				if (ilp_value(ilp, gr->var0 + s) > 0.5)
+					gr->chosen = s;
+	}
+	ilp_free(ilp);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Result                                                               */
+
+static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult *r)
+{
+	const IrGraph *g = P->x.g;
+	int nops = 0;
+	for (int i = 0; i < g->nops; i++)
+		nops += in_stage(P, i);
+	/* collectives: own ones plus resharding on links */
+	int ncomm = 0, cap = 64;
+	IrComm *comm = malloc(sizeof *comm * (size_t)cap);
+	double compute = 0, own = 0, reshard = 0;
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		for (int i = 0; i < gr->nops; i++) {
+			const PassOpChoice *c = &gr->ch[(size_t)gr->chosen * (size_t)gr->nops + (size_t)i];
+			double n = op_count(P, gr->ops[i]);
+			compute += n * c->compute;
+			own += n * c->comm;
+			for (int k = 0; k < c->nown; k++) {
+				if (ncomm + 1 > cap)
+					comm = realloc(comm, sizeof *comm * (size_t)(cap *= 2));
+				comm[ncomm] = c->own[k];
+				comm[ncomm].op = gr->ops[i];
+				comm[ncomm].per_step = g->ops[gr->ops[i]].phase == IR_UPDATE;
+				comm[ncomm++].reshard = false;
+			}
+		}
+	}
+	for (int li = 0; li < P->nlinks; li++) {
+		const Link *l = &P->links[li];
+		const Group *A = &P->groups[l->src_group], *B = &P->groups[l->dst_group];
+		IrComm tmp[4];
+		int n = 0;
+		double bytes = ir_tensor_bytes(&g->tensors[l->tensor]);
+		reshard += l->count * pass_reshard_time(P->x.mesh, bytes,
+							link_spec(P, l, true, A->chosen),
+							link_spec(P, l, false, B->chosen), tmp, &n, 4);
+		for (int k = 0; k < n; k++) {
+			if (ncomm + 1 > cap)
+				comm = realloc(comm, sizeof *comm * (size_t)(cap *= 2));
+			comm[ncomm] = tmp[k];
+			comm[ncomm].op = l->dst_op >= 0 ? l->dst_op : l->src_op;
+			comm[ncomm].per_step = l->count == 1.0 && (l->dst_op < 0 ||
+					       g->ops[l->dst_op].phase == IR_UPDATE);
+			comm[ncomm++].reshard = true;
+		}
+	}
+	ir_stage_alloc(plan, out, nops, ncomm);
+	memcpy(out->comm, comm, sizeof *comm * (size_t)ncomm);
+	free(comm);
+	int j = 0;
+	double mem_w = 0, mem_g = 0, mem_o = 0;
+	for (int i = 0; i < g->nops; i++) {
+		if (!in_stage(P, i))
+			continue;
+		const Group *gr = &P->groups[P->group_of[i]];
+		const PassOpChoice *c =
+			&gr->ch[(size_t)gr->chosen * (size_t)gr->nops + (size_t)P->pos_in_group[i]];
+		char buf[256];
+		out->op[j] = i;
+		out->strategy[j] = ir_strdup(&plan->arena,
+					     pass_strategy_string(&g->ops[i], c->ax, buf, sizeof buf));
+		out->ways[j] = c->ways;
+		const IrOp *op = &g->ops[i];
+		if (op->kind == IR_ACCUM || op->kind == IR_ADAM) {
+			Group one = *gr;
+			one.nops = 1;
+			one.ops = &gr->ops[P->pos_in_group[i]];
+			double m = ops_memory(P, &one, c);
+			if (op->kind == IR_ACCUM)
+				mem_g += m;
+			else
+				mem_o += m;
+		}
+		j++;
+	}
+	for (int gi = 0; gi < P->ngroups; gi++)
+		if (P->groups[gi].weight >= 0)
+			mem_w += P->groups[gi].mem[P->groups[gi].chosen];
+	out->weight_bytes = mem_w;
+	out->grad_bytes = mem_g;
+	out->opt_bytes = mem_o;
+	/* activations of one microbatch: forward outputs, divided by their ways */
+	double act = 0;
+	for (int i = 0; i < g->nfwd_ops; i++) {
+		if (!in_stage(P, i) || g->ops[i].kind == IR_RESHAPE)
+			continue;
+		const Group *gr = &P->groups[P->group_of[i]];
+		const PassOpChoice *c =
+			&gr->ch[(size_t)gr->chosen * (size_t)gr->nops + (size_t)P->pos_in_group[i]];
+		int w = 1;
+		for (int d = 0; d < c->out[0].nd; d++)
+			w *= pass_axes_size(P->x.mesh, c->out[0].dim[d]);
+		act += ir_tensor_bytes(&g->tensors[g->ops[i].out[0]]) / w;
+	}
+	out->act_bytes = act;
+	r->compute_s = compute;
+	r->communication_s = own;
+	r->resharding_s = reshard;
+	r->objective_s = compute + own + reshard;
+}
+
+int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, int first_layer,
+		  int last_layer, const PassIntraOptions *o, IrPlan *plan, IrStagePlan *out,
+		  PassIntraResult *r, IrError *e)
+{
+	memset(r, 0, sizeof *r);
+	double t0 = now_s();
+	if (!g->training) {
+		r->status = PASS_ERROR;
+		return ir_fail(e, g->file, 0, "the intra-op pass needs the training graph");
+	}
+	if (first_layer < 0 || last_layer >= g->nlayers || first_layer > last_layer) {
+		r->status = PASS_ERROR;
+		return ir_fail(e, g->file, 0, "layer range %d..%d is outside 0..%d", first_layer,
+			       last_layer, g->nlayers - 1);
+	}
+	Plan P;
+	memset(&P, 0, sizeof P);
+	P.x = (PassCtx){g, c, m};
+	P.o = o;
+	P.first_layer = first_layer;
+	P.last_layer = last_layer;
+	P.nmicro = o->nmicro > 0 ? o->nmicro : 1;
+	P.group_of = malloc(sizeof(int) * (size_t)g->nops);
+	P.pos_in_group = calloc((size_t)g->nops, sizeof(int));
+	P.wgroup = malloc(sizeof(int) * (size_t)g->ntensors);
+	P.keep_partial = calloc((size_t)g->ntensors, sizeof(bool));
+	for (int i = 0; i < g->nops; i++)
+		P.group_of[i] = -1;
+	for (int i = 0; i < g->ntensors; i++)
+		P.wgroup[i] = -1;
+	mark_partial(&P);
+	build_groups(&P);
+	for (int gi = 0; gi < P.ngroups; gi++) {
+		Group *gr = &P.groups[gi];
+		if (gr->weight >= 0)
+			enumerate_weight(&P, gr, gr->weight);
+		else
+			enumerate_group(&P, gr);
+	}
+	int rc = solve(&P, r);
+	if (!rc) {
+		out->first_layer = first_layer;
+		out->last_layer = last_layer;
+		out->mesh = m->mesh;
+		out->n0 = m->n[0];
+		out->n1 = m->n[1];
+		fill_stage(&P, plan, out, r);
+	} else {
+		ir_fail(e, g->file, 0, "%s", r->message);
+	}
+	for (int gi = 0; gi < P.ngroups; gi++) {
+		Group *gr = &P.groups[gi];
+		free(gr->ops);
+		free(gr->cost);
+		free(gr->comm);
+		free(gr->mem);
+		free(gr->ch);
+		free(gr->wspec);
+	}
+	free(P.groups);
+	free(P.links);
+	free(P.group_of);
+	free(P.pos_in_group);
+	free(P.wgroup);
+	free(P.keep_partial);
+	r->solve_time_s = now_s() - t0;
+	return rc;
+}
