@@ -63,6 +63,12 @@ typedef struct {
 	Link *links;
 	int nlinks, cap_links;
 	int nmicro;
+	/* identical-layer runs: solve two representatives, scale, replicate */
+	bool *skip_layer;  /* layer stands in the ILP only through its run's representatives */
+	double *scale;     /* per layer: copies each kept layer stands for */
+	int *run;          /* per layer: run id, -1 */
+	int *run_len;      /* per run: its number of layers */
+	int *rep_op;       /* op of a skipped layer -> the op it copies (second representative) */
 } Plan;
 
 static const char *method_names[PASS_NMETHODS] = {"ilp", "data", "zero2", "zero3", "heuristic"};
@@ -83,10 +89,24 @@ const char *pass_status_name(PassStatus s)
 	return s <= PASS_ERROR ? n[s] : "?";
 }
 
-static bool in_stage(const Plan *P, int op)
+static bool in_range(const Plan *P, int op)
 {
 	int l = P->x.g->ops[op].layer;
 	return l >= P->first_layer && l <= P->last_layer;
+}
+
+static bool in_stage(const Plan *P, int op)
+{
+	return in_range(P, op) && !(P->skip_layer && P->skip_layer[P->x.g->ops[op].layer]);
+}
+
+/* How many copies a link stands for: inside a representative, its share
+ * of the run; between the two representatives, every boundary of the run. */
+static double link_scale(const Plan *P, int la, int lb)
+{
+	if (!P->run || la < 0 || lb < 0 || P->run[la] < 0 || P->run[la] != P->run[lb])
+		return 1.0;
+	return la == lb ? P->scale[la] : (double)(P->run_len[P->run[la]] - 1);
 }
 
 static double op_count(const Plan *P, int op)
@@ -442,8 +462,9 @@ static bool is_grad_sum(const IrOp *op)
 static void mark_partial(Plan *P)
 {
 	const IrGraph *g = P->x.g;
-	bool *other = calloc((size_t)g->ntensors, sizeof(bool));
-	bool *used = calloc((size_t)g->ntensors, sizeof(bool));
+	size_t nt = g->ntensors > 0 ? (size_t)g->ntensors : 1;
+	bool *other = calloc(nt, sizeof(bool));
+	bool *used = calloc(nt, sizeof(bool));
 	for (int i = 0; i < g->nops; i++) {
 		const IrOp *op = &g->ops[i];
 		bool sum = is_grad_sum(op) || op->kind == IR_ACCUM;
@@ -502,10 +523,13 @@ static void build_groups(Plan *P)
 					wg->weight = t;
 					P->wgroup[t] = P->ngroups - 1;
 				}
-				add_link(P, (Link){P->wgroup[t], gi, -1, -1, i, k, t, op_count(P, i)});
+				double sc = link_scale(P, tt->layer, op->layer);
+				add_link(P, (Link){P->wgroup[t], gi, -1, -1, i, k, t, sc * op_count(P, i)});
 				continue;
 			}
 			int p = tt->producer;
+			if (p >= 0 && P->rep_op && P->rep_op[p] >= 0)
+				p = P->rep_op[p]; /* written by a skipped copy: its representative */
 			if (p < 0 || P->group_of[p] < 0)
 				continue; /* data input or a tensor from another stage */
 			if (k == 0 && P->group_of[p] == gi && P->pos_in_group[i] > 0)
@@ -514,13 +538,42 @@ static void build_groups(Plan *P)
 			for (int j = 0; j < g->ops[p].nout; j++)
 				if (g->ops[p].out[j] == t)
 					out = j;
-			add_link(P, (Link){P->group_of[p], gi, p, out, i, k, t, op_count(P, i)});
+			double sc = link_scale(P, g->ops[p].layer, op->layer);
+			add_link(P, (Link){P->group_of[p], gi, p, out, i, k, t, sc * op_count(P, i)});
 		}
 		/* the updated weight is written back into the weight's storage once per step */
 		if (op->kind == IR_ADAM) {
 			int w = g->tensors[op->out[0]].weight;
 			if (w >= 0 && P->wgroup[w] >= 0)
-				add_link(P, (Link){gi, P->wgroup[w], i, 0, -1, -1, w, 1.0});
+				add_link(P, (Link){gi, P->wgroup[w], i, 0, -1, -1, w,
+						   link_scale(P, op->layer, g->tensors[w].layer)});
+		}
+	}
+}
+
+/* A skipped layer's ops reading tensors from outside its run: the
+ * representative reads them instead (the run's boundary to what follows). */
+static void boundary_links(Plan *P)
+{
+	const IrGraph *g = P->x.g;
+	if (!P->skip_layer)
+		return;
+	for (int i = 0; i < g->nops; i++) {
+		if (!in_range(P, i) || !P->skip_layer[g->ops[i].layer])
+			continue;
+		const IrOp *op = &g->ops[i];
+		int rep = P->rep_op[i];
+		for (int k = 0; k < op->nin; k++) {
+			int t = op->in[k];
+			int p = g->tensors[t].producer;
+			if (p < 0 || P->group_of[p] < 0 || P->run[g->ops[p].layer] == P->run[op->layer])
+				continue;
+			int out = 0;
+			for (int j = 0; j < g->ops[p].nout; j++)
+				if (g->ops[p].out[j] == t)
+					out = j;
+			add_link(P, (Link){P->group_of[p], P->group_of[rep], p, out, rep, k, t,
+					   op_count(P, i)});
 		}
 	}
 }
@@ -604,6 +657,66 @@ typedef struct {
 	double *C;
 } Block;
 
+/* Step objective of one full assignment, straight from the definition. */
+static double assignment_cost(const Plan *P, const int *pick, double *mem)
+{
+	double c = 0;
+	*mem = 0;
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		c += P->groups[gi].cost[pick[gi]];
+		*mem += P->groups[gi].mem[pick[gi]];
+	}
+	for (int li = 0; li < P->nlinks; li++) {
+		const Link *l = &P->links[li];
+		double bytes = ir_tensor_bytes(&P->x.g->tensors[l->tensor]);
+		c += l->count * pass_reshard_time(P->x.mesh, bytes,
+						  link_spec(P, l, true, pick[l->src_group]),
+						  link_spec(P, l, false, pick[l->dst_group]), NULL, NULL, 0);
+	}
+	return c;
+}
+
+/* Brute force over every combination of group strategies. */
+static int solve_exhaustive(Plan *P, PassIntraResult *r)
+{
+	double combos = 1;
+	for (int gi = 0; gi < P->ngroups; gi++)
+		combos *= P->groups[gi].nstrat;
+	if (combos > 1e7) {
+		r->status = PASS_ERROR;
+		snprintf(r->message, sizeof r->message, "%.3g combinations: too many to enumerate",
+			 combos);
+		return -1;
+	}
+	int *pick = calloc((size_t)P->ngroups, sizeof(int));
+	int *best = calloc((size_t)P->ngroups, sizeof(int));
+	double best_c = INFINITY;
+	for (;;) {
+		double mem, c = assignment_cost(P, pick, &mem);
+		if ((P->o->memory_budget <= 0 || mem <= P->o->memory_budget) && c < best_c) {
+			best_c = c;
+			memcpy(best, pick, sizeof(int) * (size_t)P->ngroups);
+		}
+		int gi = 0;
+		while (gi < P->ngroups && ++pick[gi] == P->groups[gi].nstrat)
+			pick[gi++] = 0;
+		if (gi == P->ngroups)
+			break;
+	}
+	for (int gi = 0; gi < P->ngroups; gi++)
+		P->groups[gi].chosen = best[gi];
+	free(pick);
+	free(best);
+	if (isinf(best_c)) {
+		r->status = PASS_INFEASIBLE;
+		snprintf(r->message, sizeof r->message, "no combination fits the memory budget");
+		return -1;
+	}
+	r->status = PASS_OPTIMAL;
+	snprintf(r->message, sizeof r->message, "exhaustive search");
+	return 0;
+}
+
 static int solve(Plan *P, PassIntraResult *r)
 {
 	for (int gi = 0; gi < P->ngroups; gi++) {
@@ -619,6 +732,8 @@ static int solve(Plan *P, PassIntraResult *r)
 			 P->x.mesh->n[0], P->x.mesh->n[1]);
 		return -1;
 	}
+	if (P->o->exhaustive)
+		return solve_exhaustive(P, r);
 	/* 1. edge cost matrices; a side with one strategy folds into the other */
 	qsort(P->links, (size_t)P->nlinks, sizeof *P->links, cmp_link);
 	Block *blocks = NULL;
@@ -758,6 +873,18 @@ static int solve(Plan *P, PassIntraResult *r)
 	}
 	r->variables = ilp_ncols(ilp);
 	r->constraints = ilp_nrows(ilp);
+	if (getenv("MESHPLAN_ILP_STATS")) {
+		int hist[8] = {0};
+		for (int gi = 0; gi < P->ngroups; gi++) {
+			int n = P->groups[gi].nstrat, b = 0;
+			while (n > 1 && b < 7) { n /= 2; b++; }
+			hist[b]++;
+		}
+		fprintf(stderr, "groups %d, strategies per group log2-histogram:", P->ngroups);
+		for (int b = 0; b < 8; b++)
+			fprintf(stderr, " %d", hist[b]);
+		fprintf(stderr, "; blocks %d\n", nblocks);
+	}
 	IlpOptions io = {.time_limit_s = P->o->time_limit_s};
 	IlpResult ir;
 	IlpStatus st = ilp_solve(ilp, &io, &ir);
@@ -893,6 +1020,208 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 	r->objective_s = compute + own + reshard;
 }
 
+/* ------------------------------------------------------------------ */
+/* Identical layers                                                     */
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h;
+}
+
+/* Structure of a layer: its ops in order with kinds, shapes, labels and
+ * wiring inside the layer (positions), not names. */
+static uint64_t layer_hash(const IrGraph *g, const int *ops, int n)
+{
+	uint64_t h = (uint64_t)n;
+	for (int j = 0; j < n; j++) {
+		const IrOp *op = &g->ops[ops[j]];
+		h = mix(h, (uint64_t)op->kind * 31 + (uint64_t)op->phase * 7 + (uint64_t)op->nin);
+		for (const char *c = op->fn ? op->fn : ""; *c; c++)
+			h = mix(h, (uint64_t)*c);
+		for (int k = 0; k < op->nin + op->nout; k++) {
+			const IrTensor *t = &g->tensors[k < op->nin ? op->in[k] : op->out[k - op->nin]];
+			h = mix(h, (uint64_t)t->dtype * 131 + (uint64_t)t->role);
+			for (int d = 0; d < t->ndim; d++)
+				h = mix(h, (uint64_t)t->dim[d]);
+			for (const char *c = op->lab[k]; *c; c++)
+				h = mix(h, (uint64_t)*c);
+			int pos = -1;
+			for (int q = 0; q < j && k < op->nin; q++)
+				if (ops[q] == t->producer)
+					pos = q;
+			h = mix(h, (uint64_t)(pos + 2));
+		}
+	}
+	return h;
+}
+
+/* Finds runs of at least four identical layers; keeps two representatives
+ * of each (the first two) and skips the rest. */
+static void find_runs(Plan *P)
+{
+	const IrGraph *g = P->x.g;
+	int L = g->nlayers;
+	int *count = calloc((size_t)L, sizeof(int)), **lists = calloc((size_t)L, sizeof(int *));
+	for (int i = 0; i < g->nops; i++) {
+		int l = g->ops[i].layer;
+		if (l < P->first_layer || l > P->last_layer)
+			continue;
+		lists[l] = realloc(lists[l], sizeof(int) * (size_t)(count[l] + 1));
+		lists[l][count[l]++] = i;
+	}
+	uint64_t *h = calloc((size_t)L, sizeof(uint64_t));
+	for (int l = P->first_layer; l <= P->last_layer; l++)
+		h[l] = layer_hash(g, lists[l], count[l]);
+	P->skip_layer = calloc((size_t)L, sizeof(bool));
+	P->scale = malloc(sizeof(double) * (size_t)L);
+	P->run = malloc(sizeof(int) * (size_t)L);
+	P->run_len = calloc((size_t)L, sizeof(int));
+	P->rep_op = malloc(sizeof(int) * (size_t)g->nops);
+	for (int i = 0; i < g->nops; i++)
+		P->rep_op[i] = -1;
+	for (int l = 0; l < L; l++) {
+		P->scale[l] = 1;
+		P->run[l] = -1;
+	}
+	int nrun = 0;
+	for (int k = P->first_layer; k <= P->last_layer;) {
+		int e = k + 1;
+		while (e <= P->last_layer && h[e] == h[k] && count[e] == count[k])
+			e++;
+		int r = e - k;
+		if (r >= 4) {
+			for (int l = k; l < e; l++)
+				P->run[l] = nrun;
+			P->run_len[nrun++] = r;
+			P->scale[k] = P->scale[k + 1] = r / 2.0;
+			for (int l = k + 2; l < e; l++) {
+				P->skip_layer[l] = true;
+				for (int j = 0; j < count[l]; j++)
+					P->rep_op[lists[l][j]] = lists[k + 1][j];
+			}
+		}
+		k = e;
+	}
+	for (int l = 0; l < L; l++)
+		free(lists[l]);
+	free(lists);
+	free(count);
+	free(h);
+}
+
+/* Group costs and memory of representatives stand for their copies. */
+static void scale_groups(Plan *P)
+{
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		int l = gr->weight >= 0 ? P->x.g->tensors[gr->weight].layer
+					: P->x.g->ops[gr->ops[0]].layer;
+		double sc = l >= 0 ? P->scale[l] : 1.0;
+		for (int s = 0; s < gr->nstrat; s++) {
+			gr->cost[s] *= sc;
+			gr->comm[s] *= sc;
+			gr->mem[s] *= sc;
+		}
+	}
+}
+
+static void plan_build(Plan *P)
+{
+	const IrGraph *g = P->x.g;
+	P->group_of = malloc(sizeof(int) * (size_t)g->nops);
+	P->pos_in_group = calloc((size_t)g->nops, sizeof(int));
+	P->wgroup = malloc(sizeof(int) * (size_t)g->ntensors);
+	P->keep_partial = calloc((size_t)g->ntensors, sizeof(bool));
+	for (int i = 0; i < g->nops; i++)
+		P->group_of[i] = -1;
+	for (int i = 0; i < g->ntensors; i++)
+		P->wgroup[i] = -1;
+	mark_partial(P);
+	build_groups(P);
+	boundary_links(P);
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		if (gr->weight >= 0)
+			enumerate_weight(P, gr, gr->weight);
+		else
+			enumerate_group(P, gr);
+	}
+}
+
+static void plan_free(Plan *P)
+{
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		free(gr->ops);
+		free(gr->cost);
+		free(gr->comm);
+		free(gr->mem);
+		free(gr->ch);
+		free(gr->wspec);
+	}
+	free(P->groups);
+	free(P->links);
+	free(P->group_of);
+	free(P->pos_in_group);
+	free(P->wgroup);
+	free(P->keep_partial);
+	free(P->skip_layer);
+	free(P->scale);
+	free(P->run);
+	free(P->run_len);
+	free(P->rep_op);
+}
+
+/* Fixes every group of the full plan F to the strategy its counterpart in
+ * the solved reduced plan R chose (skipped layers copy their representative). */
+static void expand(const Plan *R, Plan *F)
+{
+	const IrGraph *g = F->x.g;
+	for (int gi = 0; gi < F->ngroups; gi++) {
+		Group *gr = &F->groups[gi];
+		int pick = 0;
+		if (gr->weight >= 0) {
+			int w = gr->weight, rw = w;
+			/* a skipped layer's weight maps through its first consumer */
+			for (int i = 0; i < g->nops && R->wgroup[rw] < 0; i++)
+				for (int k = 0; k < g->ops[i].nin; k++)
+					if (g->ops[i].in[k] == w && R->rep_op[i] >= 0)
+						rw = g->ops[R->rep_op[i]].in[k];
+			if (R->wgroup[rw] >= 0) {
+				const Group *rg = &R->groups[R->wgroup[rw]];
+				for (int s = 0; s < gr->nstrat; s++)
+					if (!memcmp(&gr->wspec[s], &rg->wspec[rg->chosen], sizeof(PassSpec)))
+						pick = s;
+			}
+			gr->wspec[0] = gr->wspec[pick];
+		} else {
+			int lead = gr->ops[0];
+			int rl = R->rep_op[lead] >= 0 ? R->rep_op[lead] : lead;
+			if (R->group_of[rl] >= 0) {
+				const Group *rg = &R->groups[R->group_of[rl]];
+				const PassOpChoice *want =
+					&rg->ch[(size_t)rg->chosen * (size_t)rg->nops + (size_t)R->pos_in_group[rl]];
+				for (int s = 0; s < gr->nstrat; s++) {
+					const PassOpChoice *c = &gr->ch[(size_t)s * (size_t)gr->nops];
+					if (!memcmp(c->ax, want->ax, sizeof c->ax) &&
+					    c->out[0].partial == want->out[0].partial)
+						pick = s;
+				}
+			}
+			memmove(gr->ch, &gr->ch[(size_t)pick * (size_t)gr->nops],
+				sizeof *gr->ch * (size_t)gr->nops);
+		}
+		if (gr->nstrat) {
+			gr->cost[0] = gr->cost[pick];
+			gr->comm[0] = gr->comm[pick];
+			gr->mem[0] = gr->mem[pick];
+			gr->nstrat = 1;
+		}
+		gr->chosen = 0;
+	}
+}
+
 int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, int first_layer,
 		  int last_layer, const PassIntraOptions *o, IrPlan *plan, IrStagePlan *out,
 		  PassIntraResult *r, IrError *e)
@@ -908,56 +1237,37 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 		return ir_fail(e, g->file, 0, "layer range %d..%d is outside 0..%d", first_layer,
 			       last_layer, g->nlayers - 1);
 	}
-	Plan P;
-	memset(&P, 0, sizeof P);
-	P.x = (PassCtx){g, c, m};
-	P.o = o;
-	P.first_layer = first_layer;
-	P.last_layer = last_layer;
-	P.nmicro = o->nmicro > 0 ? o->nmicro : 1;
-	P.group_of = malloc(sizeof(int) * (size_t)g->nops);
-	P.pos_in_group = calloc((size_t)g->nops, sizeof(int));
-	P.wgroup = malloc(sizeof(int) * (size_t)g->ntensors);
-	P.keep_partial = calloc((size_t)g->ntensors, sizeof(bool));
-	for (int i = 0; i < g->nops; i++)
-		P.group_of[i] = -1;
-	for (int i = 0; i < g->ntensors; i++)
-		P.wgroup[i] = -1;
-	mark_partial(&P);
-	build_groups(&P);
-	for (int gi = 0; gi < P.ngroups; gi++) {
-		Group *gr = &P.groups[gi];
-		if (gr->weight >= 0)
-			enumerate_weight(&P, gr, gr->weight);
-		else
-			enumerate_group(&P, gr);
-	}
-	int rc = solve(&P, r);
+	Plan R, F;
+	memset(&R, 0, sizeof R);
+	R.x = (PassCtx){g, c, m};
+	R.o = o;
+	R.first_layer = first_layer;
+	R.last_layer = last_layer;
+	R.nmicro = o->nmicro > 0 ? o->nmicro : 1;
+	F = R;
+	if (!o->exhaustive)
+		find_runs(&R);
+	plan_build(&R);
+	scale_groups(&R);
+	int rc = solve(&R, r);
 	if (!rc) {
 		out->first_layer = first_layer;
 		out->last_layer = last_layer;
 		out->mesh = m->mesh;
 		out->n0 = m->n[0];
 		out->n1 = m->n[1];
-		fill_stage(&P, plan, out, r);
+		if (R.skip_layer) {
+			plan_build(&F);
+			expand(&R, &F);
+			fill_stage(&F, plan, out, r);
+			plan_free(&F);
+		} else {
+			fill_stage(&R, plan, out, r);
+		}
 	} else {
 		ir_fail(e, g->file, 0, "%s", r->message);
 	}
-	for (int gi = 0; gi < P.ngroups; gi++) {
-		Group *gr = &P.groups[gi];
-		free(gr->ops);
-		free(gr->cost);
-		free(gr->comm);
-		free(gr->mem);
-		free(gr->ch);
-		free(gr->wspec);
-	}
-	free(P.groups);
-	free(P.links);
-	free(P.group_of);
-	free(P.pos_in_group);
-	free(P.wgroup);
-	free(P.keep_partial);
+	plan_free(&R);
 	r->solve_time_s = now_s() - t0;
 	return rc;
 }

@@ -42,6 +42,8 @@ typedef struct PassIntraOptions {
 	double time_limit_s;   /* ILP time limit; 0: none */
 	int zero;              /* >0: force optimizer (1), +gradient (2), +weight (3) sharding
 				  over mesh axis 0, as a hand-written plan asks */
+	bool exhaustive;       /* enumerate every combination instead of the ILP
+				  (a check for small graphs; refuses above 1e7 combinations) */
 } PassIntraOptions;
 
 typedef enum {
