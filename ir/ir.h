@@ -377,5 +377,11 @@ void ir_plan_init(IrPlan *p);
 void ir_plan_free(IrPlan *p);
 /* Allocates a stage's arrays for n ops in p's arena. */
 void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm);
+/* Reads a plan file (models/plan.rng) into p (initialised here); -1 with e
+ * naming the file and line.  Op indices are checked against the model by
+ * the simulator, not here. */
+int ir_plan_read(const char *path, IrPlan *p, IrError *e);
+/* Writes p so that ir_plan_read gives it back exactly. */
+int ir_plan_write(const IrPlan *p, const char *path, IrError *e);
 
 #endif

@@ -220,6 +220,168 @@ int sim_ckpt_sweep(const SimRunSpec *r, const SimFailureModel *f, double lo_s, d
 		   int n, double *interval, double *slowdown, double *best_s, IrError *e);
 
 /* ================================================================== */
-/* Plan execution (simulate.c).                                         */
+/* Plan execution (simulate.c, memory.c, trace.c).                      */
+/* The model, its conventions and its checks: docs/simulator.md.        */
+
+/*
+ * A stage plan's strategy string ("b=0,h=1,a=01") as mesh axes per label:
+ * axes[i] for the label with ir_label_bit index i, bit 1 = axis 0,
+ * bit 2 = axis 1; 0 = not split.  "" is all replicated.  -1 if malformed.
+ */
+int sim_strategy_parse(const char *strategy, uint8_t axes[64]);
+
+/* Memory of one stage, bytes per device of its mesh. */
+typedef struct SimStageMemory {
+	double weight_bytes;   /* weights at rest (tied copies of other stages' weights too) */
+	double grad_bytes;     /* accumulated weight gradients */
+	double opt_bytes;      /* fp32 master weights and Adam moments */
+	double act_bytes;      /* activations one microbatch keeps from forward to backward */
+	double act_work_bytes; /* recomputed activations live during one backward */
+	double tied_grad_bytes; /* part of grad_bytes: copies of weights another stage
+				   updates, all-reduced with it once per step */
+} SimStageMemory;
+
+/*
+ * Whether backward op b reads its input k: SIM_READ_NO for the input of a
+ * linear function (scale, mask, neg, rotary: the derivative does not
+ * depend on it), SIM_READ_MASK for a dropout's input (backward reads the
+ * 1-byte keep mask the forward wrote instead), SIM_READ_YES otherwise
+ * (and for every operand of a non-backward op).  The training graph lists
+ * such inputs generically; memory and kernel bytes follow this instead.
+ */
+typedef enum { SIM_READ_NO, SIM_READ_YES, SIM_READ_MASK } SimRead;
+SimRead sim_bwd_reads(const IrGraph *g, const IrOp *b, int k);
+
+/*
+ * Marks core[op] = 1 for the forward ops of every attention core of g,
+ * found by structure: a "context" einsum of two activations fed through a
+ * chain of one-input elementwise/softmax ops, a softmax among them, by a
+ * "score" einsum of two activations.  The chain and the score einsum are
+ * the core (selective recomputation re-runs them).  core has g->nops
+ * entries; returns how many cores it found.
+ */
+int sim_attention_cores(const IrGraph *g, unsigned char *core);
+
+/*
+ * Memory per device (memory.c).  Weights, gradients and optimizer state
+ * follow the layouts of the stage's ops: optimizer state that of the adam
+ * op, gradients that of the accumulate op, weights that of their first
+ * forward consumer, or with zero >= 3 that of the adam op (sharded at rest,
+ * gathered before use).  Activations are the forward tensors that backward
+ * ops read, in the layout their producer wrote, a dropout's 1-byte mask
+ * instead of its input, nothing for linear functions (scale, mask, neg,
+ * rotary); recomputation `selective` drops the attention core (found by
+ * structure: a score einsum of two activations, a chain of one-input ops
+ * with a softmax, a context einsum) into act_work_bytes, `full` keeps only
+ * each layer's inputs and counts one layer's activations as work (the
+ * layer holding the loss is never recomputed).
+ */
+int sim_stage_memory(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
+		     int zero, SimStageMemory *m, IrError *e);
+
+/* What one stage costs.  Times are per device of the stage's mesh. */
+typedef struct SimStageCost {
+	double fwd_s;         /* forward of one microbatch, its collectives included */
+	double bwd_s;         /* backward of one microbatch, recomputation included */
+	double fwd_comm_s;    /* the collectives within fwd_s */
+	double bwd_comm_s;    /* the collectives within bwd_s (recomputed ones too) */
+	double recompute_s;   /* the forward work bwd_s re-runs */
+	double step_s;        /* once per step: per_step collectives, update ops, tied-weight sync */
+	double step_comm_s;   /* the collectives within step_s */
+	double send_bytes;    /* activations of one microbatch the next stages read (whole tensors) */
+	double model_flops;   /* forward + backward FLOPs of one microbatch, whole stage */
+	double hw_flops;      /* FLOPs one device runs per microbatch (recomputation, replication) */
+	double update_flops;  /* FLOPs one device runs per step */
+	int devices;          /* devices of the stage's mesh */
+	SimStageMemory mem;
+} SimStageCost;
+
+/*
+ * Cost of stage s of training graph g on cluster c: each op's kernel
+ * (sim_kernel_time of flops/ways and of the bytes of its operands in their
+ * layouts, in its output's dtype), plus its IrComm collectives on the
+ * stage's logical mesh.  Usable on its own (the inter-op DP calls it).
+ * -1 with e when the stage plan does not fit the graph or the cluster.
+ */
+int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
+		   int zero, SimStageCost *out, IrError *e);
+
+/* One forward or backward of one microbatch on one stage. */
+typedef struct SimTask {
+	int stage, micro, rank;
+	bool backward;
+	double start, end;    /* on the rank's compute stream */
+	double comm_s;        /* the task's own collectives: its last comm_s seconds */
+	double recv_s;        /* transfer of its input from the neighbour stage */
+} SimTask;
+
+/* A pipeline: stage costs, transfers and the schedule. */
+typedef struct SimPipeline {
+	int nstages;          /* model chunks in pipeline order: nranks * chunks */
+	int chunks;           /* v: stage i runs on rank i % nranks */
+	int nmicro;
+	IrSchedule schedule;  /* chunks > 1 needs IR_SCHED_INTERLEAVED */
+	const SimStageCost *stage;
+	const double *xfer_s; /* per stage: sending its output to stage i+1 (and the
+				 gradient back); NULL: free */
+} SimPipeline;
+
+/* Timeline and memory of one step's forward/backward phase. */
+typedef struct SimTimeline {
+	int nranks, ntasks;
+	SimTask *task;        /* in start order per rank, ranks after each other */
+	double span_s;        /* last backward end */
+	double *rank_end;     /* per rank: its last backward end */
+	double *rank_busy;    /* per rank: compute stream busy time */
+	double *rank_act;     /* per rank: peak activation bytes held */
+	double bubble_s;      /* span_s - mean rank_busy */
+	double bubble_fraction; /* bubble_s / span_s */
+} SimTimeline;
+
+/*
+ * Runs one step's forward and backward tasks in the schedule's order per
+ * rank (GPipe: all forwards, then all backwards; 1F1B: p-r-1 warm-up
+ * forwards, then one forward one backward; interleaved: Megatron-LM's
+ * order, nmicro a multiple of nranks), each starting when its rank is free
+ * and its input has arrived.  Tracks activations held per rank.
+ */
+int sim_pipeline(const SimPipeline *p, SimTimeline *t, IrError *e);
+void sim_timeline_free(SimTimeline *t);
+
+/* Everything `meshplan simulate` reports. */
+typedef struct SimResult {
+	int nstages, nranks, ngpus;
+	SimStageCost *stage;      /* per stage */
+	double *xfer_s;           /* per stage: transfer to the next */
+	SimTimeline tl;
+	double *rank_step_s;      /* per rank: per-step work after its last backward */
+	double *rank_mem;         /* per rank: peak bytes per device */
+	double *rank_weight, *rank_grad, *rank_opt; /* per rank, bytes per device */
+	double step_time_s;
+	double samples_per_s, tokens_per_s;
+	double model_flops;       /* per step, all devices (no recomputation) */
+	double hw_flops;          /* per step, all devices, as executed */
+	double tflops_per_gpu, hw_tflops_per_gpu;
+	double mfu, hfu;          /* against the GPU's bf16 peak */
+	double bubble_fraction;
+	double peak_memory_bytes; /* the fullest device */
+	int peak_rank;
+	bool fits;                /* peak_memory_bytes <= the GPU's memory */
+} SimResult;
+
+/*
+ * Simulates one training step of plan p (stages with strategies, e.g. from
+ * the intra-op pass) for training graph g (instantiated with batch =
+ * p->microbatch) on cluster c.  -1 with e on an inconsistent plan.
+ */
+int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r, IrError *e);
+void sim_result_free(SimResult *r);
+
+/* Chrome trace (Perfetto) of a simulated step as JSON text (trace.c): a
+ * process per pipeline rank, a compute and a communication thread each.
+ * Returns malloc'd text, NULL on failure. */
+char *sim_trace_json(const IrPlan *p, const SimResult *r);
+/* Writes it to `path`; -1 with e on failure. */
+int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
 
 #endif

@@ -18,6 +18,8 @@ enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
 int cmd_info(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
 

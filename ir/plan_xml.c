@@ -1,0 +1,324 @@
+/*
+ * plan_xml.c -- reads and writes an IrPlan as XML (models/plan.rng).
+ *
+ * Reads: a plan file, validated against the schema; then the checks the
+ * schema cannot make (layer ranges, op order, mesh shapes), each error
+ * naming the file and line.
+ * Writes: the same form with libxml2's text writer; real numbers with
+ * %.17g, so a plan read back is bit-identical and simulates identically.
+ * Op indices refer to the training graph of the plan's model and
+ * parameters; whether they fit that graph is the simulator's check.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlwriter.h>
+
+#include "ir/ir.h"
+#include "ir/xml_util.h"
+
+/* IrComm.kind is a SimColl (runtime-sim/sim.h); the same order here. */
+static const char *const comm_names[] = {"all-reduce", "all-gather", "reduce-scatter",
+					 "all-to-all", "p2p"};
+enum { NCOMM_KINDS = sizeof comm_names / sizeof comm_names[0] };
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                              */
+
+typedef struct {
+	IrPlan *p;
+	const char *file;
+	IrError *e;
+} Reader;
+
+/* Integer attribute (the schema checked its form); -1 with e if out of range. */
+static int attr_long(Reader *r, xmlNodePtr n, const char *name, long lo, long hi, long dflt,
+		     long *out)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	if (!v) {
+		*out = dflt;
+		return 0;
+	}
+	errno = 0;
+	char *end;
+	long x = strtol((const char *)v, &end, 10);
+	bool ok = !errno && *end == 0 && x >= lo && x <= hi;
+	xmlFree(v);
+	if (!ok)
+		return ir_fail(r->e, r->file, ir_xml_line(n), "%s must be in %ld..%ld", name, lo, hi);
+	*out = x;
+	return 0;
+}
+
+static bool attr_bool(xmlNodePtr n, const char *name)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	bool b = v && (!strcmp((const char *)v, "true") || !strcmp((const char *)v, "1"));
+	xmlFree(v);
+	return b;
+}
+
+static int count_children(xmlNodePtr n, const char *name)
+{
+	int k = 0;
+	for (xmlNodePtr c = n->children; c; c = c->next)
+		k += ir_xml_is(c, name);
+	return k;
+}
+
+static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
+{
+	IrPlan *p = r->p;
+	long v[6];
+	static const char *const names[6] = {"first-layer", "last-layer", "node0", "nodes",
+					     "gpu0", "gpus"};
+	for (int i = 0; i < 6; i++)
+		if (attr_long(r, n, names[i], 0, 1L << 30, 0, &v[i]))
+			return -1;
+	s->first_layer = (int)v[0];
+	s->last_layer = (int)v[1];
+	s->mesh = (IrMesh){(int)v[2], (int)v[3], (int)v[4], (int)v[5]};
+	if (s->first_layer > s->last_layer)
+		return ir_fail(r->e, r->file, ir_xml_line(n), "first-layer %d is after last-layer %d",
+			       s->first_layer, s->last_layer);
+	const char *shape = ir_xml_attr(&p->arena, n, "logical");
+	IrError me;
+	if (ir_mesh_shape_parse(shape, &s->n0, &s->n1, &me))
+		return ir_fail(r->e, r->file, ir_xml_line(n), "%s", me.msg);
+	if ((long)s->n0 * s->n1 != (long)s->mesh.nnodes * s->mesh.ngpus)
+		return ir_fail(r->e, r->file, ir_xml_line(n),
+			       "logical mesh %dx%d does not have the %d devices of %dx%d", s->n0,
+			       s->n1, s->mesh.nnodes * s->mesh.ngpus, s->mesh.nnodes,
+			       s->mesh.ngpus);
+	ir_xml_double(n, "weight-bytes", &s->weight_bytes);
+	ir_xml_double(n, "grad-bytes", &s->grad_bytes);
+	ir_xml_double(n, "opt-bytes", &s->opt_bytes);
+	ir_xml_double(n, "act-bytes", &s->act_bytes);
+
+	ir_stage_alloc(p, s, count_children(n, "op"), count_children(n, "comm"));
+	int io = 0, ic = 0;
+	long ndev = (long)s->n0 * s->n1;
+	for (xmlNodePtr c = n->children; c; c = c->next) {
+		long x;
+		if (ir_xml_is(c, "op")) {
+			if (attr_long(r, c, "id", 0, 1L << 30, 0, &x))
+				return -1;
+			if (io && x <= s->op[io - 1])
+				return ir_fail(r->e, r->file, ir_xml_line(c),
+					       "op %ld is not after op %d (ops go in graph order)", x,
+					       s->op[io - 1]);
+			s->op[io] = (int)x;
+			if (attr_long(r, c, "ways", 1, ndev, 1, &x))
+				return -1;
+			s->ways[io] = (int)x;
+			s->strategy[io] = ir_xml_attr(&p->arena, c, "strategy");
+			io++;
+		} else if (ir_xml_is(c, "comm")) {
+			IrComm *cm = &s->comm[ic++];
+			if (attr_long(r, c, "op", 0, 1L << 30, 0, &x))
+				return -1;
+			cm->op = (int)x;
+			if (attr_long(r, c, "axis", 0, 2, 0, &x))
+				return -1;
+			cm->axis = (int)x;
+			IrArena tmp = {0};
+			const char *kind = ir_xml_attr(&tmp, c, "kind");
+			cm->kind = 0;
+			for (int k = 0; k < NCOMM_KINDS; k++)
+				if (!strcmp(kind, comm_names[k]))
+					cm->kind = k;
+			ir_arena_free(&tmp);
+			ir_xml_double(c, "bytes", &cm->bytes);
+			if (!(cm->bytes >= 0))
+				return ir_fail(r->e, r->file, ir_xml_line(c), "bytes must be >= 0");
+			cm->per_step = attr_bool(c, "per-step");
+			cm->reshard = attr_bool(c, "reshard");
+		}
+	}
+	return 0;
+}
+
+static int read_plan(Reader *r, xmlNodePtr root)
+{
+	IrPlan *p = r->p;
+	p->model = ir_xml_attr(&p->arena, root, "model");
+	p->cluster = ir_xml_attr(&p->arena, root, "cluster");
+	long x;
+	if (attr_long(r, root, "nodes", 0, 1000000, 0, &x))
+		return -1;
+	p->nodes = (int)x;
+	if (attr_long(r, root, "global-batch", 1, 1L << 40, 1, &x))
+		return -1;
+	p->global_batch = x;
+	if (attr_long(r, root, "microbatch", 1, 1L << 40, 1, &x))
+		return -1;
+	p->microbatch = x;
+	if (attr_long(r, root, "microbatches", 1, 1 << 24, 1, &x))
+		return -1;
+	p->nmicro = (int)x;
+	if (attr_long(r, root, "chunks", 1, 1 << 16, 1, &x))
+		return -1;
+	p->chunks = (int)x;
+	if (attr_long(r, root, "zero", 0, 3, 0, &x))
+		return -1;
+	p->zero = (int)x;
+	IrArena tmp = {0};
+	ir_schedule_parse(ir_xml_attr(&tmp, root, "schedule"), &p->schedule);
+	ir_recompute_parse(ir_xml_attr(&tmp, root, "recompute"), &p->recompute);
+	ir_arena_free(&tmp);
+	if ((long)p->microbatch * p->nmicro != p->global_batch)
+		return ir_fail(r->e, r->file, ir_xml_line(root),
+			       "microbatch %lld x microbatches %d is not the global batch %lld",
+			       (long long)p->microbatch, p->nmicro, (long long)p->global_batch);
+	if (p->chunks > 1 && p->schedule != IR_SCHED_INTERLEAVED)
+		return ir_fail(r->e, r->file, ir_xml_line(root),
+			       "chunks=%d needs schedule=\"interleaved\"", p->chunks);
+
+	p->nstages = count_children(root, "stage");
+	p->stages = ir_alloc(&p->arena, sizeof(IrStagePlan) * (size_t)p->nstages);
+	int i = 0;
+	for (xmlNodePtr n = root->children; n; n = n->next) {
+		if (ir_xml_is(n, "set")) {
+			IrArena a = {0};
+			const char *name = ir_xml_attr(&a, n, "name");
+			long v;
+			int rc = attr_long(r, n, "value", -(1L << 62), 1L << 62, 0, &v);
+			if (!rc && ir_params_set(&p->params, name, v))
+				rc = ir_fail(r->e, r->file, ir_xml_line(n), "too many <set> overrides");
+			ir_arena_free(&a);
+			if (rc)
+				return -1;
+		} else if (ir_xml_is(n, "stage")) {
+			if (read_stage(r, n, &p->stages[i]))
+				return -1;
+			if (i && p->stages[i].first_layer != p->stages[i - 1].last_layer + 1)
+				return ir_fail(r->e, r->file, ir_xml_line(n),
+					       "stage starts at layer %d, the one before ends at %d",
+					       p->stages[i].first_layer, p->stages[i - 1].last_layer);
+			i++;
+		}
+	}
+	if (p->nstages % p->chunks)
+		return ir_fail(r->e, r->file, ir_xml_line(root),
+			       "%d stages are not %d chunks per pipeline rank", p->nstages,
+			       p->chunks);
+	return 0;
+}
+
+int ir_plan_read(const char *path, IrPlan *p, IrError *e)
+{
+	ir_plan_init(p);
+	char schema[1024];
+	snprintf(schema, sizeof schema, "%s/models/plan.rng", ir_data_dir());
+	xmlDocPtr doc = ir_xml_read_validated(path, schema, "plan", e);
+	if (!doc)
+		return -1;
+	Reader r = {p, path, e};
+	int rc = read_plan(&r, xmlDocGetRootElement(doc));
+	xmlFreeDoc(doc);
+	if (rc)
+		ir_plan_free(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                              */
+
+static int wattr(xmlTextWriterPtr w, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int wattr(xmlTextWriterPtr w, const char *name, const char *fmt, ...)
+{
+	char buf[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return xmlTextWriterWriteAttribute(w, (const xmlChar *)name, (const xmlChar *)buf) < 0;
+}
+
+static int wstr(xmlTextWriterPtr w, const char *name, const char *v)
+{
+	return xmlTextWriterWriteAttribute(w, (const xmlChar *)name, (const xmlChar *)v) < 0;
+}
+
+static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
+{
+	int bad = xmlTextWriterStartElement(w, (const xmlChar *)"stage") < 0;
+	bad |= wattr(w, "first-layer", "%d", s->first_layer);
+	bad |= wattr(w, "last-layer", "%d", s->last_layer);
+	bad |= wattr(w, "node0", "%d", s->mesh.node0);
+	bad |= wattr(w, "nodes", "%d", s->mesh.nnodes);
+	bad |= wattr(w, "gpu0", "%d", s->mesh.gpu0);
+	bad |= wattr(w, "gpus", "%d", s->mesh.ngpus);
+	bad |= wattr(w, "logical", "%dx%d", s->n0, s->n1);
+	bad |= wattr(w, "weight-bytes", "%.17g", s->weight_bytes);
+	bad |= wattr(w, "grad-bytes", "%.17g", s->grad_bytes);
+	bad |= wattr(w, "opt-bytes", "%.17g", s->opt_bytes);
+	bad |= wattr(w, "act-bytes", "%.17g", s->act_bytes);
+	for (int i = 0; i < s->nops && !bad; i++) {
+		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"op") < 0;
+		bad |= wattr(w, "id", "%d", s->op[i]);
+		bad |= wattr(w, "ways", "%d", s->ways[i]);
+		bad |= wstr(w, "strategy", s->strategy[i] ? s->strategy[i] : "");
+		bad |= xmlTextWriterEndElement(w) < 0;
+	}
+	for (int i = 0; i < s->ncomm && !bad; i++) {
+		const IrComm *c = &s->comm[i];
+		if (c->kind < 0 || c->kind >= NCOMM_KINDS || c->axis < 0 || c->axis > 2)
+			return -1;
+		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"comm") < 0;
+		bad |= wattr(w, "op", "%d", c->op);
+		bad |= wstr(w, "kind", comm_names[c->kind]);
+		bad |= wattr(w, "axis", "%d", c->axis);
+		bad |= wattr(w, "bytes", "%.17g", c->bytes);
+		if (c->per_step)
+			bad |= wstr(w, "per-step", "true");
+		if (c->reshard)
+			bad |= wstr(w, "reshard", "true");
+		bad |= xmlTextWriterEndElement(w) < 0;
+	}
+	bad |= xmlTextWriterEndElement(w) < 0;
+	return bad ? -1 : 0;
+}
+
+int ir_plan_write(const IrPlan *p, const char *path, IrError *e)
+{
+	xmlTextWriterPtr w = xmlNewTextWriterFilename(path, 0);
+	if (!w)
+		return ir_fail(e, path, 0, "cannot write the plan: %s", strerror(errno));
+	xmlTextWriterSetIndent(w, 1);
+	xmlTextWriterSetIndentString(w, (const xmlChar *)"  ");
+	int bad = xmlTextWriterStartDocument(w, NULL, "UTF-8", NULL) < 0;
+	bad |= xmlTextWriterStartElement(w, (const xmlChar *)"plan") < 0;
+	bad |= wstr(w, "xmlns", "urn:meshplan:plan");
+	bad |= wstr(w, "model", p->model ? p->model : "");
+	bad |= wstr(w, "cluster", p->cluster ? p->cluster : "");
+	if (p->nodes > 0)
+		bad |= wattr(w, "nodes", "%d", p->nodes);
+	bad |= wattr(w, "global-batch", "%lld", (long long)p->global_batch);
+	bad |= wattr(w, "microbatch", "%lld", (long long)p->microbatch);
+	bad |= wattr(w, "microbatches", "%d", p->nmicro);
+	bad |= wstr(w, "schedule", ir_schedule_name(p->schedule));
+	bad |= wattr(w, "chunks", "%d", p->chunks);
+	bad |= wstr(w, "recompute", ir_recompute_name(p->recompute));
+	bad |= wattr(w, "zero", "%d", p->zero);
+	for (int i = 0; i < p->params.n && !bad; i++) {
+		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"set") < 0;
+		bad |= wstr(w, "name", p->params.name[i]);
+		bad |= wattr(w, "value", "%lld", (long long)p->params.value[i]);
+		bad |= xmlTextWriterEndElement(w) < 0;
+	}
+	for (int i = 0; i < p->nstages && !bad; i++)
+		bad |= write_stage(w, &p->stages[i]) != 0;
+	bad |= xmlTextWriterEndDocument(w) < 0;
+	xmlFreeTextWriter(w);
+	if (bad)
+		return ir_fail(e, path, 0, "cannot write the plan (disk full, or a collective of "
+					   "unknown kind)");
+	return 0;
+}

@@ -1,0 +1,593 @@
+/*
+ * test_simulate.c -- the runtime simulator: pipeline schedules and their
+ * bubbles, activations held by each schedule, stage costs with
+ * recomputation, memory per device against the ZeRO and Korthikanti
+ * formulas, and the Chrome trace.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime-sim/sim.h"
+
+/* ---- helpers ---- */
+
+/* A small GPT whose dims are all different: batch 3, heads 4, head width 16,
+ * sequence 32, hidden 64, vocabulary 128, MLP 256. */
+#define GPT_SMALL "hidden=64,heads=4,seq=32,vocab=128,batch=3,layers=2"
+enum { B = 3, A = 4, S = 32, H = 64, F = 256 };
+
+static IrGraph load(const char *model, const char *set)
+{
+	IrError e = {0};
+	IrParamSet ps = {0};
+	cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
+	IrModelDoc *m = ir_model_open(model, &e);
+	cr_assert_not_null(m, "%s", e.msg);
+	IrGraph g;
+	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s", e.msg);
+	ir_model_close(m);
+	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
+	return g;
+}
+
+static IrCluster cluster(void)
+{
+	IrError e = {0};
+	IrCluster c;
+	cr_assert_eq(ir_cluster_load("dgx-a100", 0, &c, &e), 0, "%s", e.msg);
+	return c;
+}
+
+typedef void (*Rule)(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64]);
+
+static void replicated(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64])
+{
+	(void)g, (void)op, (void)n0, (void)n1;
+	memset(ax, 0, 64);
+}
+
+static int lab_index(char c) { return __builtin_ctzll(ir_label_bit(c)); }
+
+/* Megatron tensor + sequence parallelism on axis 1 (Korthikanti et al.
+ * 2022): the heads or MLP width split where an op has them, else the
+ * sequence. */
+static void tensor_sequence(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64])
+{
+	(void)n0, (void)n1;
+	memset(ax, 0, 64);
+	for (int pass = 0; pass < 2; pass++)
+		for (int k = 0; k < op->nin + op->nout; k++) {
+			const IrTensor *t = &g->tensors[k < op->nin ? op->in[k] : op->out[k - op->nin]];
+			for (int d = 0; d < t->ndim; d++) {
+				int64_t n = t->dim[d];
+				if (pass == 0 ? (n == A || n == F) : n == S) {
+					ax[lab_index(op->lab[k][d])] = 2;
+					return;
+				}
+			}
+		}
+}
+
+static const char *axes_string(IrArena *ar, const IrOp *op, const uint8_t *ax)
+{
+	char buf[64];
+	size_t o = 0;
+	uint64_t seen = 0;
+	buf[0] = 0;
+	for (int k = 0; k < op->nin + op->nout; k++)
+		for (const char *l = op->lab[k]; *l; l++) {
+			int a = ax[lab_index(*l)];
+			if (!a || (seen & ir_label_bit(*l)))
+				continue;
+			seen |= ir_label_bit(*l);
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%c=%s", o ? "," : "", *l,
+					      a == 3 ? "01" : a == 1 ? "0" : "1");
+		}
+	return ir_strdup(ar, buf);
+}
+
+/* Stage of layers [first, last] on mesh m viewed n0 x n1, strategies by rule. */
+static void stage(IrPlan *p, const IrGraph *g, IrStagePlan *s, int first, int last, IrMesh m,
+		  int n0, int n1, Rule rule)
+{
+	int n = 0;
+	for (int o = 0; o < g->nops; o++)
+		n += g->ops[o].layer >= first && g->ops[o].layer <= last;
+	ir_stage_alloc(p, s, n, 0);
+	s->first_layer = first;
+	s->last_layer = last;
+	s->mesh = m;
+	s->n0 = n0;
+	s->n1 = n1;
+	int j = 0;
+	for (int o = 0; o < g->nops; o++) {
+		const IrOp *op = &g->ops[o];
+		if (op->layer < first || op->layer > last)
+			continue;
+		uint8_t ax[64];
+		rule(g, op, n0, n1, ax);
+		int used = 0;
+		for (int k = 0; k < op->nin + op->nout; k++)
+			for (const char *l = op->lab[k]; *l; l++)
+				used |= ax[lab_index(*l)];
+		s->op[j] = o;
+		s->strategy[j] = axes_string(&p->arena, op, ax);
+		s->ways[j] = ((used & 1) ? n0 : 1) * ((used & 2) ? n1 : 1);
+		j++;
+	}
+}
+
+/* A pipeline of balanced stages: forward tf, backward tb, act bytes each. */
+static SimTimeline pipeline(IrSchedule sch, int p, int v, int m, double tf, double tb)
+{
+	SimStageCost *st = calloc((size_t)(p * v), sizeof *st);
+	for (int i = 0; i < p * v; i++) {
+		st[i].fwd_s = tf / v;
+		st[i].bwd_s = tb / v;
+		st[i].mem.act_bytes = 1.0 / v;
+	}
+	SimPipeline pl = {p * v, v, m, sch, st, NULL};
+	SimTimeline t;
+	IrError e = {0};
+	cr_assert_eq(sim_pipeline(&pl, &t, &e), 0, "%s", e.msg);
+	free(st);
+	return t;
+}
+
+/* ---- schedules ---- */
+
+Test(schedule, gpipe_and_1f1b_bubble_is_p_minus_1_over_m_plus_p_minus_1)
+{
+	static const int cases[][2] = {{2, 4}, {4, 8}, {4, 16}, {8, 8}, {8, 32}, {3, 7}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int p = cases[i][0], m = cases[i][1];
+		double want = (double)(p - 1) / (m + p - 1);
+		for (int s = IR_SCHED_GPIPE; s <= IR_SCHED_1F1B; s++) {
+			SimTimeline t = pipeline((IrSchedule)s, p, 1, m, 1.0, 2.0);
+			cr_assert(fabs(t.bubble_fraction - want) < 1e-12,
+				  "%s p=%d m=%d: bubble %.6f, want %.6f", ir_schedule_name(s), p, m,
+				  t.bubble_fraction, want);
+			cr_assert(fabs(t.span_s - (m + p - 1) * 3.0) < 1e-9);
+			cr_assert_eq(t.ntasks, 2 * p * m);
+			sim_timeline_free(&t);
+		}
+	}
+}
+
+Test(schedule, interleaving_v_chunks_shrinks_the_bubble_by_v)
+{
+	static const int cases[][3] = {{4, 2, 8}, {4, 4, 16}, {8, 2, 16}, {2, 2, 4}, {4, 2, 4}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int p = cases[i][0], v = cases[i][1], m = cases[i][2];
+		SimTimeline base = pipeline(IR_SCHED_1F1B, p, 1, m, 1.0, 2.0);
+		SimTimeline il = pipeline(IR_SCHED_INTERLEAVED, p, v, m, 1.0, 2.0);
+		/* bubble time (p-1)(tf+tb) without, (p-1)(tf+tb)/v with interleaving */
+		cr_assert(fabs(base.bubble_s - (p - 1) * 3.0) < 1e-9);
+		cr_assert(fabs(il.bubble_s * v - base.bubble_s) < 1e-9,
+			  "p=%d v=%d m=%d: bubble %.6f x %d vs %.6f", p, v, m, il.bubble_s, v,
+			  base.bubble_s);
+		cr_assert(il.bubble_fraction < base.bubble_fraction);
+		sim_timeline_free(&base);
+		sim_timeline_free(&il);
+	}
+}
+
+Test(schedule, one_f_one_b_holds_p_minus_i_microbatches_gpipe_all)
+{
+	int p = 4, m = 12;
+	SimTimeline g = pipeline(IR_SCHED_GPIPE, p, 1, m, 1.0, 2.0);
+	SimTimeline f = pipeline(IR_SCHED_1F1B, p, 1, m, 1.0, 2.0);
+	for (int r = 0; r < p; r++) {
+		cr_assert_float_eq(g.rank_act[r], m, 1e-12);
+		cr_assert_float_eq(f.rank_act[r], p - r, 1e-12, "rank %d holds %.1f", r,
+				   f.rank_act[r]);
+		cr_assert(f.rank_act[r] < g.rank_act[r]);
+	}
+	sim_timeline_free(&g);
+	sim_timeline_free(&f);
+}
+
+Test(schedule, every_task_runs_once_after_its_dependencies)
+{
+	int p = 4, v = 2, m = 8;
+	SimTimeline t = pipeline(IR_SCHED_INTERLEAVED, p, v, m, 1.0, 2.0);
+	int S = p * v;
+	double *fe = calloc((size_t)(S * m), sizeof(double)), *bs = calloc((size_t)(S * m), sizeof(double));
+	double *be = calloc((size_t)(S * m), sizeof(double)), *fs = calloc((size_t)(S * m), sizeof(double));
+	int *seen = calloc((size_t)(2 * S * m), sizeof(int));
+	for (int i = 0; i < t.ntasks; i++) {
+		const SimTask *k = &t.task[i];
+		cr_assert_eq(k->rank, k->stage % p);
+		int at = k->stage * m + k->micro;
+		seen[2 * at + k->backward]++;
+		if (k->backward) {
+			bs[at] = k->start;
+			be[at] = k->end;
+		} else {
+			fs[at] = k->start;
+			fe[at] = k->end;
+		}
+		if (i && t.task[i - 1].rank == k->rank)
+			cr_assert(k->start >= t.task[i - 1].end - 1e-12);
+	}
+	for (int s = 0; s < S; s++)
+		for (int j = 0; j < m; j++) {
+			int at = s * m + j;
+			cr_assert_eq(seen[2 * at], 1);
+			cr_assert_eq(seen[2 * at + 1], 1);
+			if (s)
+				cr_assert(fs[at] >= fe[at - m] - 1e-12);
+			cr_assert(bs[at] >= fe[at] - 1e-12);
+			if (s < S - 1)
+				cr_assert(bs[at] >= be[at + m] - 1e-12);
+		}
+	free(fe);
+	free(fs);
+	free(be);
+	free(bs);
+	free(seen);
+	sim_timeline_free(&t);
+}
+
+Test(schedule, rejects_interleaving_without_whole_rounds_of_microbatches)
+{
+	SimStageCost st[4] = {{0}};
+	SimPipeline pl = {4, 2, 3, IR_SCHED_INTERLEAVED, st, NULL};
+	SimTimeline t;
+	IrError e = {0};
+	cr_assert_neq(sim_pipeline(&pl, &t, &e), 0);
+	cr_assert(strstr(e.msg, "multiple"), "%s", e.msg);
+	pl.schedule = IR_SCHED_1F1B;
+	pl.nmicro = 4;
+	cr_assert_neq(sim_pipeline(&pl, &t, &e), 0);
+}
+
+/* ---- stage costs ---- */
+
+Test(stage, attention_cores_are_found_by_structure)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	unsigned char *core = calloc((size_t)g.nops, 1);
+	cr_assert_eq(sim_attention_cores(&g, core), 2);
+	int n = 0;
+	for (int o = 0; o < g.nops; o++) {
+		if (!core[o])
+			continue;
+		n++;
+		const char *nm = strchr(g.ops[o].name, '/') + 1;
+		cr_assert(!strcmp(nm, "score") || !strcmp(nm, "scale") || !strcmp(nm, "mask") ||
+			  !strcmp(nm, "softmax") || !strcmp(nm, "attn_drop"), "%s", g.ops[o].name);
+	}
+	cr_assert_eq(n, 10);
+	free(core);
+	/* a model without attention has none */
+	IrGraph w = load("wresnet", "batch=2");
+	core = calloc((size_t)w.nops, 1);
+	cr_assert_eq(sim_attention_cores(&w, core), 0);
+	free(core);
+	ir_graph_free(&w);
+	ir_graph_free(&g);
+}
+
+Test(stage, recomputation_adds_forward_work_to_backward)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan s;
+	stage(&p, &g, &s, 0, g.nlayers - 1, (IrMesh){0, 1, 0, 1}, 1, 1, replicated);
+	SimStageCost none, sel, full;
+	IrError e = {0};
+	cr_assert_eq(sim_stage_cost(&g, &c, &s, IR_RECOMP_NONE, 0, &none, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_stage_cost(&g, &c, &s, IR_RECOMP_SELECTIVE, 0, &sel, &e), 0);
+	cr_assert_eq(sim_stage_cost(&g, &c, &s, IR_RECOMP_FULL, 0, &full, &e), 0);
+	cr_assert(none.fwd_s > 0 && none.bwd_s > none.fwd_s);
+	cr_assert_float_eq(none.recompute_s, 0, 1e-15);
+	cr_assert_float_eq(full.fwd_s, none.fwd_s, 1e-15);
+	cr_assert_float_eq(full.bwd_s - none.bwd_s, full.recompute_s, 1e-15);
+	cr_assert_float_eq(sel.bwd_s - none.bwd_s, sel.recompute_s, 1e-15);
+	/* full re-runs every layer but the one with the loss; selective the cores */
+	cr_assert(full.recompute_s < full.fwd_s && full.recompute_s > 0.5 * full.fwd_s);
+	cr_assert(sel.recompute_s > 0 && sel.recompute_s < full.recompute_s);
+	cr_assert(full.hw_flops > none.hw_flops);
+	cr_assert_float_eq(full.model_flops, none.model_flops, 1e-6);
+	/* model FLOPs: forward + backward of the graph */
+	IrStats st;
+	ir_graph_stats(&g, &st);
+	double accum = 0;
+	for (int o = 0; o < g.nops; o++)
+		if (g.ops[o].kind == IR_ACCUM)
+			accum += g.ops[o].flops;
+	cr_assert_float_eq(none.model_flops, st.fwd_flops + st.bwd_flops - accum, 1.0);
+	cr_assert_float_eq(none.update_flops, st.update_flops, 1.0);
+	/* less kept, more recomputed */
+	cr_assert(sel.mem.act_bytes < none.mem.act_bytes);
+	cr_assert(full.mem.act_bytes < sel.mem.act_bytes);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(stage, collectives_count_per_microbatch_or_once_per_step)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	ir_plan_init(&p);
+	IrMesh m = {0, 1, 0, 8};
+	IrStagePlan s0, s;
+	stage(&p, &g, &s0, 0, g.nlayers - 1, m, 2, 4, replicated);
+	s = s0;
+	s.ncomm = 3;
+	s.comm = ir_alloc(&p.arena, 3 * sizeof(IrComm));
+	int fwd = g.layers[1].first_op, bwd = g.nfwd_ops + 2;
+	cr_assert_eq(g.ops[bwd].phase, IR_BWD);
+	s.comm[0] = (IrComm){.op = fwd, .kind = SIM_ALL_REDUCE, .axis = 1, .bytes = 1e8};
+	s.comm[1] = (IrComm){.op = bwd, .kind = SIM_ALL_GATHER, .axis = 0, .bytes = 5e7};
+	s.comm[2] = (IrComm){.op = bwd, .kind = SIM_ALL_REDUCE, .axis = 2, .bytes = 3e8,
+			     .per_step = true};
+	SimStageCost a, b;
+	IrError e = {0};
+	cr_assert_eq(sim_stage_cost(&g, &c, &s0, IR_RECOMP_NONE, 0, &a, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_stage_cost(&g, &c, &s, IR_RECOMP_NONE, 0, &b, &e), 0, "%s", e.msg);
+	IrLogicalMesh lm;
+	cr_assert_eq(ir_logical_mesh(&c, &m, 2, 4, &lm, &e), 0);
+	double t0 = sim_mesh_collective_time(&lm, 1, SIM_ALL_REDUCE, 1e8);
+	double t1 = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 5e7);
+	double t2 = sim_mesh_collective_time(&lm, 2, SIM_ALL_REDUCE, 3e8);
+	cr_assert_float_eq(b.fwd_s - a.fwd_s, t0, 1e-12);
+	cr_assert_float_eq(b.fwd_comm_s, t0, 1e-12);
+	cr_assert_float_eq(b.bwd_s - a.bwd_s, t1, 1e-12);
+	cr_assert_float_eq(b.step_s - a.step_s, t2, 1e-12);
+	cr_assert_float_eq(b.step_comm_s, t2, 1e-12);
+	/* with full recomputation the forward collective runs again in backward */
+	cr_assert_eq(sim_stage_cost(&g, &c, &s, IR_RECOMP_FULL, 0, &b, &e), 0);
+	cr_assert_float_eq(b.bwd_comm_s, t1 + t0, 1e-12);
+	/* a collective naming an op outside the stage is an error */
+	s.comm[0].op = g.nops + 5;
+	cr_assert_neq(sim_stage_cost(&g, &c, &s, IR_RECOMP_NONE, 0, &b, &e), 0);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+/* ---- memory ---- */
+
+/* ZeRO: optimizer (1), + gradients (2), + weights (3) split over Nd. */
+static void zero_rule(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64], int z)
+{
+	(void)g, (void)n0, (void)n1;
+	memset(ax, 0, 64);
+	if ((op->kind == IR_ADAM && z >= 1) || (op->kind == IR_ACCUM && z >= 2))
+		ax[lab_index(op->lab[0][0])] = 1;
+}
+static void zero1(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64])
+{
+	zero_rule(g, op, n0, n1, ax, 1);
+}
+static void zero2(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64])
+{
+	zero_rule(g, op, n0, n1, ax, 2);
+}
+
+Test(memory, model_state_is_16_bytes_per_parameter_and_follows_zero)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrStats st;
+	ir_graph_stats(&g, &st);
+	double psi = (double)st.params;
+	const int nd = 4;
+	/* Rajbhandari et al. 2020: 16, 4 + 12/Nd, 2 + 14/Nd, 16/Nd bytes per parameter */
+	double want[4] = {16 * psi, 4 * psi + 12 * psi / nd, 2 * psi + 14 * psi / nd,
+			  16 * psi / nd};
+	Rule rules[4] = {replicated, zero1, zero2, zero2};
+	for (int z = 0; z <= 3; z++) {
+		IrPlan p;
+		ir_plan_init(&p);
+		IrStagePlan s;
+		stage(&p, &g, &s, 0, g.nlayers - 1, (IrMesh){0, 1, 0, nd}, nd, 1, rules[z]);
+		SimStageMemory m;
+		IrError e = {0};
+		cr_assert_eq(sim_stage_memory(&g, &c, &s, IR_RECOMP_NONE, z, &m, &e), 0, "%s",
+			     e.msg);
+		double got = m.weight_bytes + m.grad_bytes + m.opt_bytes;
+		cr_assert_float_eq(got, want[z], 1e-6, "ZeRO-%d: %.0f bytes, want %.0f", z, got,
+				   want[z]);
+		cr_assert_float_eq(m.tied_grad_bytes, 0, 1e-12);
+		ir_plan_free(&p);
+	}
+	cr_assert_float_eq(st.weight_bytes + st.grad_bytes + st.opt_bytes, 16 * psi, 1e-6);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(memory, a_tied_weight_costs_a_copy_where_it_is_not_updated)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan head;
+	int L = g.nlayers;
+	stage(&p, &g, &head, L - 1, L - 1, (IrMesh){0, 1, 0, 1}, 1, 1, replicated);
+	SimStageMemory m;
+	IrError e = {0};
+	cr_assert_eq(sim_stage_memory(&g, &c, &head, IR_RECOMP_NONE, 0, &m, &e), 0, "%s", e.msg);
+	double wte = 128.0 * 64 * 2; /* vocab x hidden, bf16 */
+	cr_assert_float_eq(m.tied_grad_bytes, wte, 1e-9);
+	cr_assert_float_eq(m.weight_bytes, wte + 2 * 64 * 2, 1e-9); /* + final layernorm */
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(memory, transformer_layer_activations_match_korthikanti_with_tp_and_sp)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	double sbh = (double)S * B * H;
+	for (int t = 1; t <= 4; t *= 2) {
+		IrPlan p;
+		ir_plan_init(&p);
+		IrStagePlan s;
+		stage(&p, &g, &s, 1, 1, (IrMesh){0, 1, 0, t}, 1, t, tensor_sequence);
+		SimStageMemory none, sel, full;
+		IrError e = {0};
+		cr_assert_eq(sim_stage_memory(&g, &c, &s, IR_RECOMP_NONE, 0, &none, &e), 0, "%s",
+			     e.msg);
+		cr_assert_eq(sim_stage_memory(&g, &c, &s, IR_RECOMP_SELECTIVE, 0, &sel, &e), 0);
+		cr_assert_eq(sim_stage_memory(&g, &c, &s, IR_RECOMP_FULL, 0, &full, &e), 0);
+		/* Korthikanti et al. 2022, eq. 2-6: s b h (34 + 5 a s / h) / t */
+		double want = sbh * (34.0 + 5.0 * A * S / H) / t;
+		cr_assert(fabs(none.act_bytes - want) <= 0.05 * want,
+			  "t=%d: %.0f bytes, formula %.0f", t, none.act_bytes, want);
+		/* selective recomputation: 34 s b h / t kept, the cores recomputed */
+		cr_assert(fabs(sel.act_bytes - 34 * sbh / t) <= 0.05 * 34 * sbh / t,
+			  "selective: %.0f", sel.act_bytes);
+		cr_assert_float_eq(sel.act_work_bytes, 5.0 * A * S * S * B / t, 1e-6);
+		/* full: the layer's input only */
+		cr_assert_float_eq(full.act_bytes, 2 * sbh / t, 1e-6);
+		cr_assert(full.act_work_bytes > sel.act_bytes);
+		ir_plan_free(&p);
+	}
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+/* ---- whole plans ---- */
+
+/* Two-stage pipeline of GPT_SMALL on 2 x (1 x 2) GPUs. */
+static void two_stage_plan(const IrGraph *g, IrPlan *p, IrSchedule sch, int nmicro)
+{
+	ir_plan_init(p);
+	p->model = "gpt";
+	p->cluster = "dgx-a100";
+	p->microbatch = B;
+	p->nmicro = nmicro;
+	p->global_batch = (int64_t)B * nmicro;
+	p->schedule = sch;
+	p->nstages = 2;
+	p->stages = ir_alloc(&p->arena, 2 * sizeof(IrStagePlan));
+	stage(p, g, &p->stages[0], 0, 1, (IrMesh){0, 1, 0, 2}, 1, 2, tensor_sequence);
+	stage(p, g, &p->stages[1], 2, g->nlayers - 1, (IrMesh){0, 1, 2, 2}, 1, 2,
+	      tensor_sequence);
+}
+
+Test(plan, metrics_follow_from_the_step_time)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	two_stage_plan(&g, &p, IR_SCHED_1F1B, 8);
+	SimResult r;
+	IrError e = {0};
+	cr_assert_eq(sim_plan(&g, &c, &p, &r, &e), 0, "%s", e.msg);
+	cr_assert_eq(r.ngpus, 4);
+	cr_assert_eq(r.nranks, 2);
+	cr_assert(r.step_time_s > r.tl.span_s);
+	cr_assert_float_eq(r.samples_per_s, 24 / r.step_time_s, 1e-9);
+	cr_assert_float_eq(r.tokens_per_s, 24.0 * S / r.step_time_s, 1e-6);
+	cr_assert_float_eq(r.tflops_per_gpu, r.model_flops / r.step_time_s / 4 / 1e12, 1e-12);
+	cr_assert_float_eq(r.mfu, r.tflops_per_gpu / 312.0, 1e-12);
+	cr_assert(r.hfu >= r.mfu);
+	cr_assert(r.bubble_fraction > 0 && r.bubble_fraction < 0.5);
+	cr_assert(r.fits);
+	cr_assert(r.xfer_s[0] > 0);
+	cr_assert(r.peak_memory_bytes >= r.rank_mem[0] && r.peak_memory_bytes >= r.rank_mem[1]);
+	/* GPipe holds every microbatch: more memory, same balanced bubble */
+	SimResult rg;
+	p.schedule = IR_SCHED_GPIPE;
+	cr_assert_eq(sim_plan(&g, &c, &p, &rg, &e), 0, "%s", e.msg);
+	cr_assert(rg.tl.rank_act[0] > r.tl.rank_act[0]);
+	sim_result_free(&rg);
+	sim_result_free(&r);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(plan, rejects_plans_that_do_not_fit_the_model)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	two_stage_plan(&g, &p, IR_SCHED_1F1B, 4);
+	SimResult r;
+	IrError e = {0};
+	p.stages[1].first_layer = 3;
+	cr_assert_neq(sim_plan(&g, &c, &p, &r, &e), 0);
+	cr_assert(strstr(e.msg, "layer"), "%s", e.msg);
+	p.stages[1].first_layer = 2;
+	p.microbatch = 6;
+	cr_assert_neq(sim_plan(&g, &c, &p, &r, &e), 0);
+	cr_assert(strstr(e.msg, "batch"), "%s", e.msg);
+	p.microbatch = B;
+	p.stages[0].ways[0] = 7;
+	cr_assert_neq(sim_plan(&g, &c, &p, &r, &e), 0);
+	cr_assert(strstr(e.msg, "ways"), "%s", e.msg);
+	p.stages[0].ways[0] = 1;
+	p.stages[0].strategy[0] = "b=2";
+	cr_assert_neq(sim_plan(&g, &c, &p, &r, &e), 0);
+	cr_assert(strstr(e.msg, "strategy"), "%s", e.msg);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(trace, is_chrome_trace_json_with_compute_and_communication_tracks)
+{
+	IrGraph g = load("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	two_stage_plan(&g, &p, IR_SCHED_1F1B, 4);
+	SimResult r;
+	IrError e = {0};
+	cr_assert_eq(sim_plan(&g, &c, &p, &r, &e), 0, "%s", e.msg);
+	char *text = sim_trace_json(&p, &r);
+	cr_assert_not_null(text);
+	json_error_t je;
+	json_t *root = json_loads(text, 0, &je);
+	cr_assert_not_null(root, "line %d: %s", je.line, je.text);
+	json_t *ev = json_object_get(root, "traceEvents");
+	cr_assert(json_is_array(ev));
+	int compute = 0, comm[2] = {0}, named = 0;
+	size_t i;
+	json_t *x;
+	json_array_foreach(ev, i, x) {
+		const char *ph = json_string_value(json_object_get(x, "ph"));
+		cr_assert_not_null(ph);
+		cr_assert(json_is_integer(json_object_get(x, "pid")));
+		cr_assert(json_is_integer(json_object_get(x, "tid")));
+		if (!strcmp(ph, "M")) {
+			named++;
+			continue;
+		}
+		cr_assert_str_eq(ph, "X");
+		cr_assert(json_is_number(json_object_get(x, "ts")));
+		cr_assert(json_is_number(json_object_get(x, "dur")));
+		cr_assert(json_number_value(json_object_get(x, "dur")) >= 0);
+		int pid = (int)json_integer_value(json_object_get(x, "pid"));
+		int tid = (int)json_integer_value(json_object_get(x, "tid"));
+		cr_assert(pid >= 0 && pid < 2 && (tid == 0 || tid == 1));
+		const char *cat = json_string_value(json_object_get(x, "cat"));
+		if (tid == 0 && (!strcmp(cat, "forward") || !strcmp(cat, "backward")))
+			compute++;
+		if (tid == 1)
+			comm[pid]++;
+	}
+	cr_assert_eq(compute, r.tl.ntasks);
+	cr_assert(comm[0] > 0 && comm[1] > 0, "communication events %d %d", comm[0], comm[1]);
+	cr_assert_eq(named, 6);
+	json_decref(root);
+	free(text);
+	sim_result_free(&r);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
