@@ -5,7 +5,7 @@
  *
  * A run is given by hand (--step-time, --gpus, --tokens-per-step, --tokens),
  * by its GPU-hours (--gpu-hours, cost side only), or by a plan or model,
- * whose step time comes from run_from_plan() (the simulator; not wired yet).
+ * whose step time comes from run_from_plan() (the simulator).
  * Model and defaults: docs/estimate.md.
  */
 #include <math.h>
@@ -120,8 +120,9 @@ static void usage(FILE *f)
 		"       meshplan estimate --gpu-hours H [--gpus G] [options]\n"
 		"       meshplan estimate --cluster C [--nodes N] --step-time S --tokens-per-step N "
 		"--tokens T ...\n"
-		"       (estimate PLAN.xml and estimate MODEL --cluster C need the simulator,\n"
-		"        not wired yet: give --step-time instead)\n\n"
+		"       meshplan estimate PLAN.xml --tokens T [options]\n"
+		"         (step time, tokens per step and GPUs simulated from a plan written by\n"
+		"          meshplan compile -o or simulate -o; its cluster gives the defaults)\n\n"
 		"Reports wall time, GPU-hours, cost, energy (GPU-hours x power x PUE), CO2e,\n"
 		"tree-years and per-capita years; with --failures, a seeded Monte-Carlo of the run.\n\n"
 		"options:\n");
@@ -212,19 +213,32 @@ typedef struct Run {
 } Run;
 
 /*
- * Step time, tokens per step and GPUs (run->step_s, tokens_per_step, gpus)
- * of PLAN.xml, or of MODEL planned on --cluster: the simulator's answer.  This is the one place the lead wires
- * runtime-sim's plan simulation (and the planner) into; until then every
- * plan or model input is a usage error that points at --step-time.
+ * Step time, tokens per step and GPUs of PLAN.xml: the simulator's answer
+ * for the plan (written by `meshplan compile -o` or `simulate -o`).
  */
 static int run_from_plan(const char *input, const Val *v, Run *run)
 {
-	(void)v;
-	(void)run;
-	return tool_error(VERB, EXIT_BADINPUT,
-			  "'%s': estimating from a plan or model needs the simulator, which is "
-			  "not wired yet; give --step-time S --gpus G --tokens-per-step N "
-			  "--tokens T", input);
+	IrError e;
+	IrPlan p;
+	IrCluster c;
+	IrGraph g;
+	SimResult r;
+	if (tool_plan_simulate(input, v[O_NODES].set ? (int)v[O_NODES].num : 0, &p, &c, &g, &r,
+			       &e))
+		return tool_input_error(&e);
+	run->step_s = r.step_time_s;
+	run->tokens_per_step = r.tokens_per_s * r.step_time_s;
+	if (!v[O_GPUS].set)
+		run->gpus = r.ngpus;
+	bool fits = r.fits;
+	sim_result_free(&r);
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+	ir_plan_free(&p);
+	if (!fits)
+		return tool_error(VERB, EXIT_INFEASIBLE, "'%s' does not fit the GPUs' memory "
+				  "(meshplan simulate %s shows where)", input, input);
+	return EXIT_OK;
 }
 
 /* Speeds from --speeds or --speed-dist into a malloc'd array. */
@@ -722,13 +736,26 @@ int cmd_estimate(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (v[O_NODES].set && !v[O_CLUSTER].set)
-		return tool_error(VERB, EXIT_BADINPUT, "--nodes needs --cluster");
+	if (v[O_NODES].set && !v[O_CLUSTER].set && !input)
+		return tool_error(VERB, EXIT_BADINPUT, "--nodes needs --cluster or a plan");
 	IrCluster cl, *clp = NULL;
-	if (v[O_CLUSTER].set) {
+	const char *cluster = v[O_CLUSTER].set ? v[O_CLUSTER].str : NULL;
+	IrPlan plan;
+	bool have_plan = false;
+	if (input && !cluster) { /* a plan's own cluster gives the defaults */
 		IrError e;
-		if (ir_cluster_load(v[O_CLUSTER].str, v[O_NODES].set ? (int)v[O_NODES].num : 0, &cl,
-				    &e))
+		if (ir_plan_read(input, &plan, &e))
+			return tool_input_error(&e);
+		have_plan = true;
+		cluster = plan.cluster;
+	}
+	if (cluster) {
+		IrError e;
+		int nodes = v[O_NODES].set ? (int)v[O_NODES].num : have_plan ? plan.nodes : 0;
+		rc = ir_cluster_load(cluster, nodes, &cl, &e);
+		if (have_plan)
+			ir_plan_free(&plan);
+		if (rc)
 			return tool_input_error(&e);
 		clp = &cl;
 	}

@@ -527,22 +527,6 @@ typedef struct {
 	IrParamSet ps;
 } Args;
 
-static int load_graph(const char *model, const IrParamSet *ps, IrGraph *g, IrError *e)
-{
-	IrModelDoc *m = ir_model_open(model, e);
-	if (!m)
-		return -1;
-	int rc = ir_model_instantiate(m, ps, g, e);
-	ir_model_close(m);
-	if (rc)
-		return -1;
-	if (ir_build_training(g, e)) {
-		ir_graph_free(g);
-		return -1;
-	}
-	return 0;
-}
-
 static int finish(const Args *a, const IrGraph *g, const IrCluster *c, IrPlan *p,
 		  SimResult *r, const Manual *m)
 {
@@ -562,29 +546,13 @@ static int simulate_file(const Args *a)
 {
 	IrError e;
 	IrPlan p;
-	if (ir_plan_read(a->target, &p, &e))
-		return tool_input_error(&e);
 	IrCluster c;
-	if (ir_cluster_load(p.cluster, a->nodes ? (int)a->nodes : p.nodes, &c, &e)) {
-		ir_plan_free(&p);
-		return tool_input_error(&e);
-	}
 	IrGraph g;
-	if (load_graph(p.model, &p.params, &g, &e)) {
-		ir_cluster_free(&c);
-		ir_plan_free(&p);
-		return tool_input_error(&e);
-	}
 	SimResult r;
-	int code;
-	if (sim_plan(&g, &c, &p, &r, &e)) {
-		snprintf(e.file, sizeof e.file, "%s", a->target);
-		e.line = 0;
-		code = tool_input_error(&e);
-	} else {
-		code = finish(a, &g, &c, &p, &r, NULL);
-		sim_result_free(&r);
-	}
+	if (tool_plan_simulate(a->target, (int)a->nodes, &p, &c, &g, &r, &e))
+		return tool_input_error(&e);
+	int code = finish(a, &g, &c, &p, &r, NULL);
+	sim_result_free(&r);
 	ir_graph_free(&g);
 	ir_cluster_free(&c);
 	ir_plan_free(&p);
@@ -635,7 +603,7 @@ static int simulate_manual(const Args *a)
 	plan.params = a->ps;
 	ir_params_set(&plan.params, "batch", D * m.mbs);
 	IrGraph g;
-	if (load_graph(a->target, &plan.params, &g, &e)) {
+	if (tool_load_training_graph(a->target, &plan.params, &g, &e)) {
 		ir_cluster_free(&c);
 		ir_plan_free(&plan);
 		return tool_input_error(&e);

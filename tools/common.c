@@ -73,3 +73,44 @@ const char *tool_si(double v, char *buf, size_t n)
 	snprintf(buf, n, i ? "%.3g %s" : "%.4g%s", v, suffix[i]);
 	return buf;
 }
+
+int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g, IrError *e)
+{
+	IrModelDoc *m = ir_model_open(model, e);
+	if (!m)
+		return -1;
+	int rc = ir_model_instantiate(m, ps, g, e);
+	ir_model_close(m);
+	if (rc)
+		return -1;
+	if (ir_build_training(g, e)) {
+		ir_graph_free(g);
+		return -1;
+	}
+	return 0;
+}
+
+int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrGraph *g,
+		       SimResult *r, IrError *e)
+{
+	if (ir_plan_read(path, p, e))
+		return -1;
+	if (ir_cluster_load(p->cluster, nodes ? nodes : p->nodes, c, e)) {
+		ir_plan_free(p);
+		return -1;
+	}
+	if (tool_load_training_graph(p->model, &p->params, g, e)) {
+		ir_cluster_free(c);
+		ir_plan_free(p);
+		return -1;
+	}
+	if (sim_plan(g, c, p, r, e)) {
+		snprintf(e->file, sizeof e->file, "%s", path);
+		e->line = 0;
+		ir_graph_free(g);
+		ir_cluster_free(c);
+		ir_plan_free(p);
+		return -1;
+	}
+	return 0;
+}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "ir/ir.h"
+#include "runtime-sim/sim.h"
 
 /* Exit codes (DESIGN.md section 7). */
 enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
@@ -35,5 +36,12 @@ bool tool_parse_double(const char *s, double *out);
 bool tool_parse_int(const char *s, long *out);
 /* "1.23 G" style formatting for tables: value scaled to k/M/G/T/P. */
 const char *tool_si(double v, char *buf, size_t n);
+
+/* Opens a model, instantiates it with ps and builds its training graph. */
+int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g, IrError *e);
+/* Reads PLAN.xml with its cluster (nodes > 0 overrides) and model and
+ * simulates it; on success the caller frees p, c, g and r. */
+int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrGraph *g,
+		       SimResult *r, IrError *e);
 
 #endif

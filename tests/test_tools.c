@@ -1,0 +1,59 @@
+/*
+ * test_tools.c -- verbs working together through the command line:
+ * a plan written by simulate feeds estimate with the same step time.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DATA MESHPLAN_DATA_DIR "/tests/data"
+
+static json_t *run_json(const char *args, int *code)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "%s %s", MESHPLAN_BIN, args);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	json_error_t err;
+	json_t *j = json_loadf(p, 0, &err);
+	int st = pclose(p);
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	cr_assert_not_null(j, "%s: %s", cmd, err.text);
+	return j;
+}
+
+Test(tools, estimate_of_a_plan_uses_the_simulated_step_time)
+{
+	char plan[] = "/tmp/meshplan-test-plan-XXXXXX";
+	int fd = mkstemp(plan);
+	cr_assert_geq(fd, 0);
+	char args[1024];
+	int code;
+	snprintf(args, sizeof args,
+		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
+		 "--manual dp=2,tp=2,pp=2,mbs=2 --json -o %s", DATA, DATA, plan);
+	json_t *sim = run_json(args, &code);
+	cr_assert_eq(code, 0);
+	double step = json_real_value(json_object_get(sim, "step_time_s"));
+	cr_assert_gt(step, 0);
+
+	snprintf(args, sizeof args, "estimate %s --tokens 1600 --json", plan);
+	json_t *est = run_json(args, &code);
+	cr_assert_eq(code, 0);
+	json_t *in = json_object_get(est, "inputs");
+	cr_expect_float_eq(json_real_value(json_object_get(in, "step_time_s")), step, 1e-12 * step);
+	cr_expect_float_eq(json_real_value(json_object_get(in, "tokens_per_step")), 16.0, 1e-9);
+	cr_expect_eq(json_integer_value(json_object_get(in, "gpus")), 8);
+	/* 1600 tokens at 16 per step: 100 steps; wall time follows */
+	cr_expect_float_eq(json_real_value(json_object_get(est, "wall_time_s")), 100 * step,
+			   1e-9 * step);
+	/* price of the tiny cluster: 2 USD per GPU-hour */
+	cr_expect_float_eq(json_real_value(json_object_get(est, "cost")),
+			   100 * step * 8 / 3600.0 * 2.0, 1e-9);
+	json_decref(sim);
+	json_decref(est);
+	unlink(plan);
+}
