@@ -67,8 +67,8 @@ typedef struct {
 	bool *skip_layer;  /* layer stands in the ILP only through its run's representatives */
 	double *scale;     /* per layer: copies each kept layer stands for */
 	int *run;          /* per layer: run id, -1 */
-	int *run_len;      /* per run: its number of layers */
 	int *rep_op;       /* op of a skipped layer -> the op it copies (second representative) */
+	const bool *force_leader; /* expansion: ops that lead a group in the reduced plan */
 } Plan;
 
 static const char *method_names[PASS_NMETHODS] = {"ilp", "data", "zero2", "zero3", "heuristic"};
@@ -100,13 +100,13 @@ static bool in_stage(const Plan *P, int op)
 	return in_range(P, op) && !(P->skip_layer && P->skip_layer[P->x.g->ops[op].layer]);
 }
 
-/* How many copies a link stands for: inside a representative, its share
- * of the run; between the two representatives, every boundary of the run. */
+/* How many copies a link stands for: inside the second representative,
+ * every layer it is copied to; elsewhere one. */
 static double link_scale(const Plan *P, int la, int lb)
 {
 	if (!P->run || la < 0 || lb < 0 || P->run[la] < 0 || P->run[la] != P->run[lb])
 		return 1.0;
-	return la == lb ? P->scale[la] : (double)(P->run_len[P->run[la]] - 1);
+	return la == lb ? P->scale[la] : 1.0;
 }
 
 static double op_count(const Plan *P, int op)
@@ -492,7 +492,8 @@ static void build_groups(Plan *P)
 			continue;
 		const IrOp *op = &g->ops[i];
 		int p = g->tensors[op->in[0]].producer;
-		if (is_follower(g, op) && p >= 0 && P->group_of[p] >= 0 &&
+		if (is_follower(g, op) && !(P->force_leader && P->force_leader[i]) && p >= 0 &&
+		    P->group_of[p] >= 0 &&
 		    P->groups[P->group_of[p]].weight < 0) {
 			Group *gr = &P->groups[P->group_of[p]];
 			gr->ops = realloc(gr->ops, sizeof(int) * (size_t)(gr->nops + 1));
@@ -551,8 +552,9 @@ static void build_groups(Plan *P)
 	}
 }
 
-/* A skipped layer's ops reading tensors from outside its run: the
- * representative reads them instead (the run's boundary to what follows). */
+/* A skipped layer's ops reading tensors of another layer: the boundary
+ * between two copies, or between the run and what follows.  The second
+ * representative's op reads them instead, from the producer's representative. */
 static void boundary_links(Plan *P)
 {
 	const IrGraph *g = P->x.g;
@@ -566,7 +568,11 @@ static void boundary_links(Plan *P)
 		for (int k = 0; k < op->nin; k++) {
 			int t = op->in[k];
 			int p = g->tensors[t].producer;
-			if (p < 0 || P->group_of[p] < 0 || P->run[g->ops[p].layer] == P->run[op->layer])
+			if (p < 0 || !in_range(P, p) || g->ops[p].layer == op->layer)
+				continue; /* stage input, or inside the copy (scaled already) */
+			if (P->rep_op[p] >= 0)
+				p = P->rep_op[p];
+			if (P->group_of[p] < 0)
 				continue;
 			int out = 0;
 			for (int j = 0; j < g->ops[p].nout; j++)
@@ -657,6 +663,10 @@ typedef struct {
 	double *C;
 } Block;
 
+/* The objective goes to GLPK in microseconds: costs in seconds (1e-9 ..
+ * 1e-3) sit below GLPK's 1e-7 tolerances and would end the search early. */
+#define ILP_UNIT 1e6
+
 /* Step objective of one full assignment, straight from the definition. */
 static double assignment_cost(const Plan *P, const int *pick, double *mem)
 {
@@ -735,7 +745,8 @@ static int solve(Plan *P, PassIntraResult *r)
 	if (P->o->exhaustive)
 		return solve_exhaustive(P, r);
 	/* 1. edge cost matrices; a side with one strategy folds into the other */
-	qsort(P->links, (size_t)P->nlinks, sizeof *P->links, cmp_link);
+	if (P->nlinks > 1)
+		qsort(P->links, (size_t)P->nlinks, sizeof *P->links, cmp_link);
 	Block *blocks = NULL;
 	int nblocks = 0;
 	for (int i = 0; i < P->nlinks;) {
@@ -754,6 +765,12 @@ static int solve(Plan *P, PassIntraResult *r)
 				if (C[(size_t)a * nb + b] > maxc)
 					maxc = C[(size_t)a * nb + b];
 			}
+		if (maxc > 0 && e.a == e.b) {
+			/* both ends in one group: only its own choices pair up */
+			for (int s = 0; s < na; s++)
+				A->cost[s] += C[(size_t)s * nb + s];
+			maxc = 0;
+		}
 		if (maxc > 0 && (na == 1 || nb == 1)) {
 			Group *V = na == 1 ? B : A;
 			for (int s = 0; s < V->nstrat; s++)
@@ -776,7 +793,7 @@ static int solve(Plan *P, PassIntraResult *r)
 		int *cols = malloc(sizeof(int) * (size_t)gr->nstrat);
 		double *ones = malloc(sizeof(double) * (size_t)gr->nstrat);
 		for (int s = 0; s < gr->nstrat; s++) {
-			cols[s] = ilp_add_binary(ilp, gr->cost[s]);
+			cols[s] = ilp_add_binary(ilp, gr->cost[s] * ILP_UNIT);
 			ones[s] = 1;
 		}
 		ilp_add_row(ilp, gr->nstrat, cols, ones, ILP_EQ, 1);
@@ -799,7 +816,8 @@ static int solve(Plan *P, PassIntraResult *r)
 					a++;
 				while (cb[b] != q)
 					b++;
-				ya[p * Q + q] = ilp_add_continuous(ilp, 0, 1, C[(size_t)a * nb + b]);
+				ya[p * Q + q] =
+					ilp_add_continuous(ilp, 0, 1, C[(size_t)a * nb + b] * ILP_UNIT);
 			}
 		int cap = (na > nb ? na : nb) + P_ + Q;
 		int *cols = malloc(sizeof(int) * (size_t)cap);
@@ -862,7 +880,7 @@ static int solve(Plan *P, PassIntraResult *r)
 			ilp_free(ilp);
 			r->status = PASS_INFEASIBLE;
 			snprintf(r->message, sizeof r->message,
-				 "fixed state alone needs %.2f GiB per device, budget %.2f GiB",
+				 "fixed state alone needs %.4g GiB per device, budget %.4g GiB",
 				 fixed / 1073741824.0, P->o->memory_budget / 1073741824.0);
 			return -1;
 		}
@@ -897,7 +915,7 @@ static int solve(Plan *P, PassIntraResult *r)
 						       PASS_ERROR;
 		if (st == ILP_INFEASIBLE)
 			snprintf(r->message, sizeof r->message,
-				 "no sharding fits %.2f GiB per device on the %dx%d mesh",
+				 "no sharding fits %.4g GiB per device on the %dx%d mesh",
 				 P->o->memory_budget / 1073741824.0, P->x.mesh->n[0],
 				 P->x.mesh->n[1]);
 		ilp_free(ilp);
@@ -1057,7 +1075,11 @@ static uint64_t layer_hash(const IrGraph *g, const int *ops, int n)
 }
 
 /* Finds runs of at least four identical layers; keeps two representatives
- * of each (the first two) and skips the rest. */
+ * of each (the first two) and skips the rest.  The second representative
+ * stands for itself and every skipped layer (scale r-1), so the ILP's
+ * objective and memory row are those of the expanded plan exactly; the
+ * boundaries between copies are links of the second representative to
+ * itself (boundary_links). */
 static void find_runs(Plan *P)
 {
 	const IrGraph *g = P->x.g;
@@ -1076,7 +1098,6 @@ static void find_runs(Plan *P)
 	P->skip_layer = calloc((size_t)L, sizeof(bool));
 	P->scale = malloc(sizeof(double) * (size_t)L);
 	P->run = malloc(sizeof(int) * (size_t)L);
-	P->run_len = calloc((size_t)L, sizeof(int));
 	P->rep_op = malloc(sizeof(int) * (size_t)g->nops);
 	for (int i = 0; i < g->nops; i++)
 		P->rep_op[i] = -1;
@@ -1093,8 +1114,8 @@ static void find_runs(Plan *P)
 		if (r >= 4) {
 			for (int l = k; l < e; l++)
 				P->run[l] = nrun;
-			P->run_len[nrun++] = r;
-			P->scale[k] = P->scale[k + 1] = r / 2.0;
+			nrun++;
+			P->scale[k + 1] = r - 1; /* copied into every skipped layer */
 			for (int l = k + 2; l < e; l++) {
 				P->skip_layer[l] = true;
 				for (int j = 0; j < count[l]; j++)
@@ -1113,6 +1134,8 @@ static void find_runs(Plan *P)
 /* Group costs and memory of representatives stand for their copies. */
 static void scale_groups(Plan *P)
 {
+	if (!P->scale)
+		return;
 	for (int gi = 0; gi < P->ngroups; gi++) {
 		Group *gr = &P->groups[gi];
 		int l = gr->weight >= 0 ? P->x.g->tensors[gr->weight].layer
@@ -1169,7 +1192,6 @@ static void plan_free(Plan *P)
 	free(P->skip_layer);
 	free(P->scale);
 	free(P->run);
-	free(P->run_len);
 	free(P->rep_op);
 }
 
@@ -1257,10 +1279,19 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 		out->n0 = m->n[0];
 		out->n1 = m->n[1];
 		if (R.skip_layer) {
+			/* the full plan groups ops as the reduced one did */
+			bool *lead = calloc((size_t)g->nops, sizeof(bool));
+			for (int i = 0; i < g->nops; i++) {
+				int rl = R.rep_op[i] >= 0 ? R.rep_op[i] : i;
+				lead[i] = in_range(&R, i) && R.group_of[rl] >= 0 &&
+					  R.pos_in_group[rl] == 0;
+			}
+			F.force_leader = lead;
 			plan_build(&F);
 			expand(&R, &F);
 			fill_stage(&F, plan, out, r);
 			plan_free(&F);
+			free(lead);
 		} else {
 			fill_stage(&R, plan, out, r);
 		}

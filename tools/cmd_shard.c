@@ -95,7 +95,9 @@ int cmd_shard(int argc, char **argv)
 				return tool_error("shard", EXIT_BADINPUT,
 						  "--time-limit needs a positive number of seconds");
 		} else if (!strcmp(a, "--layers") && more) {
-			if (sscanf(argv[++i], "%d:%d", &first, &last) != 2 || first < 0 || last < first)
+			int end = 0;
+			if (sscanf(argv[++i], "%d:%d%n", &first, &last, &end) != 2 || argv[i][end] ||
+			    first < 0 || last < first)
 				return tool_error("shard", EXIT_BADINPUT,
 						  "--layers needs FIRST:LAST, got '%s'", argv[i]);
 		} else if (a[0] == '-') {
