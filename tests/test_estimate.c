@@ -228,10 +228,10 @@ Test(cli, bad_flags_exit_2_with_a_clear_message)
 	expect_bad("", "nothing to estimate");
 }
 
-Test(cli, plan_and_model_forms_ask_for_step_time_until_the_simulator_is_wired)
+Test(cli, a_missing_plan_or_a_model_name_says_how_to_write_a_plan)
 {
-	expect_bad("plan.xml --tokens 1e9", "--step-time");
-	expect_bad("gpt --gpus 64 --tokens 1e9", "--step-time");
+	expect_bad("/nonexistent/plan.xml --tokens 1e9", "meshplan compile");
+	expect_bad("gpt --tokens 1e9", "not a readable plan file");
 }
 
 Test(cli, help_lists_every_flag_and_exits_0)

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime-sim/sim.h"
 #include "tools/tools.h"
@@ -738,6 +739,10 @@ int cmd_estimate(int argc, char **argv)
 	}
 	if (v[O_NODES].set && !v[O_CLUSTER].set && !input)
 		return tool_error(VERB, EXIT_BADINPUT, "--nodes needs --cluster or a plan");
+	if (input && access(input, R_OK) != 0)
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "'%s' is not a readable plan file (write one with: meshplan compile "
+				  "MODEL --cluster C --batch B -o plan.xml)", input);
 	IrCluster cl, *clp = NULL;
 	const char *cluster = v[O_CLUSTER].set ? v[O_CLUSTER].str : NULL;
 	IrPlan plan;
