@@ -34,6 +34,8 @@ static const char *usage_text =
 	"(schedule interleaved, microbatches a multiple of P).  Layers are split evenly,\n"
 	"the first and last (embedding, head) joining the first and last stage.\n"
 	"-o writes the plan; --trace a Chrome trace (Perfetto) of the step.\n"
+	"--time-limit bounds each sharding ILP (default 30 s); a solve stopped by it keeps\n"
+	"the best sharding found.\n"
 	"Exit: 0 the plan fits in memory, 1 it does not (the report says fits=false) or no\n"
 	"sharding was found, 2 bad input.\n";
 
@@ -653,6 +655,7 @@ int cmd_simulate(int argc, char **argv)
 {
 	Args a;
 	memset(&a, 0, sizeof a);
+	a.time_limit = 30; /* per ILP solve: a binding memory budget can make GLPK search long */
 	IrError e;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
