@@ -106,23 +106,23 @@ typedef struct PassStageOption {
 	double state_bytes;  /* weights + gradients + optimizer state */
 	double act_bytes;    /* activations kept per microbatch in flight */
 	double work_bytes;   /* live during one backward (recomputed activations) */
-	double xfer_s;       /* its output to the next stage's mesh, one microbatch */
+	int zero;            /* the intra-op pass's forced ZeRO stage to shard it so */
+	bool exact;          /* measured on the stage sharded whole (else: sums of layers) */
 } PassStageOption;
 
 /*
  * Stage costs for the DP: for units i <= j (clusters of consecutive
  * layers), shape h and view v, option[pass_stage_index(t, i, j, h, v)].
  * A stage's time is fwd_s + bwd_s + step_s / nmicro (the intra-op pass's
- * step objective over nmicro), plus 2 * xfer_s (activation forward,
- * gradient back) unless it is the last stage: in 1F1B's steady state a
- * pipeline of balanced stages runs a microbatch per stage time plus about
- * two transfers.  Under 1F1B a stage with s stages from it to
- * the end of the pipeline keeps min(s, nmicro) microbatches' activations,
- * and fits when state + min(s, nmicro) * act + work <= mem_bytes.
+ * step objective over nmicro).  Under 1F1B a stage with s
+ * stages from it to the end of the pipeline (itself included) keeps
+ * min(s, nmicro) microbatches' activations, and fits when
+ * state + min(s, nmicro) * act + work <= mem_bytes.
  */
 typedef struct PassStageTable {
 	int nunits;
 	int *unit_first;          /* nunits + 1 entries: unit u is layers [unit_first[u], unit_first[u+1]) */
+	double *send_bytes;       /* per unit: activations of one microbatch its last layer sends on */
 	int nshapes;
 	PassShape shape[PASS_MAX_SHAPES];
 	int nviews[PASS_MAX_SHAPES];
@@ -132,6 +132,9 @@ typedef struct PassStageTable {
 	int nmicro;
 	double mem_bytes;         /* GPU memory per device */
 	IrRecompute recompute;
+	int nodes, gpus_per_node; /* of the cluster */
+	IrLink intra, inter;      /* its links */
+	bool twins;               /* views [n/2, n) of a shape are lean twins of [0, n/2) */
 } PassStageTable;
 
 size_t pass_stage_index(const PassStageTable *t, int i, int j, int h, int v);
@@ -139,9 +142,37 @@ size_t pass_stage_index(const PassStageTable *t, int i, int j, int h, int v);
  * given units and shapes; the caller fills shapes/views first. */
 void pass_stage_table_alloc(PassStageTable *t, int nunits, int nshapes, int maxviews);
 void pass_stage_table_free(PassStageTable *t);
-/* Time of units i..j on shape h as a stage with s stages from it to the end
+/*
+ * The placement the DP assumes and the pass makes: whole-node shapes on
+ * nodes of their own; partial-node shapes packed in pipeline order into
+ * the other nodes, one after another, none straddling two nodes.  `fill`
+ * is how many GPUs of the node being packed are taken (0: none).  May
+ * shape h come next, and what is the fill after it?
+ */
+bool pass_place_next(const PassStageTable *t, int fill, int h, int *fill_after);
+/* Is shape h less than a node? */
+bool pass_shape_partial(const PassStageTable *t, int h);
+/*
+ * The transfers into a stage of shape h at unit k > 0 from the stage
+ * before it, activation forward and gradient back, as the simulator times
+ * them: each device of the smaller mesh gets its share over its own link
+ * (prev: the shape before when it is a partial-node one, else -1: taken to
+ * be no smaller than h); inside a node when both are partial-node shapes in
+ * the same node (same_node: prev left its node unfilled), over the network
+ * otherwise (when there is one).  0 for k = 0.
+ */
+double pass_stage_edge(const PassStageTable *t, int k, int prev, bool same_node, int h);
+
+/*
+ * Time of units i..j on shape h as a stage with s stages from it to the end
  * (itself included): the fastest view that fits; its index in *view.
- * INFINITY (view -1) when none fits. */
+ * INFINITY (view -1) when none fits.  Transfers not included.  With twins,
+ * a view whose fastest sharding does not fit but whose lean twin (not yet
+ * exact) does may also take the part of the twin's savings it needs, at
+ * that part of the twin's extra time (as sharding that many of its layers
+ * lean would; the intra-op pass, given the memory left as its budget, does
+ * no worse); that counts as the twin's view.
+ */
 double pass_stage_time(const PassStageTable *t, int i, int j, int h, int s, int *view);
 
 /* Costs of every distinct layer on every view of every shape (opaque). */
@@ -155,13 +186,17 @@ typedef void (*PassProgress)(void *ctx, const char *what, int done, int total);
  * and wiring) on each logical view of each sub-mesh shape (views that are
  * transposes over the same links share one solve), nmicro microbatches per
  * step, in `threads` threads (0: one per core), and times each plan with
- * sim_stage_cost under every recomputation mode.  NULL with e on failure.
+ * sim_stage_cost under every recomputation mode.  Besides the fastest
+ * sharding, a lean one: gradients and optimizer state sharded over axis 0
+ * (PassIntraOptions.zero = 2; a 1 x n view solved as its n x 1 transpose),
+ * kept where it holds less.  NULL with e on failure.
  */
 PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicro, int threads,
 				 PassProgress progress, void *progress_ctx, IrError *e);
 void pass_layer_costs_free(PassLayerCosts *lc);
-/* ILP solves run, and layer-view costs taken from the cache instead. */
-void pass_layer_costs_stats(const PassLayerCosts *lc, int *solved, int *cached);
+/* Layer-view pairs solved, those taken from the cache instead, and the ILP
+ * solves run (a pair takes one or two: fastest, then lean). */
+void pass_layer_costs_stats(const PassLayerCosts *lc, int *solved, int *cached, int *ilps);
 
 /* Groups g's layers into at most max units of balanced FLOPs (the largest
  * unit as small as possible); fills unit_first (count + 1 entries) and
@@ -172,33 +207,56 @@ int pass_cluster_layers(const IrGraph *g, int max, int *unit_first);
  * Fills t (allocating it) with the stage costs of every unit range on every
  * view: the sums of its layers' costs (work: their maximum; a tied weight's
  * copy dropped when its owner is in the same range), under recomputation rc.
+ * Each view of lc comes twice (twins): views [0, n) with each layer's
+ * fastest sharding, [n, 2n) with its lean one (zero 2; !ok where no layer
+ * has a lean sharding; a 1 x n view's lean twin is its n x 1 transpose).
  */
 int pass_stage_table(const PassLayerCosts *lc, const int *unit_first, int nunits,
 		     IrRecompute rc, PassStageTable *t, IrError *e);
+
+/* The options of a stage already sharded (its whole layer range solved at
+ * once), per recomputation mode: sim_stage_cost's figures. */
+int pass_stage_options(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+		       PassStageOption out[3], IrError *e);
 
 /* A pipeline: stage q is units [first[q], last[q]] on shape[q], view[q]. */
 typedef struct PassPipeline {
 	int nstages;
 	int first[PASS_MAX_UNITS], last[PASS_MAX_UNITS];
 	int shape[PASS_MAX_UNITS], view[PASS_MAX_UNITS];
-	double time_s[PASS_MAX_UNITS]; /* per stage, as pass_stage_time */
-	double total_s;  /* sum of stage times + (nmicro - 1) * their maximum */
-	double tmax_s;   /* their maximum */
+	double time_s[PASS_MAX_UNITS]; /* per stage: pass_stage_time + pass_stage_edge */
+	double mem_bytes[PASS_MAX_UNITS]; /* per stage: state + in-flight activations + work */
+	double total_s;  /* see pass_pipeline_cost */
+	double tmax_s;   /* the largest pass_stage_time */
 } PassPipeline;
 
-/* Cost sum + (nmicro-1) * max of pipeline p's stages under t (times filled). */
+/*
+ * Step time of pipeline p under t (per-stage times and views filled):
+ * with t_q = pass_stage_time and e_q the transfers into stage q,
+ *   sum_q (t_q + e_q) + (nmicro - 1) * max(max_q t_q, sum_q (t_q + e_q) / S).
+ * The sum is filling and draining the pipeline; then a microbatch leaves
+ * every slowest-stage time, unless the round trip of one microbatch through
+ * all S stages and back (transfers included) over the S microbatches 1F1B
+ * keeps in flight is longer.  INFINITY when the shapes cannot be placed as
+ * pass_place_next packs them.
+ */
 double pass_pipeline_cost(const PassStageTable *t, PassPipeline *p);
 
 /*
- * Alpa's DP: F(s, k, d; tmax) = min over i, shape of t(k..i, shape) +
+ * Alpa's DP: F(s, k, d; tmax) = min over i, shape of t(k..i, shape) + e +
  * F(s-1, i+1, d - |shape|), every t <= tmax and fitting memory as the s-th
- * stage from the end; the answer min over tmax of F(., 0, devices) +
- * (nmicro-1) * tmax, tmax ascending from the smallest feasible one,
- * stopping once nmicro * tmax >= best.  tmax_gap > 0 skips a tmax within
- * that relative distance of the last one tried (0: every value, exact).
- * Uses exactly `devices` devices.  -1 when no pipeline fits.
+ * stage from the end, e the transfers into it (the state also carries the
+ * placement so far and the previous stage's shape if partial-node); the answer min over tmax and s of F(s, 0, devices) +
+ * (nmicro-1) * max(tmax, F / s), tmax ascending from the smallest feasible
+ * one, stopping once nmicro * tmax >= best: pass_pipeline_cost's optimum.
+ * tmax_gap > 0 skips a tmax within that relative distance of the last one
+ * tried (0: every value, exact).  Uses exactly `devices` devices.  -1 when
+ * no pipeline fits.  by_stages (NULL, or PASS_MAX_UNITS + 1 entries): per
+ * stage count S, the best pipeline of S stages met on the way (total_s
+ * INFINITY if none): alternatives to check in the simulator.
  */
-int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPipeline *out);
+int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPipeline *out,
+		  PassPipeline *by_stages);
 /* Every cut into stages and every shape per stage, for checking the DP. */
 int pass_stage_brute(const PassStageTable *t, int devices, PassPipeline *out);
 /* Least, over pipelines using exactly `devices` devices, of the largest
@@ -208,13 +266,16 @@ double pass_stage_min_memory(const PassStageTable *t, int devices);
 
 /*
  * Shards plan->stages[0 .. plan->nstages) (first_layer, last_layer, mesh,
- * n0, n1 set) with the intra-op ILP, plan->nmicro microbatches per step, in
- * `threads` threads (0: one per core); stages of identical structure on
- * the same view are solved once and copied.  *solves (if non-NULL): the
- * ILP solves run.  0, or -1 with e.
+ * n0, n1 set) with the intra-op pass, options opt[q] for stage q (NULL: the
+ * ILP, nothing forced; nmicro is always plan->nmicro), in `threads` threads
+ * (0: one per core); stages of identical structure on the same view with
+ * the same options are solved once and copied.  A stage whose memory
+ * budget the ILP cannot meet (within its time limit) is sharded with
+ * gradients and optimizer state over axis 0 instead (zero = 2, no budget).
+ * *solves (if non-NULL): the stages solved.  0, or -1 with e.
  */
-int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan, int threads,
-		      int *solves, IrError *e);
+int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,
+		      const PassIntraOptions *opt, int threads, int *solves, IrError *e);
 
 typedef struct PassInterOptions {
 	int64_t global_batch;   /* samples per step */
@@ -223,6 +284,7 @@ typedef struct PassInterOptions {
 	int max_units;          /* layer clusters (0: 16) */
 	int threads;            /* 0: one per core */
 	double tmax_gap;        /* see pass_stage_dp (< 0: default 1e-3) */
+	double refine_budget_s; /* no new refinement round once the compile took this (0: 30) */
 	PassProgress progress;  /* NULL: silent */
 	void *progress_ctx;
 } PassInterOptions;
@@ -230,6 +292,9 @@ typedef struct PassInterOptions {
 typedef struct PassInterResult {
 	PassStatus status;      /* OPTIMAL: a plan; INFEASIBLE: nothing fits memory */
 	double compile_time_s;
+	double layer_cost_s;    /* of which: layer costs (ILPs) */
+	double dp_s;            /* the DP runs */
+	double refine_s;        /* solving chosen stages whole */
 	double estimate_s;      /* the DP's step time of the chosen plan */
 	int64_t microbatch;
 	int nmicro;
@@ -242,8 +307,7 @@ typedef struct PassInterResult {
 	int ntried;             /* microbatch sizes evaluated, in order */
 	int64_t tried_microbatch[32];
 	double tried_estimate_s[32]; /* the DP's best step time there (INFINITY: none fits) */
-	int refits;             /* DP reruns at a lowered memory limit after the chosen
-				   plan did not fit when simulated whole */
+	int refinements;        /* DP reruns after solving the chosen stages whole */
 	double need_bytes;      /* INFEASIBLE: least memory per device a plan needs */
 	double have_bytes;      /* the GPU's memory */
 	char message[256];
@@ -253,9 +317,12 @@ typedef struct PassInterResult {
  * Compiles model m (overrides ps; `model` and `cluster` are the specs as
  * given, kept in the plan) for cluster c: searches the microbatch size
  * (divisors of the global batch around a memory-based start), the
- * recomputation mode and, per choice, Alpa's DP over the stage costs; then
- * shards each chosen stage with the intra-op pass on its own layers
- * (stages of identical structure once) and places the sub-meshes.  Fills
+ * recomputation mode and, per choice, Alpa's DP over the stage costs
+ * (sums of per-layer costs).  Then refines: the stages the DP picks are
+ * sharded whole by the intra-op pass (stages of identical structure once),
+ * their exact costs replace the sums in the table, and the DP runs again,
+ * until it picks only stages already solved (or the refinement budget is
+ * spent: then the best pipeline solved whole).  Places the sub-meshes.  Fills
  * plan (1F1B, initialised here) and g (the training graph at the chosen
  * microbatch, for sim_plan).  0 on success; -1 with r->status INFEASIBLE
  * (r->need_bytes set) when nothing fits, or ERROR with e.

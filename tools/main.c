@@ -16,6 +16,7 @@ static const Verb verbs[] = {
 	{"info", cmd_info, "describe a model (parameters, FLOPs, memory) or a cluster"},
 	{"shard", cmd_shard, "choose the sharding of every op on one device mesh (intra-op ILP)"},
 	{"simulate", cmd_simulate, "one training step of a plan: time, TFLOPS, MFU, memory, trace"},
+	{"compile", cmd_compile, "the fastest plan: pipeline stages on sub-meshes, each sharded (Alpa)"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 };
 

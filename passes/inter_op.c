@@ -1,0 +1,1121 @@
+/*
+ * inter_op.c -- the inter-operator pass: the model's layers cut into
+ * pipeline stages, each on a sub-mesh of the cluster (Alpa, Zheng et al.,
+ * OSDI 2022, section 5).
+ *
+ * Reads: the model (instantiated per microbatch size), the cluster, the
+ *        stage costs of inter_op_cost.c.
+ * Writes: an IrPlan: stages (layer ranges, sub-meshes placed on the
+ *        cluster, logical views, per-op strategies), microbatch size and
+ *        count, 1F1B schedule, recomputation mode; its training graph.
+ *
+ * Requires: layer units (pass_cluster_layers) and a stage table; provides
+ * the pipeline.  The DP is Alpa's (section 5.2):
+ *   F(s, k, d; tmax) = min over i >= k and shape m with t(k..i, m) <= tmax
+ *                      of t(k..i, m) + e + F(s-1, i+1, d - |m|),
+ *   F(0, U, 0) = 0, and the answer min over tmax and s of
+ *   F(s, 0, D) + (B - 1) * max(tmax, F(s, 0, D) / s),
+ * with t(k..i, m) the fastest view of the stage on m that fits memory as
+ * the s-th stage from the end (1F1B keeps min(s, B) microbatches) and e the
+ * transfers into it.  Alpa's answer is F + (B - 1) * tmax; the max adds
+ * 1F1B's other limit, a microbatch's round trip through all stages and
+ * transfers over the s microbatches in flight.  The transfers depend on
+ * where the stage before sits, so the state also carries the placement so
+ * far (pass_place_next: how full the node being packed with partial-node
+ * stages is) and the previous stage's shape when partial-node.  tmax runs
+ * through the distinct stage times in ascending order from the smallest
+ * that admits a pipeline (a bottleneck DP), and stops once B * tmax is no
+ * better than the best plan (a plan whose slowest stage takes tmax costs
+ * at least B * tmax).
+ *
+ * Around the DP: the microbatch size (divisors of the global batch, hill
+ * climbing on the DP's estimates from a start that leaves room for
+ * activations) and the recomputation mode (none, selective, full).  Then
+ * refinement, best estimate first, for every microbatch size whose
+ * estimate is within 2% of the best refined plan: the stages the DP picks
+ * are sharded whole by the intra-op pass (a lean one with the memory its
+ * activations leave as the ILP's budget), their exact costs
+ * (sim_stage_cost) replace the per-layer sums in the table, and the DP runs
+ * again, until it picks only stages already solved.  The stages are
+ * placed as the DP assumed: whole-node sub-meshes on nodes of their own,
+ * partial-node ones packed in pipeline order into the other nodes.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "passes/passes.h"
+
+/* Seconds the ILP may take to meet a lean stage's memory budget before
+ * the stage falls back to ZeRO-2 sharding (GLPK finds budgeted solutions
+ * slowly on 2D meshes). */
+static const double LEAN_TIME_LIMIT_S = 2;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int shape_devices(const PassShape *s) { return s->nodes * s->gpus; }
+
+double pass_pipeline_cost(const PassStageTable *t, PassPipeline *p)
+{
+	double sum = 0, mx = 0;
+	int fill = 0, prev = -1;
+	bool placed = true;
+	for (int q = 0; q < p->nstages; q++) {
+		int s = p->nstages - q, v, h = p->shape[q], after = 0;
+		double x = pass_stage_time(t, p->first[q], p->last[q], h, s, &v);
+		mx = fmax(mx, x);
+		bool pp = prev >= 0 && pass_shape_partial(t, prev);
+		x += pass_stage_edge(t, p->first[q], pp ? prev : -1, pp && fill > 0, h);
+		placed = placed && pass_place_next(t, fill, h, &after);
+		fill = after;
+		prev = h;
+		p->time_s[q] = x;
+		p->view[q] = v;
+		sum += x;
+	}
+	p->tmax_s = mx;
+	p->total_s = placed && p->nstages > 0 ?
+			     sum + (t->nmicro - 1) * fmax(mx, sum / p->nstages) :
+			     INFINITY;
+	return p->total_s;
+}
+
+/* ------------------------------------------------------------------ */
+/* The DP                                                               */
+
+/* F(s, k, d, c): class c = fill * P + pc says how the stages before unit k
+ * were placed: the GPUs taken of the node being packed with partial-node
+ * stages (pass_place_next), and pc the stage just before: 0 when none or
+ * whole-node, else 1 + its index among the partial-node shapes (the
+ * transfers into the stage at k depend on it).  GPUs used before k are
+ * fill modulo M, so only every M-th d goes with a class. */
+typedef struct {
+	const PassStageTable *t;
+	int U, H, D, S, M, P, NC;
+	int dev[PASS_MAX_SHAPES];
+	bool part[PASS_MAX_SHAPES];
+	int pcls[PASS_MAX_SHAPES];      /* shape -> pc */
+	int pshape[PASS_MAX_SHAPES + 1]; /* pc -> shape (pc >= 1) */
+	int *next;  /* [fill * H + h]: fill after shape h, -1 if it may not come next */
+	double *C;  /* [((s-1) * U + k) * U + i) * H + h]: stage time, INFINITY if none fits */
+	double *E;  /* [((k * P + pc) * 2 + same_node) * H + h]: transfers into it */
+	double *F;  /* [((s * (U+1) + k) * (D+1) + d) * NC + c] */
+	int *pick;  /* same index as F: i * H + h */
+} Dp;
+
+#define CI(x, s, k, i, h) ((((size_t)((s) - 1) * (x)->U + (k)) * (x)->U + (i)) * (x)->H + (h))
+#define EI(x, k, pc, same, h) ((((size_t)(k) * (x)->P + (pc)) * 2 + (same)) * (x)->H + (h))
+#define FI(x, s, k, d, c) \
+	((((size_t)(s) * ((x)->U + 1) + (k)) * ((x)->D + 1) + (d)) * (x)->NC + (c))
+
+static void dp_init(Dp *x, const PassStageTable *t, int devices)
+{
+	memset(x, 0, sizeof *x);
+	x->t = t;
+	x->U = t->nunits;
+	x->H = t->nshapes;
+	x->D = devices;
+	x->M = t->gpus_per_node > 0 ? t->gpus_per_node : 1;
+	x->P = 1;
+	for (int h = 0; h < x->H; h++) {
+		x->dev[h] = shape_devices(&t->shape[h]);
+		x->part[h] = pass_shape_partial(t, h);
+		x->pcls[h] = x->part[h] ? x->P : 0;
+		if (x->part[h])
+			x->pshape[x->P++] = h;
+	}
+	x->NC = x->M * x->P;
+	x->S = x->U < devices ? x->U : devices;
+	if (x->S > PASS_MAX_UNITS)
+		x->S = PASS_MAX_UNITS;
+	size_t nc = (size_t)x->S * x->U * x->U * x->H + 1;
+	size_t ne = (size_t)x->U * x->P * 2 * x->H + 1;
+	size_t nf = (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC;
+	x->C = malloc(sizeof(double) * nc);
+	x->E = malloc(sizeof(double) * ne);
+	x->next = malloc(sizeof(int) * ((size_t)x->M * x->H + 1));
+	x->F = malloc(sizeof(double) * nf);
+	x->pick = malloc(sizeof(int) * nf);
+	if (!x->C || !x->E || !x->next || !x->F || !x->pick)
+		abort();
+	for (int s = 1; s <= x->S; s++)
+		for (int k = 0; k < x->U; k++)
+			for (int i = 0; i < x->U; i++)
+				for (int h = 0; h < x->H; h++)
+					x->C[CI(x, s, k, i, h)] =
+						i < k || x->dev[h] > devices ?
+							INFINITY :
+							pass_stage_time(t, k, i, h, s, NULL);
+	for (int k = 0; k < x->U; k++)
+		for (int pc = 0; pc < x->P; pc++)
+			for (int same = 0; same < 2; same++)
+				for (int h = 0; h < x->H; h++)
+					x->E[EI(x, k, pc, same, h)] =
+						pass_stage_edge(t, k, pc ? x->pshape[pc] : -1, same, h);
+	for (int f = 0; f < x->M; f++)
+		for (int h = 0; h < x->H; h++) {
+			int after;
+			x->next[f * x->H + h] = pass_place_next(t, f, h, &after) ? after : -1;
+		}
+}
+
+static void dp_free(Dp *x)
+{
+	free(x->C);
+	free(x->E);
+	free(x->next);
+	free(x->F);
+	free(x->pick);
+}
+
+/* The class after a stage of shape h placed in class c; -1 if it may not. */
+static int dp_next(const Dp *x, int c, int h)
+{
+	int nf = x->next[(c / x->P) * x->H + h];
+	return nf < 0 ? -1 : nf * x->P + x->pcls[h];
+}
+
+/* Could class c occur before unit k?  (No stage before unit 0; a partial
+ * stage just before leaves its node with at least its own GPUs, or full.) */
+static bool dp_class_ok(const Dp *x, int k, int c)
+{
+	int fill = c / x->P, pc = c % x->P;
+	if (k == 0)
+		return c == 0;
+	return pc == 0 || fill == 0 || fill >= x->dev[x->pshape[pc]];
+}
+
+/* The first d >= s that goes with class c: d = D - used, used = fill mod M. */
+static int dp_first_d(const Dp *x, int s, int c)
+{
+	int M = x->M, r = ((x->D - c / x->P) % M + M) % M;
+	return s + ((r - s) % M + M) % M;
+}
+
+/* The pipeline of s stages behind F(s, 0, D, 0) of the last run, costed. */
+static void dp_extract(const Dp *x, int bs, PassPipeline *out)
+{
+	memset(out, 0, sizeof *out);
+	int k = 0, d = x->D, c = 0;
+	for (int s = bs; s >= 1; s--) {
+		int p = x->pick[FI(x, s, k, d, c)];
+		int i = p / x->H, h = p % x->H, q = out->nstages++;
+		out->first[q] = k;
+		out->last[q] = i;
+		out->shape[q] = h;
+		k = i + 1;
+		d -= x->dev[h];
+		c = dp_next(x, c, h);
+	}
+	pass_pipeline_cost(x->t, out);
+}
+
+/* min over s of F(s, 0, D, 0) + (B-1) * max(tmax, F(s, 0, D, 0) / s)
+ * under tmax (stage times alone <= tmax); the pipeline into out when finite. */
+static double dp_run(Dp *x, double tmax, PassPipeline *out)
+{
+	int U = x->U, D = x->D, H = x->H;
+	for (size_t i = 0; i < (size_t)(x->S + 1) * (U + 1) * (D + 1) * x->NC; i++)
+		x->F[i] = INFINITY;
+	for (int c = 0; c < x->NC; c++) /* all devices used: the fill is 0 anyway */
+		x->F[FI(x, 0, U, 0, c)] = 0;
+	for (int s = 1; s <= x->S; s++)
+		for (int k = 0; k + s <= U; k++)
+			for (int c = 0; c < x->NC; c++) {
+				if (!dp_class_ok(x, k, c))
+					continue;
+				int fill = c / x->P, pc = c % x->P;
+				int same = pc > 0 && fill > 0;
+				for (int d = dp_first_d(x, s, c); d <= D; d += x->M) {
+					double best = INFINITY;
+					int bp = -1;
+					for (int h = 0; h < H; h++) {
+						int rest = d - x->dev[h], nc = dp_next(x, c, h);
+						if (rest < s - 1 || nc < 0)
+							continue;
+						double e = x->E[EI(x, k, pc, same, h)];
+						for (int i = k; i + s <= U; i++) {
+							double t = x->C[CI(x, s, k, i, h)];
+							if (!(t <= tmax))
+								continue;
+							double f = t + e + x->F[FI(x, s - 1, i + 1, rest, nc)];
+							if (f < best) {
+								best = f;
+								bp = i * H + h;
+							}
+						}
+					}
+					x->F[FI(x, s, k, d, c)] = best;
+					x->pick[FI(x, s, k, d, c)] = bp;
+				}
+			}
+	double best = INFINITY;
+	int bs = 0;
+	for (int s = 1; s <= x->S; s++) {
+		double f = x->F[FI(x, s, 0, D, 0)];
+		double cost = f + (x->t->nmicro - 1) * fmax(tmax, f / s);
+		if (cost < best) {
+			best = cost;
+			bs = s;
+		}
+	}
+	if (out && isfinite(best))
+		dp_extract(x, bs, out);
+	return best;
+}
+
+/* The least tmax that admits a pipeline: min over pipelines of their
+ * largest stage time (the same recursion with max for sum). */
+static double dp_bottleneck(Dp *x)
+{
+	int U = x->U, D = x->D, H = x->H;
+	for (size_t i = 0; i < (size_t)(x->S + 1) * (U + 1) * (D + 1) * x->NC; i++)
+		x->F[i] = INFINITY;
+	for (int c = 0; c < x->NC; c++)
+		x->F[FI(x, 0, U, 0, c)] = 0;
+	for (int s = 1; s <= x->S; s++)
+		for (int k = 0; k + s <= U; k++)
+			for (int c = 0; c < x->NC; c++) {
+				if (!dp_class_ok(x, k, c))
+					continue;
+				for (int d = dp_first_d(x, s, c); d <= D; d += x->M) {
+					double best = INFINITY;
+					for (int h = 0; h < H; h++) {
+						int rest = d - x->dev[h], nc = dp_next(x, c, h);
+						if (rest < s - 1 || nc < 0)
+							continue;
+						for (int i = k; i + s <= U; i++)
+							best = fmin(best, fmax(x->C[CI(x, s, k, i, h)],
+									       x->F[FI(x, s - 1, i + 1, rest, nc)]));
+					}
+					x->F[FI(x, s, k, d, c)] = best;
+				}
+			}
+	double best = INFINITY;
+	for (int s = 1; s <= x->S; s++)
+		best = fmin(best, x->F[FI(x, s, 0, D, 0)]);
+	return best;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPipeline *out,
+		  PassPipeline *by_stages)
+{
+	Dp x;
+	dp_init(&x, t, devices);
+	for (int s = 0; by_stages && s <= PASS_MAX_UNITS; s++)
+		by_stages[s] = (PassPipeline){.total_s = INFINITY};
+	size_t n = 0;
+	double *cand = malloc(sizeof(double) * ((size_t)x.S * x.U * x.U * x.H * 2 + 1));
+	if (!cand)
+		abort();
+	for (size_t i = 0; i < (size_t)x.S * x.U * x.U * x.H; i++)
+		if (isfinite(x.C[i]))
+			cand[n++] = x.C[i];
+	qsort(cand, n, sizeof *cand, cmp_double);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!m || cand[i] != cand[m - 1])
+			cand[m++] = cand[i];
+	int rc = -1;
+	double tmin = m > 0 ? dp_bottleneck(&x) : INFINITY;
+	if (isfinite(tmin)) {
+		/* from the smallest tmax that admits a pipeline */
+		size_t lo = 0;
+		while (lo + 1 < m && cand[lo] < tmin)
+			lo++;
+		double best = INFINITY;
+		PassPipeline p;
+		for (size_t i = lo; i < m && t->nmicro * cand[i] < best;) {
+			size_t j = i;
+			while (tmax_gap > 0 && j + 1 < m && cand[j + 1] <= cand[i] * (1 + tmax_gap))
+				j++;
+			if (isfinite(dp_run(&x, cand[j], &p)) && p.total_s < best) {
+				best = p.total_s;
+				*out = p;
+				rc = 0;
+			}
+			for (int s = 1; by_stages && s <= x.S; s++)
+				if (isfinite(x.F[FI(&x, s, 0, x.D, 0)])) {
+					PassPipeline q;
+					dp_extract(&x, s, &q);
+					if (q.total_s < by_stages[s].total_s)
+						by_stages[s] = q;
+				}
+			i = j + 1;
+		}
+	}
+	free(cand);
+	dp_free(&x);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Brute force, for checking                                            */
+
+typedef struct {
+	const PassStageTable *t;
+	int S;
+	PassPipeline cur, best;
+	bool found;
+} Brute;
+
+static void brute(Brute *b, int k, int d)
+{
+	const PassStageTable *t = b->t;
+	int q = b->cur.nstages;
+	if (k == t->nunits) {
+		if (d == 0 && q == b->S) {
+			PassPipeline p = b->cur;
+			double c = pass_pipeline_cost(t, &p);
+			if (isfinite(c) && (!b->found || c < b->best.total_s)) {
+				b->best = p;
+				b->found = true;
+			}
+		}
+		return;
+	}
+	if (q == b->S)
+		return;
+	int s = b->S - q;
+	for (int i = k; i < t->nunits; i++)
+		for (int h = 0; h < t->nshapes; h++) {
+			int n = shape_devices(&t->shape[h]);
+			if (n > d || !isfinite(pass_stage_time(t, k, i, h, s, NULL)))
+				continue;
+			b->cur.first[q] = k;
+			b->cur.last[q] = i;
+			b->cur.shape[q] = h;
+			b->cur.nstages = q + 1;
+			brute(b, i + 1, d - n);
+			b->cur.nstages = q;
+		}
+}
+
+int pass_stage_brute(const PassStageTable *t, int devices, PassPipeline *out)
+{
+	Brute b;
+	memset(&b, 0, sizeof b);
+	b.t = t;
+	int smax = t->nunits < devices ? t->nunits : devices;
+	for (b.S = 1; b.S <= smax && b.S <= PASS_MAX_UNITS; b.S++)
+		brute(&b, 0, devices);
+	if (!b.found)
+		return -1;
+	*out = b.best;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Least memory a pipeline needs                                        */
+
+double pass_stage_min_memory(const PassStageTable *t, int devices)
+{
+	Dp x;
+	dp_init(&x, t, devices);
+	int U = x.U, D = x.D, H = x.H;
+	/* need[(s-1, k, i, h)]: the leanest view's memory as the s-th stage from the end */
+	double *need = malloc(sizeof(double) * ((size_t)x.S * U * U * H + 1));
+	if (!need)
+		abort();
+	for (int s = 1; s <= x.S; s++)
+		for (int k = 0; k < U; k++)
+			for (int i = k; i < U; i++)
+				for (int h = 0; h < H; h++) {
+					double n = INFINITY, inflight = s < t->nmicro ? s : t->nmicro;
+					for (int v = 0; v < t->nviews[h]; v++) {
+						const PassStageOption *o =
+							&t->option[pass_stage_index(t, k, i, h, v)];
+						if (o->ok)
+							n = fmin(n, o->state_bytes + inflight * o->act_bytes +
+									    o->work_bytes);
+					}
+					need[CI(&x, s, k, i, h)] = x.dev[h] > devices ? INFINITY : n;
+				}
+	for (size_t i = 0; i < (size_t)(x.S + 1) * (U + 1) * (D + 1) * x.NC; i++)
+		x.F[i] = INFINITY;
+	for (int c = 0; c < x.NC; c++)
+		x.F[FI(&x, 0, U, 0, c)] = 0;
+	for (int s = 1; s <= x.S; s++)
+		for (int k = 0; k + s <= U; k++)
+			for (int c = 0; c < x.NC; c++) {
+				if (!dp_class_ok(&x, k, c))
+					continue;
+				for (int d = dp_first_d(&x, s, c); d <= D; d += x.M) {
+					double best = INFINITY;
+					for (int h = 0; h < H; h++) {
+						int rest = d - x.dev[h], nc = dp_next(&x, c, h);
+						if (rest < s - 1 || nc < 0)
+							continue;
+						for (int i = k; i + s <= U; i++)
+							best = fmin(best, fmax(need[CI(&x, s, k, i, h)],
+									       x.F[FI(&x, s - 1, i + 1, rest, nc)]));
+					}
+					x.F[FI(&x, s, k, d, c)] = best;
+				}
+			}
+	double best = INFINITY;
+	for (int s = 1; s <= x.S; s++)
+		best = fmin(best, x.F[FI(&x, s, 0, D, 0)]);
+	free(need);
+	dp_free(&x);
+	return best;
+}
+
+#undef CI
+#undef EI
+#undef FI
+
+/* ------------------------------------------------------------------ */
+/* Placement                                                            */
+
+/* Places stage q's shape at out[q] as pass_place_next assumes: whole-node
+ * shapes on consecutive nodes from node 0 in pipeline order, partial-node
+ * ones packed in pipeline order into the nodes after them.  -1 if the
+ * shapes do not fit so. */
+static int place(const IrCluster *c, const PassShape *shape, int S, IrMesh *out)
+{
+	int N = c->nodes, M = c->gpus_per_node, next = 0;
+	for (int q = 0; q < S; q++)
+		if (shape[q].nodes > 1 || shape[q].gpus == M) {
+			out[q] = (IrMesh){next, shape[q].nodes, 0, M};
+			next += shape[q].nodes;
+		}
+	int node = next, fill = 0;
+	for (int q = 0; q < S; q++) {
+		if (shape[q].nodes > 1 || shape[q].gpus == M)
+			continue;
+		if (fill + shape[q].gpus > M)
+			return -1;
+		out[q] = (IrMesh){node, 1, fill, shape[q].gpus};
+		fill += shape[q].gpus;
+		if (fill == M) {
+			node++;
+			fill = 0;
+		}
+	}
+	return node + (fill > 0) <= N ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Search around the DP                                                 */
+
+/* A stage solved whole: units i..j on shape h, view v of a candidate. */
+typedef struct {
+	int i, j, h, v;
+	PassStageOption opt[3];  /* per recomputation mode */
+	const IrStagePlan *st;   /* in one of the candidate's keep[] */
+} Exact;
+
+/* One microbatch size evaluated. */
+typedef struct {
+	int64_t b;
+	IrGraph *g;              /* training graph at batch b */
+	PassLayerCosts *lc;      /* its layer costs */
+	double est;              /* the DP's best step time (INFINITY: none fits) */
+	IrRecompute rc;          /* and its mode */
+	PassPipeline p;          /* and pipeline */
+	Exact *exact;            /* stages solved whole */
+	int nexact;
+	IrPlan *keep;            /* plans holding them */
+	int nkeep;
+	bool refined;
+	double cost;             /* after refinement: the DP's cost of p, solved whole */
+	double sim_s;            /* and its simulated step time (INFINITY: does not fit) */
+} Cand;
+
+typedef struct {
+	const IrModelDoc *m;
+	const IrParamSet *ps;
+	const IrCluster *c;
+	const PassInterOptions *o;
+	PassInterResult *r;
+	double t0;
+	int devices;
+	int64_t *div;       /* divisors of the global batch, ascending */
+	int ndiv;
+	int *cand_of;       /* per divisor: its candidate, -1 if not evaluated */
+	Cand *cand;
+	int ncand;
+	int nunits;
+	int unit_first[PASS_MAX_UNITS + 1];
+	double need;        /* least memory any evaluated table needs */
+} Search;
+
+static const Exact *find_exact(const Cand *k, int i, int j, int h, int v)
+{
+	for (int n = 0; n < k->nexact; n++) {
+		const Exact *q = &k->exact[n];
+		if (q->i == i && q->j == j && q->h == h && q->v == v)
+			return q;
+	}
+	return NULL;
+}
+
+static IrGraph *load_graph(const Search *x, int64_t b, IrError *e)
+{
+	IrParamSet ps = *x->ps;
+	ir_params_set(&ps, "batch", b);
+	IrGraph *g = calloc(1, sizeof *g);
+	if (!g)
+		abort();
+	if (ir_model_instantiate(x->m, &ps, g, e)) {
+		free(g);
+		return NULL;
+	}
+	if (ir_build_training(g, e)) {
+		ir_graph_free(g);
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+static void drop_graph(IrGraph *g)
+{
+	if (g) {
+		ir_graph_free(g);
+		free(g);
+	}
+}
+
+static void cand_free(Cand *k)
+{
+	pass_layer_costs_free(k->lc);
+	drop_graph(k->g);
+	for (int n = 0; n < k->nkeep; n++)
+		ir_plan_free(&k->keep[n]);
+	free(k->keep);
+	free(k->exact);
+	memset(k, 0, sizeof *k);
+}
+
+/* The stage table of candidate k under mode rc: its stages solved whole
+ * with their exact costs (when `exact`); with `only` (a pipeline), the
+ * views of its stages not solved whole ruled out. */
+static int cand_table(const Search *x, const Cand *k, IrRecompute rc, bool exact,
+		      const PassPipeline *only, PassStageTable *t, IrError *e)
+{
+	if (pass_stage_table(k->lc, x->unit_first, x->nunits, rc, t, e))
+		return -1;
+	for (int q = 0; only && q < only->nstages; q++)
+		for (int v = 0; v < t->nviews[only->shape[q]]; v++)
+			t->option[pass_stage_index(t, only->first[q], only->last[q], only->shape[q], v)]
+				.ok = false;
+	for (int n = 0; exact && n < k->nexact; n++) {
+		const Exact *q = &k->exact[n];
+		t->option[pass_stage_index(t, q->i, q->j, q->h, q->v)] = q->opt[rc];
+	}
+	return 0;
+}
+
+/* Memory per device of p's stages under t, into p->mem_bytes. */
+static void pipeline_memory(const PassStageTable *t, PassPipeline *p)
+{
+	for (int q = 0; q < p->nstages; q++) {
+		const PassStageOption *so =
+			&t->option[pass_stage_index(t, p->first[q], p->last[q], p->shape[q], p->view[q])];
+		int in = p->nstages - q < t->nmicro ? p->nstages - q : t->nmicro;
+		p->mem_bytes[q] = so->state_bytes + in * so->act_bytes + so->work_bytes;
+	}
+}
+
+/* Best pipeline of candidate k under mode rc (with its solved stages'
+ * exact costs when `exact`): its total, INFINITY (the leanest memory
+ * into *need) if none, NAN on error. */
+static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool exact,
+			    PassPipeline *p, double *need, PassPipeline *alts, IrError *e)
+{
+	PassStageTable t;
+	if (cand_table(x, k, rc, exact, NULL, &t, e))
+		return NAN;
+	double gap = x->o->tmax_gap < 0 ? 1e-3 : x->o->tmax_gap, total = INFINITY;
+	double t0 = now_s();
+	int found = pass_stage_dp(&t, x->devices, gap, p, alts);
+	x->r->dp_s += now_s() - t0;
+	if (!found) {
+		total = p->total_s;
+		pipeline_memory(&t, p);
+	} else if (need) {
+		*need = fmin(*need, pass_stage_min_memory(&t, x->devices));
+	}
+	pass_stage_table_free(&t);
+	return total;
+}
+
+/* The best pipeline of candidate k over the recomputation modes allowed
+ * into k->p, k->rc, k->est; -1 on error. */
+static int best_over_modes(const Search *x, Cand *k, bool exact, double *need, IrError *e)
+{
+	k->est = INFINITY;
+	for (int rc = 0; rc < 3; rc++) {
+		if (x->o->recompute >= 0 && rc != x->o->recompute)
+			continue;
+		PassPipeline p;
+		double total = best_pipeline(x, k, (IrRecompute)rc, exact, &p, need, NULL, e);
+		if (isnan(total))
+			return -1;
+		if (total < k->est) {
+			k->est = total;
+			k->rc = (IrRecompute)rc;
+			k->p = p;
+		}
+	}
+	return 0;
+}
+
+/* Evaluates microbatch size div[i]: layer costs, then the DP per mode. */
+static int evaluate(Search *x, int i, IrError *e)
+{
+	if (x->cand_of[i] >= 0)
+		return 0;
+	Cand *k = &x->cand[x->ncand];
+	memset(k, 0, sizeof *k);
+	k->b = x->div[i];
+	int B = (int)(x->o->global_batch / k->b);
+	k->g = load_graph(x, k->b, e);
+	if (!k->g)
+		return -1;
+	double t = now_s();
+	k->lc = pass_layer_costs(k->g, x->c, B, x->o->threads, x->o->progress, x->o->progress_ctx,
+				 e);
+	x->r->layer_cost_s += now_s() - t;
+	if (!k->lc) {
+		cand_free(k);
+		return -1;
+	}
+	x->cand_of[i] = x->ncand++;
+	int solved, cached, ilps;
+	pass_layer_costs_stats(k->lc, &solved, &cached, &ilps);
+	x->r->ilp_solved += ilps;
+	x->r->ilp_cached += cached;
+	if (!x->nunits)
+		x->nunits = pass_cluster_layers(k->g, x->o->max_units, x->unit_first);
+	if (best_over_modes(x, k, false, &x->need, e))
+		return -1;
+	if (x->r->ntried < 32) {
+		x->r->tried_microbatch[x->r->ntried] = k->b;
+		x->r->tried_estimate_s[x->r->ntried++] = k->est;
+	}
+	return 0;
+}
+
+static double est_of(const Search *x, int i)
+{
+	return x->cand[x->cand_of[i]].est;
+}
+
+/* Index of the first microbatch size to try: the largest whose activations
+ * (without recomputation) take at most a quarter of the memory the model
+ * state leaves free on the whole cluster. */
+static int start_index(Search *x, IrError *e)
+{
+	IrGraph *g = load_graph(x, 1, e);
+	if (!g)
+		return -1;
+	IrStats st;
+	ir_graph_stats(g, &st);
+	drop_graph(g);
+	double free_b = x->devices * x->c->gpu.mem_bytes -
+			(st.weight_bytes + st.grad_bytes + st.opt_bytes);
+	int i0 = 0;
+	for (int i = 0; i < x->ndiv; i++)
+		if (x->div[i] * st.act_bytes <= free_b / 4)
+			i0 = i;
+	return i0;
+}
+
+/* Microbatch sizes by the DP's estimates: from the start, smaller ones
+ * until something fits, then hill-climbing (up while better, else down). */
+static int search(Search *x, IrError *e)
+{
+	int i0 = start_index(x, e);
+	if (i0 < 0 || evaluate(x, i0, e))
+		return -1;
+	while (!isfinite(est_of(x, i0)) && i0 > 0)
+		if (evaluate(x, --i0, e))
+			return -1;
+	if (!isfinite(est_of(x, i0)))
+		return 0;
+	int i = i0;
+	while (i + 1 < x->ndiv) {
+		if (evaluate(x, i + 1, e))
+			return -1;
+		if (!(est_of(x, i + 1) < est_of(x, i)))
+			break;
+		i++;
+	}
+	if (i == i0)
+		while (i > 0) {
+			if (evaluate(x, i - 1, e))
+				return -1;
+			if (!(est_of(x, i - 1) < est_of(x, i)))
+				break;
+			i--;
+		}
+	return 0;
+}
+
+/* Solves whole the stages of pipeline p (mode rc) not solved yet (a lean
+ * one first with the memory its activations leave as the ILP's budget,
+ * time-limited); how many there were, -1 on error. */
+static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute rc, IrError *e)
+{
+	PassStageTable t; /* for the shapes, views and variants */
+	if (cand_table(x, k, rc, false, NULL, &t, e))
+		return -1;
+	IrPlan tmp;
+	ir_plan_init(&tmp);
+	tmp.nmicro = (int)(x->o->global_batch / k->b);
+	tmp.stages = ir_alloc(&tmp.arena, sizeof(IrStagePlan) * (size_t)p->nstages);
+	int idx[PASS_MAX_UNITS];
+	PassIntraOptions opt[PASS_MAX_UNITS];
+	for (int q = 0; q < p->nstages; q++) {
+		int h = p->shape[q], v = p->view[q];
+		if (find_exact(k, p->first[q], p->last[q], h, v))
+			continue;
+		const IrLogicalMesh *lv = &t.view[h * t.maxviews + v];
+		const PassStageOption *so = &t.option[pass_stage_index(&t, p->first[q], p->last[q],
+									h, v)];
+		int in = p->nstages - q < t.nmicro ? p->nstages - q : t.nmicro;
+		double room = t.mem_bytes - in * so->act_bytes - so->work_bytes;
+		opt[tmp.nstages] = (PassIntraOptions){.method = PASS_ILP, .zero = so->zero};
+		if (so->zero && room > 0)
+			opt[tmp.nstages] = (PassIntraOptions){.method = PASS_ILP, .memory_budget = room,
+							      .time_limit_s = LEAN_TIME_LIMIT_S};
+		idx[tmp.nstages] = q;
+		tmp.stages[tmp.nstages++] = (IrStagePlan){
+			.first_layer = x->unit_first[p->first[q]],
+			.last_layer = x->unit_first[p->last[q] + 1] - 1,
+			.mesh = lv->mesh, .n0 = lv->n[0], .n1 = lv->n[1]};
+	}
+	pass_stage_table_free(&t);
+	int n = tmp.nstages;
+	if (!n) {
+		ir_plan_free(&tmp);
+		return 0;
+	}
+	int solves = 0;
+	double t0 = now_s();
+	int failed = pass_shard_stages(k->g, x->c, &tmp, opt, x->o->threads, &solves, e);
+	x->r->refine_s += now_s() - t0;
+	if (failed) {
+		ir_plan_free(&tmp);
+		return -1;
+	}
+	x->r->stage_solves += solves;
+	k->keep = realloc(k->keep, sizeof *k->keep * (size_t)(k->nkeep + 1));
+	k->exact = realloc(k->exact, sizeof *k->exact * (size_t)(k->nexact + n));
+	if (!k->keep || !k->exact)
+		abort();
+	k->keep[k->nkeep++] = tmp; /* the arena (the stages' arrays) moves with it */
+	const IrPlan *kept = &k->keep[k->nkeep - 1];
+	for (int j = 0; j < n; j++) {
+		int q = idx[j];
+		Exact *ex = &k->exact[k->nexact];
+		*ex = (Exact){p->first[q], p->last[q], p->shape[q], p->view[q], {{0}}, NULL};
+		ex->st = &kept->stages[j];
+		if (pass_stage_options(k->g, x->c, ex->st, ex->opt, e))
+			return -1;
+		k->nexact++;
+	}
+	return n;
+}
+
+static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrRecompute rc,
+		      const char *model, const char *cluster, int nodes, IrPlan *plan, IrError *e);
+
+/* Simulated step time of candidate k's pipeline p under mode rc (every
+ * stage solved whole); INFINITY when it does not fit, NAN on error. */
+static double simulate(const Search *x, const Cand *k, const PassPipeline *p, IrRecompute rc,
+		       IrError *e)
+{
+	IrPlan plan;
+	ir_plan_init(&plan);
+	SimResult r;
+	double step = NAN;
+	if (!build_plan(x, k, p, rc, NULL, NULL, 0, &plan, e) && !sim_plan(k->g, x->c, &plan, &r, e)) {
+		step = r.fits ? r.step_time_s : INFINITY;
+		sim_result_free(&r);
+	}
+	ir_plan_free(&plan);
+	return step;
+}
+
+/* Exact DP cost of pipeline p (mode rc) of candidate k, every stage solved
+ * whole (p's times, views, memory refreshed); NAN on error. */
+static double exact_cost(const Search *x, const Cand *k, PassPipeline *p, IrRecompute rc,
+			 IrError *e)
+{
+	PassStageTable t;
+	if (cand_table(x, k, rc, true, p, &t, e))
+		return NAN;
+	double c = pass_pipeline_cost(&t, p);
+	pipeline_memory(&t, p);
+	pass_stage_table_free(&t);
+	return c;
+}
+
+/*
+ * Refines candidate k: solves whole the stages the DP picks, puts their
+ * exact costs in the table, reruns the DP (every recomputation mode),
+ * until it picks only stages solved whole.  Stops early after 12 rounds or
+ * once the compile has taken refine_budget_s and a pipeline solved whole
+ * fits (the ILP of a long stage of distinct layers can take a while),
+ * keeping the best pipeline solved whole:
+ * k->p, k->rc, k->cost (INFINITY: none fits once solved whole).
+ */
+static int refine(Search *x, Cand *k, IrError *e)
+{
+	double budget = x->o->refine_budget_s > 0 ? x->o->refine_budget_s : 30;
+	PassPipeline best_p = k->p;
+	IrRecompute best_rc = k->rc;
+	k->cost = INFINITY;
+	k->refined = true;
+	for (int iter = 0;; iter++) {
+		int n = solve_missing(x, k, &k->p, k->rc, e);
+		if (n < 0)
+			return -1;
+		/* every stage of k->p is solved now: the best so far? */
+		PassPipeline p = k->p;
+		double c = exact_cost(x, k, &p, k->rc, e);
+		if (isnan(c))
+			return -1;
+		if (c < k->cost) {
+			k->cost = c;
+			best_p = p;
+			best_rc = k->rc;
+		}
+		if (n == 0 || iter >= 12 || (isfinite(k->cost) && now_s() - x->t0 > budget))
+			break;
+		x->r->refinements++;
+		if (best_over_modes(x, k, true, NULL, e))
+			return -1;
+		if (!isfinite(k->est))
+			break;
+	}
+	k->p = best_p;
+	k->rc = best_rc;
+	k->sim_s = INFINITY;
+	if (!isfinite(k->cost))
+		return 0;
+	k->sim_s = simulate(x, k, &k->p, k->rc, e);
+	if (isnan(k->sim_s))
+		return -1;
+	/* the best pipelines of other stage counts within 3%, checked in the
+	 * simulator (the DP's cost leaves out how the schedule's end and the
+	 * once-per-step work overlap) */
+	PassPipeline *alt = malloc(sizeof(PassPipeline) * (PASS_MAX_UNITS + 1));
+	if (!alt)
+		abort();
+	PassPipeline p;
+	if (isnan(best_pipeline(x, k, k->rc, true, &p, NULL, alt, e))) {
+		free(alt);
+		return -1;
+	}
+	int rc = 0;
+	for (int S = 1; S <= PASS_MAX_UNITS && !rc; S++) {
+		if (!(alt[S].total_s <= 1.03 * k->cost) || S == k->p.nstages ||
+		    now_s() - x->t0 > budget)
+			continue;
+		if (solve_missing(x, k, &alt[S], k->rc, e) < 0) {
+			rc = -1;
+			break;
+		}
+		double c = exact_cost(x, k, &alt[S], k->rc, e);
+		double sim = isfinite(c) ? simulate(x, k, &alt[S], k->rc, e) : INFINITY;
+		if (isnan(c) || isnan(sim))
+			rc = -1;
+		else if (sim < k->sim_s) {
+			k->sim_s = sim;
+			k->cost = c;
+			k->p = alt[S];
+		}
+	}
+	free(alt);
+	return rc;
+}
+
+/* Refines the candidates whose estimate is within 2% of the best simulated
+ * step time so far, best estimate first (while the budget lasts); the
+ * winner's index (the least simulated step time), -1 if none fits, -2 on
+ * error. */
+static int choose(Search *x, IrError *e)
+{
+	double budget = x->o->refine_budget_s > 0 ? x->o->refine_budget_s : 30;
+	int win = -1;
+	for (;;) {
+		int next = -1;
+		for (int n = 0; n < x->ncand; n++) {
+			const Cand *k = &x->cand[n];
+			if (!k->refined && isfinite(k->est) &&
+			    (next < 0 || k->est < x->cand[next].est))
+				next = n;
+		}
+		if (next < 0)
+			break;
+		Cand *k = &x->cand[next];
+		if (win >= 0 && (k->est >= 1.02 * x->cand[win].sim_s || now_s() - x->t0 > budget))
+			break;
+		if (refine(x, k, e))
+			return -2;
+		if (isfinite(k->sim_s) && (win < 0 || k->sim_s < x->cand[win].sim_s))
+			win = next;
+	}
+	return win;
+}
+
+/* The plan of candidate k's pipeline p under mode rc (every stage solved
+ * whole): stages placed. */
+static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrRecompute rc,
+		      const char *model, const char *cluster, int nodes, IrPlan *plan, IrError *e)
+{
+	plan->model = ir_strdup(&plan->arena, model ? model : "");
+	plan->params = *x->ps;
+	ir_params_set(&plan->params, "batch", k->b);
+	plan->cluster = ir_strdup(&plan->arena, cluster ? cluster : x->c->name);
+	plan->nodes = nodes;
+	plan->global_batch = x->o->global_batch;
+	plan->microbatch = k->b;
+	plan->nmicro = (int)(x->o->global_batch / k->b);
+	plan->schedule = IR_SCHED_1F1B;
+	plan->chunks = 1;
+	plan->recompute = rc;
+	plan->zero = 0;
+	plan->nstages = p->nstages;
+	plan->stages = ir_alloc(&plan->arena, sizeof(IrStagePlan) * (size_t)p->nstages);
+	PassShape shape[PASS_MAX_UNITS];
+	IrMesh mesh[PASS_MAX_UNITS];
+	const Exact *ex[PASS_MAX_UNITS];
+	for (int q = 0; q < p->nstages; q++) {
+		ex[q] = find_exact(k, p->first[q], p->last[q], p->shape[q], p->view[q]);
+		if (!ex[q])
+			return ir_fail(e, "", 0, "stage %d was not sharded (internal error)", q);
+		shape[q] = (PassShape){ex[q]->st->mesh.nnodes, ex[q]->st->mesh.ngpus};
+	}
+	if (place(x->c, shape, p->nstages, mesh))
+		return ir_fail(e, x->c->file, 0,
+			       "the chosen sub-meshes do not tile the %dx%d cluster (internal error)",
+			       x->c->nodes, x->c->gpus_per_node);
+	for (int q = 0; q < p->nstages; q++) {
+		const IrStagePlan *src = ex[q]->st;
+		IrStagePlan *s = &plan->stages[q];
+		*s = *src;
+		ir_stage_alloc(plan, s, src->nops, src->ncomm);
+		memcpy(s->op, src->op, sizeof(int) * (size_t)src->nops);
+		memcpy(s->ways, src->ways, sizeof(int) * (size_t)src->nops);
+		for (int n = 0; n < src->nops; n++)
+			s->strategy[n] = ir_strdup(&plan->arena, src->strategy[n]);
+		memcpy(s->comm, src->comm, sizeof(IrComm) * (size_t)src->ncomm);
+		s->mesh = mesh[q];
+	}
+	return 0;
+}
+
+static int infeasible(PassInterResult *r, const IrCluster *c, double need, IrError *e)
+{
+	r->status = PASS_INFEASIBLE;
+	r->need_bytes = need;
+	if (isfinite(need))
+		snprintf(r->message, sizeof r->message,
+			 "no plan fits: the leanest needs %.2f GiB per device, the GPU has %.2f GiB",
+			 need / 1073741824.0, c->gpu.mem_bytes / 1073741824.0);
+	else
+		snprintf(r->message, sizeof r->message,
+			 "no plan fits the GPU's %.2f GiB once its stages are sharded whole",
+			 c->gpu.mem_bytes / 1073741824.0);
+	return ir_fail(e, "", 0, "%s", r->message);
+}
+
+int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
+		  const IrCluster *c, const char *cluster, int nodes, const PassInterOptions *o,
+		  IrPlan *plan, IrGraph *g, PassInterResult *r, IrError *e)
+{
+	ir_plan_init(plan);
+	memset(r, 0, sizeof *r);
+	r->status = PASS_ERROR;
+	r->have_bytes = c->gpu.mem_bytes;
+	IrParamSet none = {0};
+	Search x;
+	memset(&x, 0, sizeof x);
+	x.t0 = now_s();
+	x.m = m;
+	x.ps = ps ? ps : &none;
+	x.c = c;
+	x.o = o;
+	x.r = r;
+	x.devices = ir_cluster_gpus(c);
+	x.need = INFINITY;
+	int64_t G = o->global_batch;
+	if (G <= 0)
+		return ir_fail(e, "", 0, "the global batch must be positive");
+	if (o->microbatch > 0 && G % o->microbatch)
+		return ir_fail(e, "", 0, "microbatch %lld does not divide the global batch %lld",
+			       (long long)o->microbatch, (long long)G);
+	if (o->recompute > IR_RECOMP_FULL)
+		return ir_fail(e, "", 0, "unknown recomputation mode %d", o->recompute);
+	x.div = malloc(sizeof(int64_t) * 4096);
+	x.cand_of = malloc(sizeof(int) * 4096);
+	x.cand = calloc(4096, sizeof(Cand));
+	if (!x.div || !x.cand_of || !x.cand)
+		abort();
+	if (o->microbatch > 0) {
+		x.div[x.ndiv++] = o->microbatch;
+	} else {
+		for (int64_t d = 1; d <= G && x.ndiv < 4096; d++)
+			if (G % d == 0 && G / d <= 1 << 20)
+				x.div[x.ndiv++] = d;
+	}
+	for (int i = 0; i < x.ndiv; i++)
+		x.cand_of[i] = -1;
+	int rc = search(&x, e), win = -1;
+	if (!rc) {
+		win = choose(&x, e);
+		if (win == -2)
+			rc = -1;
+		else if (win < 0)
+			rc = infeasible(r, c, x.need, e);
+	}
+	if (!rc) {
+		Cand *k = &x.cand[win];
+		rc = build_plan(&x, k, &k->p, k->rc, model, cluster, nodes, plan, e);
+		if (!rc) {
+			r->status = PASS_OPTIMAL;
+			r->estimate_s = k->cost;
+			r->microbatch = k->b;
+			r->nmicro = plan->nmicro;
+			r->recompute = k->rc;
+			r->nunits = x.nunits;
+			for (int q = 0; q < plan->nstages; q++) {
+				r->stage_time_s[q] = k->p.time_s[q];
+				r->stage_mem_bytes[q] = k->p.mem_bytes[q];
+			}
+			*g = *k->g;
+			free(k->g);
+			k->g = NULL;
+			snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
+				 plan->nstages, (long long)k->b, plan->nmicro);
+		}
+	}
+	if (rc)
+		ir_plan_free(plan);
+	for (int n = 0; n < x.ncand; n++)
+		cand_free(&x.cand[n]);
+	free(x.div);
+	free(x.cand_of);
+	free(x.cand);
+	r->compile_time_s = now_s() - x.t0;
+	return rc;
+}

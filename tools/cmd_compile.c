@@ -1,0 +1,308 @@
+/*
+ * cmd_compile.c -- `meshplan compile`: the inter-op pass end to end.  Model
+ * and cluster in; pipeline stages on sub-meshes, each sharded by the
+ * intra-op ILP, out; the plan simulated for its figures.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "passes/passes.h"
+#include "runtime-sim/sim.h"
+#include "tools/tools.h"
+
+static const char *usage_text =
+	"usage: meshplan compile MODEL --cluster C [--nodes N] --batch GLOBAL\n"
+	"                        [--microbatch B] [--recompute none|selective|full]\n"
+	"                        [--clusters L] [--threads T] [--set NAME=VALUE,...]\n"
+	"                        [-o PLAN.xml] [--trace FILE] [--json]\n"
+	"\n"
+	"Finds the fastest plan for training MODEL on all GPUs of the cluster (Alpa's\n"
+	"inter-operator DP over the intra-operator ILP): the layers, grouped into at most\n"
+	"L clusters of equal FLOPs (default 16), are cut into pipeline stages; each stage\n"
+	"runs on a sub-mesh (1x1, 1x2, 1x4 .. 1xM GPUs of one node, or whole nodes) seen\n"
+	"as a logical N0xN1 mesh, sharded by the ILP.  GLOBAL samples per step are split\n"
+	"into microbatches (size searched unless --microbatch) under the 1F1B schedule;\n"
+	"the recomputation mode is searched unless --recompute.  Prints the stages, the\n"
+	"microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
+	"for `meshplan simulate`, --trace a Chrome trace of the step.\n"
+	"Exit: 0 a plan, 1 no plan fits the GPU's memory (the message says how much the\n"
+	"leanest needs), 2 bad input.\n";
+
+typedef struct {
+	const char *model, *cluster, *out, *trace;
+	long nodes, batch, microbatch, clusters, threads;
+	int recompute;
+	bool json;
+	IrParamSet ps;
+} Args;
+
+static void progress(void *ctx, const char *what, int done, int total)
+{
+	(void)ctx;
+	fprintf(stderr, "\r  %s %d/%d ", what, done, total);
+	if (done == total)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+static int parse(int argc, char **argv, Args *a)
+{
+	IrError e;
+	memset(a, 0, sizeof *a);
+	a->recompute = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		bool more = i + 1 < argc;
+		long *num = NULL;
+		const char *what = NULL;
+		if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+			fputs(usage_text, stdout);
+			return -1;
+		} else if (!strcmp(s, "--json")) {
+			a->json = true;
+		} else if (!strcmp(s, "--cluster") && more) {
+			a->cluster = argv[++i];
+		} else if ((!strcmp(s, "-o") || !strcmp(s, "--output")) && more) {
+			a->out = argv[++i];
+		} else if (!strcmp(s, "--trace") && more) {
+			a->trace = argv[++i];
+		} else if (!strcmp(s, "--set") && more) {
+			if (ir_params_parse(&a->ps, argv[++i], &e))
+				return tool_input_error(&e);
+		} else if (!strcmp(s, "--recompute") && more) {
+			IrRecompute rc;
+			if (ir_recompute_parse(argv[++i], &rc))
+				return tool_error("compile", EXIT_BADINPUT,
+						  "--recompute is none, selective or full, not '%s'",
+						  argv[i]);
+			a->recompute = (int)rc;
+		} else if (!strcmp(s, "--nodes") && more) {
+			num = &a->nodes, what = "--nodes";
+		} else if (!strcmp(s, "--batch") && more) {
+			num = &a->batch, what = "--batch";
+		} else if (!strcmp(s, "--microbatch") && more) {
+			num = &a->microbatch, what = "--microbatch";
+		} else if (!strcmp(s, "--clusters") && more) {
+			num = &a->clusters, what = "--clusters";
+		} else if (!strcmp(s, "--threads") && more) {
+			num = &a->threads, what = "--threads";
+		} else if (s[0] == '-') {
+			return tool_error("compile", EXIT_BADINPUT, "unknown or incomplete option '%s'", s);
+		} else if (!a->model) {
+			a->model = s;
+		} else {
+			return tool_error("compile", EXIT_BADINPUT, "unexpected argument '%s'", s);
+		}
+		if (num) {
+			if (!tool_parse_int(argv[++i], num) || *num <= 0 || *num > (1L << 30))
+				return tool_error("compile", EXIT_BADINPUT, "%s needs a positive integer",
+						  what);
+		}
+	}
+	if (!a->model || !a->cluster || !a->batch)
+		return tool_error("compile", EXIT_BADINPUT, "needs MODEL, --cluster and --batch\n%s",
+				  usage_text);
+	if (a->clusters > PASS_MAX_UNITS)
+		return tool_error("compile", EXIT_BADINPUT, "--clusters is at most %d", PASS_MAX_UNITS);
+	return 0;
+}
+
+static json_t *mesh_json(const IrMesh *m)
+{
+	return json_pack("{s:i,s:i,s:i,s:i}", "node0", m->node0, "nodes", m->nnodes, "gpu0",
+			 m->gpu0, "gpus", m->ngpus);
+}
+
+/* The keys of `simulate --json`, plus the compiler's. */
+static json_t *result_json(const IrGraph *g, const IrCluster *c, const IrPlan *p,
+			   const SimResult *r, const PassInterResult *ir)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "model", json_string(p->model));
+	json_object_set_new(o, "cluster", json_string(c->name));
+	json_object_set_new(o, "gpus", json_integer(r->ngpus));
+	json_object_set_new(o, "global_batch", json_integer(p->global_batch));
+	json_object_set_new(o, "microbatch", json_integer(p->microbatch));
+	json_object_set_new(o, "microbatches", json_integer(p->nmicro));
+	json_object_set_new(o, "seq", json_integer(g->seq));
+	json_object_set_new(o, "schedule", json_string(ir_schedule_name(p->schedule)));
+	json_object_set_new(o, "chunks", json_integer(p->chunks));
+	json_object_set_new(o, "recompute", json_string(ir_recompute_name(p->recompute)));
+	json_object_set_new(o, "zero", json_integer(p->zero));
+	json_object_set_new(o, "pipeline_ranks", json_integer(r->nranks));
+	json_object_set_new(o, "step_time_s", json_real(r->step_time_s));
+	json_object_set_new(o, "pipeline_s", json_real(r->tl.span_s));
+	json_object_set_new(o, "samples_per_s", json_real(r->samples_per_s));
+	json_object_set_new(o, "tokens_per_s", json_real(r->tokens_per_s));
+	json_object_set_new(o, "model_flops_per_step", json_real(r->model_flops));
+	json_object_set_new(o, "hw_flops_per_step", json_real(r->hw_flops));
+	json_object_set_new(o, "tflops_per_gpu", json_real(r->tflops_per_gpu));
+	json_object_set_new(o, "hw_tflops_per_gpu", json_real(r->hw_tflops_per_gpu));
+	json_object_set_new(o, "mfu", json_real(r->mfu));
+	json_object_set_new(o, "hfu", json_real(r->hfu));
+	json_object_set_new(o, "bubble_fraction", json_real(r->bubble_fraction));
+	json_object_set_new(o, "peak_memory_bytes", json_real(r->peak_memory_bytes));
+	json_object_set_new(o, "memory_bytes_per_gpu", json_real(c->gpu.mem_bytes));
+	json_object_set_new(o, "fits", json_boolean(r->fits));
+	int k = r->peak_rank;
+	json_object_set_new(o, "peak_memory", json_pack("{s:i,s:f,s:f,s:f,s:f}", "rank", k,
+		"weights", r->rank_weight[k], "gradients", r->rank_grad[k], "optimizer",
+		r->rank_opt[k], "activations", r->tl.rank_act[k]));
+	json_t *ranks = json_array();
+	for (int i = 0; i < r->nranks; i++)
+		json_array_append_new(ranks, json_pack("{s:i,s:f,s:f,s:f,s:f}", "rank", i, "busy_s",
+			r->tl.rank_busy[i], "end_s", r->tl.rank_end[i], "step_s", r->rank_step_s[i],
+			"memory_bytes", r->rank_mem[i]));
+	json_object_set_new(o, "ranks", ranks);
+	json_t *stages = json_array();
+	for (int i = 0; i < r->nstages; i++) {
+		const IrStagePlan *s = &p->stages[i];
+		const SimStageCost *sc = &r->stage[i];
+		json_t *j = json_object();
+		json_object_set_new(j, "layers", json_pack("[i,i]", s->first_layer, s->last_layer));
+		json_object_set_new(j, "first_layer_name", json_string(g->layers[s->first_layer].name));
+		json_object_set_new(j, "last_layer_name", json_string(g->layers[s->last_layer].name));
+		json_object_set_new(j, "rank", json_integer(i % r->nranks));
+		json_object_set_new(j, "mesh", mesh_json(&s->mesh));
+		json_object_set_new(j, "logical_mesh", json_pack("[i,i]", s->n0, s->n1));
+		json_object_set_new(j, "forward_s", json_real(sc->fwd_s));
+		json_object_set_new(j, "backward_s", json_real(sc->bwd_s));
+		json_object_set_new(j, "forward_comm_s", json_real(sc->fwd_comm_s));
+		json_object_set_new(j, "backward_comm_s", json_real(sc->bwd_comm_s));
+		json_object_set_new(j, "recompute_s", json_real(sc->recompute_s));
+		json_object_set_new(j, "step_s", json_real(sc->step_s));
+		json_object_set_new(j, "transfer_s", json_real(r->xfer_s[i]));
+		json_object_set_new(j, "memory", json_pack("{s:f,s:f,s:f,s:f,s:f}", "weights",
+			sc->mem.weight_bytes, "gradients", sc->mem.grad_bytes, "optimizer",
+			sc->mem.opt_bytes, "activations_per_microbatch", sc->mem.act_bytes,
+			"activation_work", sc->mem.act_work_bytes));
+		json_array_append_new(stages, j);
+	}
+	json_object_set_new(o, "stages", stages);
+	json_object_set_new(o, "compile_time_s", json_real(ir->compile_time_s));
+	json_object_set_new(o, "estimated_step_time_s", json_real(ir->estimate_s));
+	json_object_set_new(o, "compile_breakdown_s", json_pack("{s:f,s:f,s:f}", "layer_costs",
+		ir->layer_cost_s, "dp", ir->dp_s, "stages", ir->refine_s));
+	json_object_set_new(o, "layer_clusters", json_integer(ir->nunits));
+	json_object_set_new(o, "ilp_solves", json_integer(ir->ilp_solved + ir->stage_solves));
+	json_object_set_new(o, "ilp_cached", json_integer(ir->ilp_cached));
+	json_t *tried = json_array();
+	for (int i = 0; i < ir->ntried; i++)
+		json_array_append_new(tried, json_pack("{s:I,s:f}", "microbatch",
+			(json_int_t)ir->tried_microbatch[i], "estimate_s",
+			isfinite(ir->tried_estimate_s[i]) ? ir->tried_estimate_s[i] : -1.0));
+	json_object_set_new(o, "microbatch_search", tried);
+	return o;
+}
+
+static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
+			const SimResult *r, const PassInterResult *ir)
+{
+	const double GiB = 1073741824.0;
+	printf("%s on %s, %d GPUs: %d stages, compiled in %.2f s (%d ILP solves, %d cached)\n",
+	       p->model, c->name, r->ngpus, p->nstages, ir->compile_time_s,
+	       ir->ilp_solved + ir->stage_solves, ir->ilp_cached);
+	printf("  compile time      layer costs %.2f s, DP %.2f s, stages solved whole %.2f s\n",
+	       ir->layer_cost_s, ir->dp_s, ir->refine_s);
+	printf("  batch %lld = %d microbatches of %lld, %s, recompute %s\n",
+	       (long long)p->global_batch, p->nmicro, (long long)p->microbatch,
+	       ir_schedule_name(p->schedule), ir_recompute_name(p->recompute));
+	printf("  microbatch sizes  ");
+	for (int i = 0; i < ir->ntried; i++) {
+		if (isfinite(ir->tried_estimate_s[i]))
+			printf("%s%lld: %.4g s", i ? ", " : "", (long long)ir->tried_microbatch[i],
+			       ir->tried_estimate_s[i]);
+		else
+			printf("%s%lld: none fits", i ? ", " : "", (long long)ir->tried_microbatch[i]);
+	}
+	printf(" (DP estimates)\n");
+	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%; DP estimate %.4f s)\n",
+	       r->step_time_s, r->tl.span_s, 100 * r->bubble_fraction, ir->estimate_s);
+	printf("  throughput        %.2f samples/s, %.0f tokens/s\n", r->samples_per_s,
+	       r->tokens_per_s);
+	printf("  TFLOPS per GPU    %.1f model (MFU %.1f%%), %.1f hardware (HFU %.1f%%)\n",
+	       r->tflops_per_gpu, 100 * r->mfu, r->hw_tflops_per_gpu, 100 * r->hfu);
+	int k = r->peak_rank;
+	printf("  peak memory       %.2f GiB of %.2f on rank %d (weights %.2f, gradients %.2f, "
+	       "optimizer %.2f, activations %.2f): %s\n",
+	       r->peak_memory_bytes / GiB, c->gpu.mem_bytes / GiB, k, r->rank_weight[k] / GiB,
+	       r->rank_grad[k] / GiB, r->rank_opt[k] / GiB, r->tl.rank_act[k] / GiB,
+	       r->fits ? "fits" : "DOES NOT FIT");
+	printf("\n  %-5s %-24s %-13s %-7s %9s %9s %9s %9s %9s %8s %9s %9s\n", "stage", "layers",
+	       "sub-mesh", "logical", "fwd ms", "bwd ms", "step ms", "xfer ms", "state GiB",
+	       "act GiB", "DP ms", "DP GiB");
+	for (int i = 0; i < r->nstages; i++) {
+		const IrStagePlan *s = &p->stages[i];
+		const SimStageCost *sc = &r->stage[i];
+		char layers[64], mesh[32], lg[16];
+		snprintf(layers, sizeof layers, "%d-%d %s..%s", s->first_layer, s->last_layer,
+			 g->layers[s->first_layer].name, g->layers[s->last_layer].name);
+		snprintf(mesh, sizeof mesh, "%dx%d@n%dg%d", s->mesh.nnodes, s->mesh.ngpus,
+			 s->mesh.node0, s->mesh.gpu0);
+		snprintf(lg, sizeof lg, "%dx%d", s->n0, s->n1);
+		printf("  %-5d %-24s %-13s %-7s %9.3f %9.3f %9.3f %9.3f %9.2f %8.3f %9.3f %9.2f\n", i,
+		       layers, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
+		       r->xfer_s[i] * 1e3,
+		       (sc->mem.weight_bytes + sc->mem.grad_bytes + sc->mem.opt_bytes) / GiB,
+		       sc->mem.act_bytes / GiB, ir->stage_time_s[i] * 1e3,
+		       ir->stage_mem_bytes[i] / GiB);
+	}
+}
+
+int cmd_compile(int argc, char **argv)
+{
+	Args a;
+	int code = parse(argc, argv, &a);
+	if (code)
+		return code < 0 ? EXIT_OK : code;
+	IrError e;
+	memset(&e, 0, sizeof e);
+	IrCluster c;
+	if (ir_cluster_load(a.cluster, (int)a.nodes, &c, &e))
+		return tool_input_error(&e);
+	IrModelDoc *m = ir_model_open(a.model, &e);
+	if (!m) {
+		ir_cluster_free(&c);
+		return tool_input_error(&e);
+	}
+	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
+			      .recompute = a.recompute, .max_units = (int)a.clusters,
+			      .threads = (int)a.threads, .tmax_gap = -1,
+			      .progress = isatty(2) ? progress : NULL};
+	IrPlan plan;
+	IrGraph g;
+	PassInterResult r;
+	int rc = pass_inter_op(m, a.model, &a.ps, &c, a.cluster, (int)a.nodes, &o, &plan, &g, &r,
+			       &e);
+	ir_model_close(m);
+	if (rc) {
+		ir_cluster_free(&c);
+		ir_plan_free(&plan);
+		if (r.status == PASS_INFEASIBLE)
+			return tool_error("compile", EXIT_INFEASIBLE, "%s", r.message);
+		return tool_input_error(&e);
+	}
+	SimResult sr;
+	if (sim_plan(&g, &c, &plan, &sr, &e)) {
+		code = tool_error("compile", EXIT_INFEASIBLE, "simulating the plan: %s", e.msg);
+	} else {
+		code = EXIT_OK;
+		if (a.out && ir_plan_write(&plan, a.out, &e))
+			code = tool_input_error(&e);
+		else if (a.trace && sim_trace_write(&plan, &sr, a.trace, &e))
+			code = tool_input_error(&e);
+		else if (a.json)
+			tool_print_json(result_json(&g, &c, &plan, &sr, &r));
+		else
+			print_table(&g, &c, &plan, &sr, &r);
+		if (code == EXIT_OK && !sr.fits)
+			code = EXIT_INFEASIBLE;
+		sim_result_free(&sr);
+	}
+	ir_plan_free(&plan);
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+	return code;
+}
