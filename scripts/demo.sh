@@ -9,5 +9,6 @@ cmake --build build -j"$(nproc)" >/dev/null
 if [ $# -gt 0 ]; then
 	exec build/meshplan "$@"
 fi
-build/meshplan info gpt:1.3b
-build/meshplan info --cluster aws-p3.16xlarge
+# The default job: GPT-3 1.3B on one aws-p3.16xlarge node (8 x V100), global batch 1024.
+build/meshplan info --cluster aws-p3.16xlarge --nodes 1
+exec build/meshplan compile gpt:1.3b --cluster aws-p3.16xlarge --nodes 1 --batch 1024

@@ -57,3 +57,31 @@ Test(tools, estimate_of_a_plan_uses_the_simulated_step_time)
 	json_decref(est);
 	unlink(plan);
 }
+
+Test(tools, compare_gives_each_cluster_the_plan_compile_finds)
+{
+	char args[1024];
+	int code;
+	snprintf(args, sizeof args,
+		 "compare %s/tiny.xml --cluster %s/tiny-cluster.xml --nodes 1 "
+		 "--cluster %s/tiny-cluster.xml --nodes 2 --batch 32 --json", DATA, DATA, DATA);
+	json_t *cmp = run_json(args, &code);
+	cr_assert_eq(code, 0);
+	json_t *rows = json_object_get(cmp, "clusters");
+	cr_assert_eq(json_array_size(rows), 2);
+	for (int i = 0; i < 2; i++) {
+		json_t *row = json_array_get(rows, (size_t)i);
+		cr_expect_eq(json_integer_value(json_object_get(row, "gpus")), 4 * (i + 1));
+		snprintf(args, sizeof args,
+			 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --nodes %d --batch 32 --json",
+			 DATA, DATA, i + 1);
+		json_t *one = run_json(args, &code);
+		cr_assert_eq(code, 0);
+		double want = json_real_value(json_object_get(one, "step_time_s"));
+		cr_expect_gt(want, 0);
+		cr_expect_float_eq(json_real_value(json_object_get(row, "step_time_s")), want,
+				   1e-12 * want);
+		json_decref(one);
+	}
+	json_decref(cmp);
+}

@@ -17,6 +17,7 @@ static const Verb verbs[] = {
 	{"shard", cmd_shard, "choose the sharding of every op on one device mesh (intra-op ILP)"},
 	{"simulate", cmd_simulate, "one training step of a plan: time, TFLOPS, MFU, memory, trace"},
 	{"compile", cmd_compile, "the fastest plan: pipeline stages on sub-meshes, each sharded (Alpa)"},
+	{"compare", cmd_compare, "the best plan of one model on several clusters, side by side"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 };
 

@@ -19,6 +19,7 @@ enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
 int cmd_info(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
