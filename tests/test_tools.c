@@ -85,3 +85,24 @@ Test(tools, compare_gives_each_cluster_the_plan_compile_finds)
 	}
 	json_decref(cmp);
 }
+
+Test(tools, estimate_of_a_model_compiles_it_first)
+{
+	char args[1024];
+	int code;
+	snprintf(args, sizeof args,
+		 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 32 --json", DATA, DATA);
+	json_t *one = run_json(args, &code);
+	cr_assert_eq(code, 0);
+	double step = json_real_value(json_object_get(one, "step_time_s"));
+	snprintf(args, sizeof args,
+		 "estimate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 32 --tokens 3200 --json",
+		 DATA, DATA);
+	json_t *est = run_json(args, &code);
+	cr_assert_eq(code, 0);
+	json_t *in = json_object_get(est, "inputs");
+	cr_expect_float_eq(json_real_value(json_object_get(in, "step_time_s")), step, 1e-12 * step);
+	cr_expect_float_eq(json_real_value(json_object_get(in, "steps")), 100.0, 1e-9);
+	json_decref(one);
+	json_decref(est);
+}

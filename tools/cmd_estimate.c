@@ -11,8 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "passes/passes.h"
 #include "runtime-sim/sim.h"
 #include "tools/tools.h"
 
@@ -22,7 +22,7 @@ static const char *VERB = "estimate";
 /* Options: one table drives parsing, range checks and --help.          */
 
 typedef enum {
-	O_STEP_TIME, O_GPUS, O_TOKENS_PER_STEP, O_TOKENS, O_GPU_HOURS, O_CLUSTER, O_NODES,
+	O_STEP_TIME, O_GPUS, O_TOKENS_PER_STEP, O_TOKENS, O_GPU_HOURS, O_CLUSTER, O_NODES, O_BATCH,
 	O_GPUS_PER_NODE,
 	O_PRICE, O_CURRENCY, O_POWER, O_PUE, O_CARBON, O_TREE, O_PERCAP_US, O_PERCAP_CN,
 	O_FAILURES, O_POLICY, O_FAILURE_RATE, O_MTBF_HOURS, O_SOFT_FRACTION, O_DETECT,
@@ -59,6 +59,8 @@ static const Opt opts[NOPT] = {
 	[O_CLUSTER] = {"cluster", K_STR, "C", ANY, false,
 		       "cluster file or zoo name: GPUs, power, price, carbon, PUE defaults"},
 	[O_NODES] = {"nodes", K_INT, "N", 1, false, 1e9, false, "with --cluster: node count"},
+	[O_BATCH] = {"batch", K_INT, "B", 1, false, 1e12, false,
+		     "MODEL form: global batch (samples per step) to compile for"},
 	[O_GPUS_PER_NODE] = {"gpus-per-node", K_INT, "M", 1, false, 1e6, false,
 			     "GPUs a hard fault takes (default: cluster's, else 8)"},
 	[O_PRICE] = {"price-per-gpu-hour", K_NUM, "P", NONNEG, false, "price (default: cluster's)"},
@@ -122,8 +124,10 @@ static void usage(FILE *f)
 		"       meshplan estimate --cluster C [--nodes N] --step-time S --tokens-per-step N "
 		"--tokens T ...\n"
 		"       meshplan estimate PLAN.xml --tokens T [options]\n"
+		"       meshplan estimate MODEL --cluster C [--nodes N] --batch B --tokens T [options]\n"
 		"         (step time, tokens per step and GPUs simulated from a plan written by\n"
-		"          meshplan compile -o or simulate -o; its cluster gives the defaults)\n\n"
+		"          meshplan compile -o or simulate -o; its cluster gives the defaults;\n"
+		"          a MODEL is compiled for the cluster first, as meshplan compile does)\n\n"
 		"Reports wall time, GPU-hours, cost, energy (GPU-hours x power x PUE), CO2e,\n"
 		"tree-years and per-capita years; with --failures, a seeded Monte-Carlo of the run.\n\n"
 		"options:\n");
@@ -213,20 +217,62 @@ typedef struct Run {
 	double gpu_hours;
 } Run;
 
+/* A plan file (its root element is <plan>), as opposed to a model. */
+static bool is_plan_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	char head[4097];
+	size_t n = fread(head, 1, sizeof head - 1, f);
+	fclose(f);
+	head[n] = 0;
+	return strstr(head, "<plan") != NULL;
+}
+
 /*
  * Step time, tokens per step and GPUs of PLAN.xml: the simulator's answer
  * for the plan (written by `meshplan compile -o` or `simulate -o`).
  */
-static int run_from_plan(const char *input, const Val *v, Run *run)
+static int run_from_plan(const char *input, const Val *v, const IrCluster *cl, Run *run)
 {
 	IrError e;
 	IrPlan p;
 	IrCluster c;
 	IrGraph g;
 	SimResult r;
-	if (tool_plan_simulate(input, v[O_NODES].set ? (int)v[O_NODES].num : 0, &p, &c, &g, &r,
-			       &e))
+	if (!is_plan_file(input)) {
+		/* MODEL --cluster C --batch B: compile it first */
+		if (!cl || !v[O_BATCH].set)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "'%s' is not a plan file; for a model give --cluster C and "
+					  "--batch B (or write a plan with meshplan compile -o)", input);
+		IrModelDoc *m = ir_model_open(input, &e);
+		if (!m)
+			return tool_input_error(&e);
+		IrParamSet ps = {0};
+		PassInterOptions o = {.global_batch = (int64_t)v[O_BATCH].num, .recompute = -1,
+				      .tmax_gap = -1};
+		PassInterResult ir;
+		int rc = pass_inter_op(m, input, &ps, cl, v[O_CLUSTER].str,
+				       v[O_NODES].set ? (int)v[O_NODES].num : 0, &o, &p, &g, &ir, &e);
+		ir_model_close(m);
+		if (rc) {
+			ir_plan_free(&p);
+			if (ir.status == PASS_INFEASIBLE)
+				return tool_error(VERB, EXIT_INFEASIBLE, "%s", ir.message);
+			return tool_input_error(&e);
+		}
+		if (sim_plan(&g, cl, &p, &r, &e)) {
+			ir_graph_free(&g);
+			ir_plan_free(&p);
+			return tool_input_error(&e);
+		}
+		ir_cluster_load(v[O_CLUSTER].str, v[O_NODES].set ? (int)v[O_NODES].num : 0, &c, &e);
+	} else if (tool_plan_simulate(input, v[O_NODES].set ? (int)v[O_NODES].num : 0, &p, &c, &g,
+				      &r, &e)) {
 		return tool_input_error(&e);
+	}
 	run->step_s = r.step_time_s;
 	run->tokens_per_step = r.tokens_per_s * r.step_time_s;
 	if (!v[O_GPUS].set)
@@ -313,7 +359,7 @@ static int build_run(const char *input, const Val *v, const IrCluster *cl, Run *
 		return tool_error(VERB, EXIT_BADINPUT,
 				  "--gpu-hours replaces --step-time, --tokens-per-step and --tokens");
 	if (input) {
-		int rc = run_from_plan(input, v, run);
+		int rc = run_from_plan(input, v, cl, run);
 		if (rc)
 			return rc;
 		if (!v[O_TOKENS].set)
@@ -739,10 +785,10 @@ int cmd_estimate(int argc, char **argv)
 	}
 	if (v[O_NODES].set && !v[O_CLUSTER].set && !input)
 		return tool_error(VERB, EXIT_BADINPUT, "--nodes needs --cluster or a plan");
-	if (input && access(input, R_OK) != 0)
+	if (input && !is_plan_file(input) && !v[O_CLUSTER].set)
 		return tool_error(VERB, EXIT_BADINPUT,
-				  "'%s' is not a readable plan file (write one with: meshplan compile "
-				  "MODEL --cluster C --batch B -o plan.xml)", input);
+				  "'%s' is not a readable plan file (for a model give --cluster C "
+				  "--batch B, or write a plan with meshplan compile -o)", input);
 	IrCluster cl, *clp = NULL;
 	const char *cluster = v[O_CLUSTER].set ? v[O_CLUSTER].str : NULL;
 	IrPlan plan;
