@@ -45,4 +45,7 @@ int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g
 int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrGraph *g,
 		       SimResult *r, IrError *e);
 
+/* The JSON report of a simulated plan (the keys of `simulate --json`). */
+json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, const SimResult *r);
+
 #endif
