@@ -415,16 +415,7 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	printf(", recompute %s, zero %d\n", ir_recompute_name(p->recompute), p->zero);
 	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%)\n", r->step_time_s,
 	       r->tl.span_s, 100 * r->bubble_fraction);
-	printf("  throughput        %.2f samples/s, %.0f tokens/s\n", r->samples_per_s,
-	       r->tokens_per_s);
-	printf("  TFLOPS per GPU    %.1f model (MFU %.1f%%), %.1f hardware (HFU %.1f%%)\n",
-	       r->tflops_per_gpu, 100 * r->mfu, r->hw_tflops_per_gpu, 100 * r->hfu);
-	int k = r->peak_rank;
-	printf("  peak memory       %.2f GiB of %.2f on rank %d (weights %.2f, gradients %.2f, "
-	       "optimizer %.2f, activations %.2f): %s\n",
-	       r->peak_memory_bytes / GiB, c->gpu.mem_bytes / GiB, k, r->rank_weight[k] / GiB,
-	       r->rank_grad[k] / GiB, r->rank_opt[k] / GiB, r->tl.rank_act[k] / GiB,
-	       r->fits ? "fits" : "DOES NOT FIT");
+	tool_print_step_summary(c, r);
 	printf("\n  %-5s %-22s %-4s %-13s %-7s %9s %9s %9s %9s %8s %8s\n", "stage", "layers",
 	       "rank", "mesh", "logical", "fwd ms", "bwd ms", "step ms", "xfer ms", "state GiB",
 	       "act GiB");

@@ -77,3 +77,18 @@ json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, con
 	return o;
 }
 
+
+void tool_print_step_summary(const IrCluster *c, const SimResult *r)
+{
+	const double GiB = 1073741824.0;
+	printf("  throughput        %.2f samples/s, %.0f tokens/s\n", r->samples_per_s,
+	       r->tokens_per_s);
+	printf("  TFLOPS per GPU    %.1f model (MFU %.1f%%), %.1f hardware (HFU %.1f%%)\n",
+	       r->tflops_per_gpu, 100 * r->mfu, r->hw_tflops_per_gpu, 100 * r->hfu);
+	int k = r->peak_rank;
+	printf("  peak memory       %.2f GiB of %.2f on rank %d (weights %.2f, gradients %.2f, "
+	       "optimizer %.2f, activations %.2f): %s\n",
+	       r->peak_memory_bytes / GiB, c->gpu.mem_bytes / GiB, k, r->rank_weight[k] / GiB,
+	       r->rank_grad[k] / GiB, r->rank_opt[k] / GiB, r->tl.rank_act[k] / GiB,
+	       r->fits ? "fits" : "DOES NOT FIT");
+}

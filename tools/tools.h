@@ -47,5 +47,7 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 
 /* The JSON report of a simulated plan (the keys of `simulate --json`). */
 json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, const SimResult *r);
+/* Throughput, TFLOPS/MFU and peak-memory lines of a simulated step (tables). */
+void tool_print_step_summary(const IrCluster *c, const SimResult *r);
 
 #endif
