@@ -101,7 +101,10 @@ static int unbroadcast(Builder *b, int f, int k, int full)
 	IrGraph *g = b->g;
 	const IrOp *fo = &g->ops[f];
 	int x = fo->in[k];
-	if (ir_tensor_numel(&g->tensors[x]) == ir_tensor_numel(&g->tensors[full]))
+	/* same shape: nothing to reduce (broadcast dims of size 1 still are:
+	 * a [s,h] weight added to a [1,s,h] activation gets a [s,h] gradient) */
+	if (g->tensors[x].ndim == g->tensors[full].ndim &&
+	    ir_tensor_numel(&g->tensors[x]) == ir_tensor_numel(&g->tensors[full]))
 		return full;
 	int dx = grad_tensor(b, x, "grad", IR_T_GRAD);
 	const char *li[1] = {fo->lab[fo->nin]};

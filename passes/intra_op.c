@@ -69,9 +69,11 @@ typedef struct {
 	int *run;          /* per layer: run id, -1 */
 	int *rep_op;       /* op of a skipped layer -> the op it copies (second representative) */
 	const bool *force_leader; /* expansion: ops that lead a group in the reduced plan */
+	const uint8_t *expert;    /* PASS_EXPERT: per tensor, a bit per expert dim */
 } Plan;
 
-static const char *method_names[PASS_NMETHODS] = {"ilp", "data", "zero2", "zero3", "heuristic"};
+static const char *method_names[PASS_NMETHODS] = {"ilp",       "data",  "zero2", "zero3",
+						  "heuristic", "expert"};
 const char *pass_method_name(PassMethod m) { return m < PASS_NMETHODS ? method_names[m] : "?"; }
 int pass_method_parse(const char *s, PassMethod *m)
 {
@@ -300,6 +302,47 @@ static double ops_memory(const Plan *P, const Group *gr, const PassOpChoice *chs
 	return mem;
 }
 
+/*
+ * Expert dims, per tensor: a weight's dim whose label is batch-like in a
+ * forward einsum that reads it (in every input and in the output: e in
+ * ebch,ehf->ebcf), one bit per dim; gradients and optimizer state take
+ * their weight's bits.  Dense models have none.
+ */
+static uint8_t *expert_dims(const IrGraph *g)
+{
+	uint8_t *x = calloc((size_t)g->ntensors + 1, 1);
+	if (!x)
+		abort();
+	for (int o = 0; o < g->nfwd_ops; o++) {
+		const IrOp *op = &g->ops[o];
+		if (op->kind != IR_EINSUM || op->nin < 2)
+			continue;
+		for (int k = 0; k < op->nin; k++) {
+			if (g->tensors[op->in[k]].role != IR_T_WEIGHT)
+				continue;
+			for (int d = 0; op->lab[k][d]; d++) {
+				char c = op->lab[k][d];
+				bool everywhere = strchr(op->lab[op->nin], c) != NULL;
+				for (int j = 0; j < op->nin && everywhere; j++)
+					everywhere = strchr(op->lab[j], c) != NULL;
+				if (everywhere)
+					x[op->in[k]] |= (uint8_t)(1u << d);
+			}
+		}
+	}
+	for (int t = 0; t < g->ntensors; t++) {
+		int w = g->tensors[t].weight;
+		if (w >= 0 && w != t && g->tensors[w].role == IR_T_WEIGHT)
+			x[t] = x[w];
+	}
+	return x;
+}
+
+static bool state_role(IrRole role)
+{
+	return role == IR_T_WEIGHT || role == IR_T_WGRAD || role == IR_T_OPT;
+}
+
 /* Is this choice allowed by the method (baselines, forced ZeRO)? */
 static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
 {
@@ -318,10 +361,23 @@ static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
 		for (int k = 0; k < lead->nin + lead->nout; k++) {
 			int t = k < lead->nin ? lead->in[k] : lead->out[k - lead->nin];
 			IrRole role = g->tensors[t].role;
-			bool state = role == IR_T_WEIGHT || role == IR_T_WGRAD || role == IR_T_OPT;
+			bool state = state_role(role);
 			for (int d = 0; lead->lab[k][d]; d++) {
 				int a = chs[0].ax[pass_label_index(lead->lab[k][d])];
 				if (a && (a != all || state))
+					return false;
+			}
+		}
+		return true;
+	}
+	if (m == PASS_EXPERT) {
+		/* every split over all axes; model state only on its expert dims */
+		for (int k = 0; k < lead->nin + lead->nout; k++) {
+			int t = k < lead->nin ? lead->in[k] : lead->out[k - lead->nin];
+			bool state = state_role(g->tensors[t].role);
+			for (int d = 0; lead->lab[k][d]; d++) {
+				int a = chs[0].ax[pass_label_index(lead->lab[k][d])];
+				if (a && (a != all || (state && !(P->expert[t] >> d & 1))))
 					return false;
 			}
 		}
@@ -344,6 +400,12 @@ static bool weight_allowed(const Plan *P, int w, const PassSpec *s)
 		return used == 0;
 	if (m == PASS_ZERO3)
 		return used == all;
+	if (m == PASS_EXPERT) {
+		for (int d = 0; d < s->nd; d++)
+			if (s->dim[d] && (s->dim[d] != all || !(P->expert[w] >> d & 1)))
+				return false;
+		return true;
+	}
 	if (m == PASS_HEURISTIC) {
 		int big = 0;
 		for (int d = 1; d < t->ndim; d++)
@@ -1266,6 +1328,8 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 	R.first_layer = first_layer;
 	R.last_layer = last_layer;
 	R.nmicro = o->nmicro > 0 ? o->nmicro : 1;
+	uint8_t *expert = o->method == PASS_EXPERT ? expert_dims(g) : NULL;
+	R.expert = expert;
 	F = R;
 	if (!o->exhaustive)
 		find_runs(&R);
@@ -1299,6 +1363,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 		ir_fail(e, g->file, 0, "%s", r->message);
 	}
 	plan_free(&R);
+	free(expert);
 	r->solve_time_s = now_s() - t0;
 	return rc;
 }

@@ -29,6 +29,9 @@ typedef enum {
 	PASS_ZERO2,     /* data parallel, gradients and optimizer state sharded */
 	PASS_ZERO3,     /* ZeRO-3: weights sharded too, gathered before use */
 	PASS_HEURISTIC, /* shard each weight's largest dim over all devices */
+	PASS_EXPERT,    /* data parallel, and expert parallel where a weight has an expert
+			   dim (a dim batch-like in an einsum: in every operand and the
+			   output, as e in ebch,ehf->ebcf): that dim split over all devices */
 	PASS_NMETHODS
 } PassMethod;
 
@@ -330,5 +333,85 @@ typedef struct PassInterResult {
 int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 		  const IrCluster *c, const char *cluster, int nodes, const PassInterOptions *o,
 		  IrPlan *plan, IrGraph *g, PassInterResult *r, IrError *e);
+
+/* ------------------------------------------------------------------ */
+/* Hand-written grid plans (manual.c)                                    */
+
+typedef struct PassManual {
+	int dp, tp, pp;      /* dp*tp*pp = the cluster's GPUs */
+	int64_t mbs;         /* samples per microbatch per data-parallel replica */
+	int v;               /* model chunks per pipeline rank (> 1: interleaved) */
+	IrSchedule schedule;
+	IrRecompute recompute;
+	int zero;            /* forced ZeRO stage over the dp axis (0: the ILP decides) */
+	PassMethod method;   /* how each stage is sharded on its dp x tp mesh */
+} PassManual;
+
+/* 0 when m can run on c with this global batch; else -1 and why. */
+int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t global_batch, char *why,
+		      size_t n);
+/*
+ * S contiguous groups of g's layers.  When the layers between the first and
+ * the last split evenly, that split, the first layer (embedding) joining
+ * stage 0 and the last (head) the last stage, as Megatron-LM does;
+ * otherwise the split minimising the largest stage's forward FLOPs.
+ * -1 when S is not in 1..layers.
+ */
+int pass_manual_split(const IrGraph *g, int S, int *first, int *last);
+/*
+ * Builds and simulates manual plan m: pp*v stages of equal layers, stage i
+ * on pipeline rank i % pp's block of dp*tp GPUs as a dp x tp logical mesh,
+ * sharded by the intra-op pass (m->method; ILP time limit per solve,
+ * 0: none).  g is the training graph at batch = dp*mbs.  When the plan does
+ * not fit and second_round is set, a second sharding bounds model state by
+ * what activations leave (the ILP's memory budget) and is kept if it fits
+ * or holds less.  The caller initialises plan and
+ * sets its model, cluster, params and nodes.  *solves (if non-NULL) grows
+ * by the intra-op solves run.  0 (res filled: see res->fits), or -1 with e.
+ */
+int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
+		     int64_t global_batch, double time_limit, int threads, bool second_round,
+		     IrPlan *plan, SimResult *res, int *solves, IrError *e);
+
+typedef struct PassManualSearch {
+	int64_t global_batch;
+	PassMethod method;     /* sharding inside each stage */
+	int max_tp;            /* largest tp (0: GPUs per node) */
+	int max_pp;            /* largest pp (0: the layer count) */
+	int recompute;         /* IrRecompute, or -1: none, then selective, then full */
+	double time_limit_s;   /* per intra-op solve (0: none) */
+	int threads;           /* 0: one per core */
+	PassProgress progress; /* NULL: silent */
+	void *progress_ctx;
+} PassManualSearch;
+
+typedef struct PassManualResult {
+	PassStatus status;     /* OPTIMAL: best found; INFEASIBLE: none fits */
+	PassManual best;
+	int tried, fitted;     /* grid plans simulated, of which fit */
+	int ilp_solves;
+	double search_time_s;
+	double need_bytes;     /* INFEASIBLE: least peak memory per device seen */
+	double have_bytes;     /* the GPU's memory */
+	char message[256];
+} PassManualResult;
+
+/*
+ * The fastest hand-written grid plan of model m on cluster c: every
+ * dp x tp x pp (tp <= max_tp, pp <= max_pp, a stage's dp*tp GPUs dividing a
+ * node or whole nodes), microbatch sizes 1, 2, 4 .. per replica that divide
+ * the batch, 1F1B, and the knobs people turn to fit memory: recomputation
+ * none, selective, full, and within each ZeRO stage 0..3 over the dp axis,
+ * the first that fits (each step only adds time to the sharding before it;
+ * a grid point whose unsharded plan is already no faster than the best so
+ * far stops there).  A microbatch that fits under none of them ends that
+ * grid point's sizes.  No ILP memory budgets: a hand-written plan has none.
+ * Fills plan, g (the training graph at its batch, for sim_plan) and res.
+ * 0, or -1 with r->status INFEASIBLE (r->need_bytes) or ERROR and e.
+ */
+int pass_manual_search(const IrModelDoc *m, const char *model, const IrParamSet *ps,
+		       const IrCluster *c, const char *cluster, int nodes,
+		       const PassManualSearch *o, IrPlan *plan, IrGraph *g, SimResult *res,
+		       PassManualResult *r, IrError *e);
 
 #endif

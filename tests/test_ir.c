@@ -203,6 +203,33 @@ Test(training, every_weight_gets_one_accumulation_and_one_adam_update)
 	ir_graph_free(&g);
 }
 
+/* Every gradient accumulated has its weight's shape and one label per dim,
+ * also at batch 1, where a broadcast over the batch has the same element
+ * count as the weight (wpe [s,h] added to a [1,s,h] activation). */
+Test(training, weight_gradients_have_the_weights_shape_at_any_batch)
+{
+	const char *sets[] = {"batch=1,layers=1,hidden=64,heads=4,seq=16,vocab=128",
+			      "batch=3,layers=1,hidden=64,heads=4,seq=16,vocab=128"};
+	for (int s = 0; s < 2; s++) {
+		IrGraph g = load("gpt", sets[s], true);
+		int n = 0;
+		for (int i = 0; i < g.nops; i++) {
+			const IrOp *op = &g.ops[i];
+			if (op->kind != IR_ACCUM)
+				continue;
+			const IrTensor *gr = &g.tensors[op->in[0]], *acc = &g.tensors[op->out[0]];
+			cr_expect_eq(gr->ndim, acc->ndim, "%s (%s): gradient of %d dims for %d",
+				     op->name, sets[s], gr->ndim, acc->ndim);
+			cr_expect_eq((int)strlen(op->lab[0]), gr->ndim, "%s: labels", op->name);
+			for (int d = 0; d < gr->ndim && d < acc->ndim; d++)
+				cr_expect_eq(gr->dim[d], acc->dim[d], "%s dim %d", op->name, d);
+			n++;
+		}
+		cr_expect_gt(n, 0);
+		ir_graph_free(&g);
+	}
+}
+
 Test(training, tied_embedding_gradient_sums_both_uses)
 {
 	IrGraph g = load("gpt", "layers=1,hidden=64,heads=4,seq=16,vocab=128", true);

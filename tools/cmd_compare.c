@@ -1,6 +1,7 @@
 /*
  * cmd_compare.c -- `meshplan compare`: the same model compiled for several
- * clusters, one row each.
+ * clusters, one row each; with --against, the best hand-written grid plan
+ * on each cluster beside the compiled one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,35 +11,138 @@
 
 static const char *usage_text =
 	"usage: meshplan compare MODEL --cluster A [--nodes N] --cluster B [--nodes N] ...\n"
-	"                        --batch GLOBAL [--set NAME=VALUE,...] [--json]\n"
+	"                        --batch GLOBAL [--against manual|data|expert]\n"
+	"                        [--set NAME=VALUE,...] [--json]\n"
 	"\n"
 	"Compiles MODEL for each cluster (as meshplan compile) and prints one row per\n"
 	"cluster: the best plan's step time, throughput, TFLOPS per GPU, MFU, peak memory\n"
 	"per device, its stages and the compile time.  A --nodes after a --cluster sets that\n"
 	"cluster's node count; before any --cluster it applies to all.\n"
+	"\n"
+	"--against puts the fastest hand-written grid plan that fits beside each compiled\n"
+	"one (simulated the same way), and the compiled plan's speedup over it:\n"
+	"  manual  every dp x tp x pp (tp within a node) and microbatch 1, 2, 4 .., stages\n"
+	"          of equal layers, each dp x tp mesh sharded by the ILP (Megatron-style)\n"
+	"  data    tp = 1, stages sharded data-parallel: data + pipeline parallelism\n"
+	"  expert  tp = 1, pp = 1, data parallel with experts split over the devices:\n"
+	"          data + expert parallelism (for mixture-of-experts models)\n"
+	"each with 1F1B and the least recomputation (none, selective, full) that fits.\n"
 	"Exit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n";
 
 enum { MAX_CLUSTERS = 16 };
 
+/* One plan's figures. */
+typedef struct {
+	int status; /* EXIT_* */
+	char why[256];
+	double step_s, samples_per_s, tflops, mfu, peak_mem, time_s;
+	int stages;
+	int64_t microbatch;
+} Figures;
+
 typedef struct {
 	const char *name;
 	long nodes;
-	int status;          /* EXIT_* of this row */
-	char why[256];
-	double step_s, samples_per_s, tflops, mfu, peak_mem, mem, compile_s, price;
-	int gpus, stages;
-	int64_t microbatch;
-	const char *gpu, *currency;
+	int gpus;
+	double mem, price;
+	Figures got;         /* the compiled plan (time_s: compile time) */
+	Figures base;        /* --against: the best grid plan (time_s: search time) */
+	PassManual grid;
+	int tried;
 } Row;
 
-static void compile_one(const char *model, const IrParamSet *ps, long batch, Row *row)
+typedef enum { AGAINST_NONE, AGAINST_MANUAL, AGAINST_DATA, AGAINST_EXPERT } Against;
+static const char *const against_names[] = {"", "manual", "data", "expert"};
+
+static void fill_figures(Figures *f, const SimResult *sr, int stages, int64_t microbatch)
+{
+	f->status = sr->fits ? EXIT_OK : EXIT_INFEASIBLE;
+	if (!sr->fits)
+		snprintf(f->why, sizeof f->why, "the plan does not fit memory");
+	f->step_s = sr->step_time_s;
+	f->samples_per_s = sr->samples_per_s;
+	f->tflops = sr->tflops_per_gpu;
+	f->mfu = sr->mfu;
+	f->peak_mem = sr->peak_memory_bytes;
+	f->stages = stages;
+	f->microbatch = microbatch;
+}
+
+static void figures_json(json_t *o, const Figures *f, const char *time_key)
+{
+	json_object_set_new(o, "fits", json_boolean(f->status == EXIT_OK));
+	json_object_set_new(o, time_key, json_real(f->time_s));
+	if (f->status != EXIT_OK) {
+		json_object_set_new(o, "message", json_string(f->why));
+		return;
+	}
+	json_object_set_new(o, "step_time_s", json_real(f->step_s));
+	json_object_set_new(o, "samples_per_s", json_real(f->samples_per_s));
+	json_object_set_new(o, "tflops_per_gpu", json_real(f->tflops));
+	json_object_set_new(o, "mfu", json_real(f->mfu));
+	json_object_set_new(o, "peak_memory_bytes", json_real(f->peak_mem));
+	json_object_set_new(o, "stages", json_integer(f->stages));
+	json_object_set_new(o, "microbatch", json_integer(f->microbatch));
+}
+
+static void figures_row(const char *cluster, int gpus, const char *what, const Figures *f)
+{
+	if (f->status != EXIT_OK) {
+		printf("  %-20s %5d %-19s no plan: %s\n", cluster, gpus, what, f->why);
+		return;
+	}
+	printf("  %-20s %5d %-19s %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f\n", cluster,
+	       gpus, what, f->step_s, f->samples_per_s, f->tflops, 100 * f->mfu,
+	       f->peak_mem / 1073741824.0, f->stages, (long long)f->microbatch, f->time_s);
+}
+
+/* The best grid plan of the --against family on cluster c. */
+static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSet *ps,
+			 long batch, const IrCluster *c, Against against, Row *row)
+{
+	PassManualSearch o = {.global_batch = batch, .method = PASS_ILP, .recompute = -1,
+			      .time_limit_s = 30};
+	if (against != AGAINST_MANUAL) {
+		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
+		o.max_tp = 1;
+		o.max_pp = against == AGAINST_EXPERT ? 1 : 0;
+	}
+	IrPlan plan;
+	IrGraph g;
+	SimResult sr;
+	PassManualResult r;
+	IrError e;
+	memset(&e, 0, sizeof e);
+	int rc = pass_manual_search(m, model, ps, c, row->name, (int)row->nodes, &o, &plan, &g,
+				    &sr, &r, &e);
+	row->tried = r.tried;
+	row->base.time_s = r.search_time_s;
+	if (rc) {
+		row->base.status = r.status == PASS_INFEASIBLE ? EXIT_INFEASIBLE : EXIT_BADINPUT;
+		if (r.status == PASS_INFEASIBLE)
+			snprintf(row->base.why, sizeof row->base.why, "%s", r.message);
+		else
+			ir_error_str(&e, row->base.why, sizeof row->base.why);
+		ir_plan_free(&plan);
+		return;
+	}
+	fill_figures(&row->base, &sr, plan.nstages, plan.microbatch);
+	row->grid = r.best;
+	sim_result_free(&sr);
+	ir_plan_free(&plan);
+	ir_graph_free(&g);
+}
+
+static void compile_one(const char *model, const IrParamSet *ps, long batch, Against against,
+			Row *row)
 {
 	IrError e;
 	memset(&e, 0, sizeof e);
 	IrCluster c;
+	Figures *f = &row->got;
 	if (ir_cluster_load(row->name, (int)row->nodes, &c, &e)) {
-		row->status = EXIT_BADINPUT;
-		ir_error_str(&e, row->why, sizeof row->why);
+		f->status = EXIT_BADINPUT;
+		ir_error_str(&e, f->why, sizeof f->why);
 		return;
 	}
 	row->gpus = ir_cluster_gpus(&c);
@@ -46,8 +150,8 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Row
 	row->price = c.price_per_gpu_hour;
 	IrModelDoc *m = ir_model_open(model, &e);
 	if (!m) {
-		row->status = EXIT_BADINPUT;
-		ir_error_str(&e, row->why, sizeof row->why);
+		f->status = EXIT_BADINPUT;
+		ir_error_str(&e, f->why, sizeof f->why);
 		ir_cluster_free(&c);
 		return;
 	}
@@ -56,33 +160,26 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Row
 	IrGraph g;
 	PassInterResult r;
 	int rc = pass_inter_op(m, model, ps, &c, row->name, (int)row->nodes, &o, &plan, &g, &r, &e);
+	if (against != AGAINST_NONE && (!rc || r.status == PASS_INFEASIBLE))
+		baseline_one(m, model, ps, batch, &c, against, row);
 	ir_model_close(m);
+	f->time_s = r.compile_time_s;
 	if (rc) {
-		row->status = r.status == PASS_INFEASIBLE ? EXIT_INFEASIBLE : EXIT_BADINPUT;
+		f->status = r.status == PASS_INFEASIBLE ? EXIT_INFEASIBLE : EXIT_BADINPUT;
 		if (r.status == PASS_INFEASIBLE)
-			snprintf(row->why, sizeof row->why, "%s", r.message);
+			snprintf(f->why, sizeof f->why, "%s", r.message);
 		else
-			ir_error_str(&e, row->why, sizeof row->why);
+			ir_error_str(&e, f->why, sizeof f->why);
 		ir_plan_free(&plan);
 		ir_cluster_free(&c);
 		return;
 	}
 	SimResult sr;
 	if (sim_plan(&g, &c, &plan, &sr, &e)) {
-		row->status = EXIT_INFEASIBLE;
-		snprintf(row->why, sizeof row->why, "simulating the plan: %.200s", e.msg);
+		f->status = EXIT_INFEASIBLE;
+		snprintf(f->why, sizeof f->why, "simulating the plan: %.200s", e.msg);
 	} else {
-		row->status = sr.fits ? EXIT_OK : EXIT_INFEASIBLE;
-		if (!sr.fits)
-			snprintf(row->why, sizeof row->why, "the plan does not fit memory");
-		row->step_s = sr.step_time_s;
-		row->samples_per_s = sr.samples_per_s;
-		row->tflops = sr.tflops_per_gpu;
-		row->mfu = sr.mfu;
-		row->peak_mem = sr.peak_memory_bytes;
-		row->stages = plan.nstages;
-		row->microbatch = plan.microbatch;
-		row->compile_s = r.compile_time_s;
+		fill_figures(f, &sr, plan.nstages, plan.microbatch);
 		sim_result_free(&sr);
 	}
 	ir_plan_free(&plan);
@@ -97,6 +194,7 @@ int cmd_compare(int argc, char **argv)
 	int n = 0;
 	long batch = 0, nodes_all = 0;
 	bool json = false;
+	Against against = AGAINST_NONE;
 	IrParamSet ps = {0};
 	IrError e;
 	memset(rows, 0, sizeof rows);
@@ -129,6 +227,14 @@ int cmd_compare(int argc, char **argv)
 		} else if (!strcmp(a, "--set") && more) {
 			if (ir_params_parse(&ps, argv[++i], &e))
 				return tool_input_error(&e);
+		} else if (!strcmp(a, "--against") && more) {
+			const char *v = argv[++i];
+			against = !strcmp(v, "manual") ? AGAINST_MANUAL :
+				  !strcmp(v, "data")   ? AGAINST_DATA :
+				  !strcmp(v, "expert") ? AGAINST_EXPERT : AGAINST_NONE;
+			if (against == AGAINST_NONE)
+				return tool_error("compare", EXIT_BADINPUT,
+						  "--against takes manual, data or expert, got '%s'", v);
 		} else if (a[0] == '-') {
 			return tool_error("compare", EXIT_BADINPUT, "unknown or incomplete option '%s'", a);
 		} else if (!model) {
@@ -144,12 +250,13 @@ int cmd_compare(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		if (!rows[i].nodes)
 			rows[i].nodes = nodes_all;
-		compile_one(model, &ps, batch, &rows[i]);
-		if (rows[i].status == EXIT_BADINPUT) {
-			fprintf(stderr, "meshplan compare: %s\n", rows[i].why);
+		compile_one(model, &ps, batch, against, &rows[i]);
+		if (rows[i].got.status == EXIT_BADINPUT || rows[i].base.status == EXIT_BADINPUT) {
+			fprintf(stderr, "meshplan compare: %s\n", rows[i].got.status == EXIT_BADINPUT ?
+				rows[i].got.why : rows[i].base.why);
 			return EXIT_BADINPUT;
 		}
-		if (rows[i].status != EXIT_OK)
+		if (rows[i].got.status != EXIT_OK)
 			code = EXIT_INFEASIBLE;
 	}
 	if (json) {
@@ -159,21 +266,28 @@ int cmd_compare(int argc, char **argv)
 			json_t *o = json_object();
 			json_object_set_new(o, "cluster", json_string(r->name));
 			json_object_set_new(o, "gpus", json_integer(r->gpus));
-			json_object_set_new(o, "fits", json_boolean(r->status == EXIT_OK));
-			if (r->status == EXIT_OK) {
-				json_object_set_new(o, "step_time_s", json_real(r->step_s));
-				json_object_set_new(o, "samples_per_s", json_real(r->samples_per_s));
-				json_object_set_new(o, "tflops_per_gpu", json_real(r->tflops));
-				json_object_set_new(o, "mfu", json_real(r->mfu));
-				json_object_set_new(o, "peak_memory_bytes", json_real(r->peak_mem));
-				json_object_set_new(o, "stages", json_integer(r->stages));
-				json_object_set_new(o, "microbatch", json_integer(r->microbatch));
-				json_object_set_new(o, "compile_time_s", json_real(r->compile_s));
-				if (r->price > 0)
-					json_object_set_new(o, "cost_per_step",
-							    json_real(r->price * r->gpus * r->step_s / 3600));
-			} else {
-				json_object_set_new(o, "message", json_string(r->why));
+			figures_json(o, &r->got, "compile_time_s");
+			if (r->got.status == EXIT_OK && r->price > 0)
+				json_object_set_new(o, "cost_per_step",
+						    json_real(r->price * r->gpus * r->got.step_s / 3600));
+			if (against != AGAINST_NONE) {
+				json_t *b = json_object();
+				json_object_set_new(b, "family", json_string(against_names[against]));
+				figures_json(b, &r->base, "search_time_s");
+				json_object_set_new(b, "plans_tried", json_integer(r->tried));
+				if (r->base.status == EXIT_OK) {
+					json_object_set_new(b, "dp", json_integer(r->grid.dp));
+					json_object_set_new(b, "tp", json_integer(r->grid.tp));
+					json_object_set_new(b, "pp", json_integer(r->grid.pp));
+					json_object_set_new(b, "mbs", json_integer(r->grid.mbs));
+					json_object_set_new(b, "recompute",
+							    json_string(ir_recompute_name(r->grid.recompute)));
+					json_object_set_new(b, "zero", json_integer(r->grid.zero));
+				}
+				json_object_set_new(o, "baseline", b);
+				if (r->got.status == EXIT_OK && r->base.status == EXIT_OK)
+					json_object_set_new(o, "speedup",
+							    json_real(r->base.step_s / r->got.step_s));
 			}
 			json_array_append_new(arr, o);
 		}
@@ -184,19 +298,32 @@ int cmd_compare(int argc, char **argv)
 		tool_print_json(top);
 	} else {
 		printf("%s, global batch %ld\n\n", model, batch);
-		printf("  %-20s %5s %10s %10s %8s %6s %9s %6s %5s %9s\n", "cluster", "GPUs", "step s",
-		       "samples/s", "TFLOPS", "MFU", "peak GiB", "stages", "mbs", "compile s");
+		printf("  %-20s %5s %-19s %10s %10s %8s %6s %9s %6s %5s %9s\n", "cluster", "GPUs",
+		       "plan", "step s", "samples/s", "TFLOPS", "MFU", "peak GiB", "stages", "mbs",
+		       "time s");
 		for (int i = 0; i < n; i++) {
 			const Row *r = &rows[i];
-			if (r->status != EXIT_OK) {
-				printf("  %-20s %5d  no plan: %s\n", r->name, r->gpus, r->why);
+			figures_row(r->name, r->gpus, "compiled", &r->got);
+			if (against == AGAINST_NONE)
 				continue;
-			}
-			printf("  %-20s %5d %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f\n", r->name,
-			       r->gpus, r->step_s, r->samples_per_s, r->tflops, 100 * r->mfu,
-			       r->peak_mem / 1073741824.0, r->stages, (long long)r->microbatch,
-			       r->compile_s);
+			char what[64];
+			if (r->base.status == EXIT_OK)
+				snprintf(what, sizeof what, "%s %dx%dx%d%s%s", against_names[against],
+					 r->grid.dp, r->grid.tp, r->grid.pp,
+					 r->grid.recompute == IR_RECOMP_NONE   ? "" :
+					 r->grid.recompute == IR_RECOMP_FULL ? " rc" : " sel",
+					 r->grid.zero == 1 ? " z1" : r->grid.zero == 2 ? " z2" :
+					 r->grid.zero == 3 ? " z3" : "");
+			else
+				snprintf(what, sizeof what, "%s", against_names[against]);
+			figures_row("", r->gpus, what, &r->base);
+			if (r->got.status == EXIT_OK && r->base.status == EXIT_OK)
+				printf("  %-20s %5s %-19s %.3fx the %s grid plan's throughput\n", "", "",
+				       "speedup", r->base.step_s / r->got.step_s, against_names[against]);
 		}
+		if (against != AGAINST_NONE)
+			printf("\n  grid plans are dp x tp x pp; rc: full recomputation, sel: "
+			       "selective; zN: ZeRO stage N;\n  time s: compile or grid-search time\n");
 	}
 	return code;
 }

@@ -8,7 +8,7 @@
 #include "tools/tools.h"
 
 static const char *usage_text =
-	"usage: meshplan shard MODEL --cluster C --mesh N0xN1 [--method ilp|data|zero2|zero3|heuristic]\n"
+	"usage: meshplan shard MODEL --cluster C --mesh N0xN1 [--method ilp|data|zero2|zero3|heuristic|expert]\n"
 	"                      [--batch N] [--microbatches M] [--memory-budget GIB] [--time-limit S]\n"
 	"                      [--layers FIRST:LAST] [--nodes N] [--set NAME=VALUE,...] [--json]\n"
 	"\n"
@@ -70,7 +70,7 @@ int cmd_shard(int argc, char **argv)
 		} else if (!strcmp(a, "--method") && more) {
 			if (pass_method_parse(argv[++i], &method))
 				return tool_error("shard", EXIT_BADINPUT,
-						  "unknown method '%s' (ilp, data, zero2, zero3, heuristic)",
+						  "unknown method '%s' (ilp, data, zero2, zero3, heuristic, expert)",
 						  argv[i]);
 		} else if (!strcmp(a, "--set") && more) {
 			if (ir_params_parse(&ps, argv[++i], &e))
