@@ -10,7 +10,8 @@
  *            each mesh sharded by the ILP).
  *   moe      GShard MoE, seq 1024, vocab 32000, batch 1024: 380M on 1 .. 70B
  *            on 64; against data + expert parallelism (DeepSpeed-MoE style:
- *            experts split over the devices, the rest data parallel).
+ *            dp x ep meshes, experts split over ep and/or dp, the rest of the
+ *            model state replicated), no pipeline.
  *   wresnet  Wide-ResNet, image 224, batch 1536: 250M on 1 .. 13B on 64;
  *            against data + pipeline parallelism (equal stages, each data
  *            parallel).
@@ -47,6 +48,9 @@ static const Row rows[] = {
 };
 
 static const double ANCHOR_S = 60, ALPA_39B_S = 2393;
+/* The same plan reached two ways (compiled, hand-written) simulates equal
+ * up to the order of floating-point sums. */
+static const double RATIO_TOL = 1e-6;
 
 /* aws-p3.16xlarge cut to `gpus` GPUs: whole nodes, or part of one node. */
 static int load_cluster(int gpus, IrCluster *c, IrError *e)
@@ -74,8 +78,7 @@ static void suite_setup(const char *suite, IrParamSet *ps, int64_t *batch, PassM
 		*family = "dp x tp x pp";
 	} else if (!strcmp(suite, "moe")) {
 		*batch = 1024;
-		o->method = PASS_EXPERT;
-		o->max_tp = 1;
+		o->method = PASS_EXPERT; /* on dp x ep meshes (the tp slot is ep) */
 		o->max_pp = 1;
 		*family = "data+expert";
 	} else {
@@ -178,8 +181,8 @@ static int run_row(const Row *row, int threads, bool baseline, double *compile_s
 			ir_graph_free(&bg);
 		}
 		if (*ratio > 0)
-			printf("  %-12s %4s %9s compiled / %s throughput: %.3f%s\n", "", "", "", family,
-			       *ratio, *ratio >= 1 - 1e-9 ? "" : "  (below 1)");
+			printf("  %-12s %4s %9s compiled / %s throughput: %.4f%s\n", "", "", "", family,
+			       *ratio, *ratio >= 1 - RATIO_TOL ? "" : "  (below 1)");
 	}
 	if (simmed)
 		sim_result_free(&s);
@@ -236,10 +239,10 @@ int main(int argc, char **argv)
 			t39 = t;
 	}
 	if (nratio)
-		printf("\nlowest compiled / hand-written throughput: %.3f (%s) over %d rows "
-		       "(anchor >= 1: %s)\n", worst, worst_row, nratio,
-		       worst >= 1 - 1e-9 ? "met" : "MISSED");
-	if (nratio && worst < 1 - 1e-9)
+		printf("\nlowest compiled / hand-written throughput: %.4f (%s) over %d rows "
+		       "(anchor >= 1 within %.0e: %s)\n", worst, worst_row, nratio, RATIO_TOL,
+		       worst >= 1 - RATIO_TOL ? "met" : "MISSED");
+	if (nratio && worst < 1 - RATIO_TOL)
 		fail = 1;
 	if (t39 >= 0) {
 		printf("GPT-3 39B on 64 GPUs: compiled in %.2f s (anchor < %.0f s: %s; Alpa %.0f s, "

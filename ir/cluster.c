@@ -65,6 +65,8 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 			ir_xml_double(n, "hbm-gbyte-per-s", &v);
 			c->gpu.hbm_bw = v * 1e9;
 			ir_xml_double(n, "power-w", &c->gpu.power_w);
+			if (!ir_xml_double(n, "matmul-efficiency", &c->gpu.matmul_eff))
+				c->gpu.matmul_eff = 0;
 			for (xmlNodePtr p = n->children; p; p = p->next) {
 				if (!ir_xml_is(p, "peak"))
 					continue;

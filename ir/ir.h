@@ -262,6 +262,8 @@ typedef struct IrGpu {
 	double mem_bytes;              /* HBM capacity */
 	double hbm_bw;                 /* HBM bytes/s */
 	double power_w;                /* board power (TDP) */
+	double matmul_eff;             /* fraction of peak a large GEMM reaches (measured);
+					  0: the hardware model's default */
 } IrGpu;
 
 typedef struct IrLink {

@@ -52,6 +52,9 @@
  * the stage falls back to ZeRO-2 sharding (GLPK finds budgeted solutions
  * slowly on 2D meshes). */
 static const double LEAN_TIME_LIMIT_S = 2;
+/* ... and to shard a uniform neighbour (no budget: a limit that binds only
+ * on a pathological stage). */
+static const double UNIFORM_TIME_LIMIT_S = 30;
 
 static double now_s(void)
 {
@@ -738,7 +741,10 @@ static int start_index(Search *x, IrError *e)
 }
 
 /* Microbatch sizes by the DP's estimates: from the start, smaller ones
- * until something fits, then hill-climbing (up while better, else down). */
+ * until something fits, then hill-climbing (up while better, else down),
+ * looking one size past a worse one: the estimate is not unimodal where a
+ * larger microbatch needs more recomputation (worse) and then amortises it
+ * over larger kernels (better again). */
 static int search(Search *x, IrError *e)
 {
 	int i0 = start_index(x, e);
@@ -749,22 +755,32 @@ static int search(Search *x, IrError *e)
 			return -1;
 	if (!isfinite(est_of(x, i0)))
 		return 0;
-	int i = i0;
-	while (i + 1 < x->ndiv) {
-		if (evaluate(x, i + 1, e))
+	int best = i0, misses = 0;
+	for (int i = i0 + 1; i < x->ndiv && misses < 2; i++) {
+		if (evaluate(x, i, e))
 			return -1;
-		if (!(est_of(x, i + 1) < est_of(x, i)))
-			break;
-		i++;
-	}
-	if (i == i0)
-		while (i > 0) {
-			if (evaluate(x, i - 1, e))
-				return -1;
-			if (!(est_of(x, i - 1) < est_of(x, i)))
-				break;
-			i--;
+		if (!isfinite(est_of(x, i)))
+			break; /* larger ones hold more */
+		if (est_of(x, i) < est_of(x, best)) {
+			best = i;
+			misses = 0;
+		} else {
+			misses++;
 		}
+	}
+	if (best == i0) {
+		misses = 0;
+		for (int i = i0 - 1; i >= 0 && misses < 2; i--) {
+			if (evaluate(x, i, e))
+				return -1;
+			if (est_of(x, i) < est_of(x, best)) {
+				best = i;
+				misses = 0;
+			} else {
+				misses++;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -1024,6 +1040,151 @@ static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrR
 	return 0;
 }
 
+/*
+ * The chosen plan's stages re-sharded with optimizer state (ZeRO-1), then
+ * also gradients (ZeRO-2), sharded over each mesh's axis 0, as hand-written
+ * plans do; the fastest in the simulator that fits is kept.  The ILP's
+ * objective prices each per-step collective alone where the simulator
+ * runs them as one flat buffer per kind and axis, so a forced sharding can
+ * come out ahead by a little.  Then the uniform neighbours.  Returns 0 or
+ * -1 with e.
+ */
+/* r's per-stage figures from the simulator, for a plan that replaced the
+ * DP's (fwd + bwd + step / nmicro, the rank's peak memory). */
+static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
+{
+	for (int q = 0; q < plan->nstages && q < PASS_MAX_UNITS; q++) {
+		const SimStageCost *sc = &sr->stage[q];
+		r->stage_time_s[q] = sc->fwd_s + sc->bwd_s + sc->step_s / plan->nmicro;
+		r->stage_mem_bytes[q] = sr->rank_mem[q % sr->nranks];
+	}
+	r->estimate_s = sr->step_time_s;
+}
+
+/*
+ * Megatron-style neighbours of the chosen plan: pp equal stages for pp
+ * dividing the devices within a factor of two of its stage count, each on
+ * a dp x tp mesh with the tp of the logical view that covers most of its
+ * devices, the same microbatch and recomputation, ZeRO 0 or 1 (the
+ * candidates a hand-written grid plan would be), kept when faster in the
+ * simulator and fitting.  The DP's layer units and per-layer sums can miss
+ * such a plan by a little.  0, or -1 with e.
+ */
+static int uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
+			      double *best, PassInterResult *r, IrError *e)
+{
+	int devices = 0, S = plan->nstages, tp = 1, most = 0;
+	for (int q = 0; q < S; q++)
+		devices += ir_mesh_devices(&plan->stages[q].mesh);
+	for (int q = 0; q < S; q++) {
+		int n1 = plan->stages[q].n1, cover = 0;
+		for (int u = 0; u < S; u++)
+			if (plan->stages[u].n1 == n1)
+				cover += ir_mesh_devices(&plan->stages[u].mesh);
+		if (cover > most) {
+			most = cover;
+			tp = n1;
+		}
+	}
+	for (int pp = (S + 1) / 2; pp <= 2 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
+		if (devices % pp || (devices / pp) % tp)
+			continue;
+		int dp = devices / pp / tp;
+		if (plan->microbatch % dp)
+			continue;
+		for (int z = 0; z <= (dp > 1 ? 1 : 0); z++) {
+			PassManual m = {dp, tp, pp, plan->microbatch / dp, 1, IR_SCHED_1F1B,
+					plan->recompute, z, PASS_ILP};
+			char why[256];
+			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
+				continue;
+			IrPlan p;
+			ir_plan_init(&p);
+			p.model = ir_strdup(&p.arena, plan->model);
+			p.cluster = ir_strdup(&p.arena, plan->cluster);
+			p.params = plan->params;
+			p.nodes = plan->nodes;
+			SimResult sr;
+			IrError e2;
+			int solves = 0;
+			if (!pass_manual_plan(g, c, &m, plan->global_batch, UNIFORM_TIME_LIMIT_S, threads,
+					      false, &p, &sr, &solves, &e2)) {
+				r->stage_solves += solves;
+				if (sr.fits && sr.step_time_s < *best) {
+					*best = sr.step_time_s;
+					adopt(&p, &sr, r);
+					IrPlan t = *plan;
+					*plan = p;
+					p = t;
+				}
+				sim_result_free(&sr);
+			}
+			ir_plan_free(&p);
+		}
+	}
+	(void)e;
+	return 0;
+}
+
+static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
+		  PassInterResult *r, IrError *e)
+{
+	SimResult base;
+	if (sim_plan(g, c, plan, &base, e))
+		return -1;
+	double best = base.fits ? base.step_time_s : INFINITY;
+	sim_result_free(&base);
+	int S = plan->nstages;
+	PassIntraOptions *opt = calloc((size_t)S, sizeof *opt);
+	if (!opt)
+		abort();
+	int rc = 0;
+	for (int z = 1; z <= 2 && !rc; z++) {
+		IrPlan p;
+		ir_plan_init(&p);
+		p.model = ir_strdup(&p.arena, plan->model);
+		p.cluster = ir_strdup(&p.arena, plan->cluster);
+		p.params = plan->params;
+		p.nodes = plan->nodes;
+		p.global_batch = plan->global_batch;
+		p.microbatch = plan->microbatch;
+		p.nmicro = plan->nmicro;
+		p.schedule = plan->schedule;
+		p.chunks = plan->chunks;
+		p.recompute = plan->recompute;
+		p.zero = z;
+		p.nstages = S;
+		p.stages = ir_alloc(&p.arena, sizeof(IrStagePlan) * (size_t)S);
+		for (int q = 0; q < S; q++) {
+			const IrStagePlan *a = &plan->stages[q];
+			p.stages[q] = (IrStagePlan){.first_layer = a->first_layer,
+						    .last_layer = a->last_layer, .mesh = a->mesh,
+						    .n0 = a->n0, .n1 = a->n1};
+			opt[q] = (PassIntraOptions){.method = PASS_ILP, .zero = z};
+		}
+		int solves = 0;
+		SimResult sr;
+		IrError e2;
+		if (!pass_shard_stages(g, c, &p, opt, threads, &solves, &e2) &&
+		    !sim_plan(g, c, &p, &sr, &e2)) {
+			r->stage_solves += solves;
+			if (sr.fits && sr.step_time_s < best) {
+				best = sr.step_time_s;
+				adopt(&p, &sr, r);
+				IrPlan t = *plan;
+				*plan = p;
+				p = t;
+			}
+			sim_result_free(&sr);
+		}
+		ir_plan_free(&p);
+	}
+	free(opt);
+	if (!rc && isfinite(best))
+		rc = uniform_neighbours(g, c, threads, plan, &best, r, e);
+	return rc;
+}
+
 static int infeasible(PassInterResult *r, const IrCluster *c, double need, IrError *e)
 {
 	r->status = PASS_INFEASIBLE;
@@ -1105,6 +1266,11 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			*g = *k->g;
 			free(k->g);
 			k->g = NULL;
+			double t0 = now_s();
+			rc = polish(g, c, o->threads, plan, r, e);
+			r->refine_s += now_s() - t0;
+			if (rc)
+				ir_graph_free(g);
 			snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
 				 plan->nstages, (long long)k->b, plan->nmicro);
 		}

@@ -371,15 +371,16 @@ static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
 		return true;
 	}
 	if (m == PASS_EXPERT) {
-		/* every split over all axes; model state only on its expert dims */
+		/* model state split only on its expert dims (over any axes: experts
+		 * over one axis of a dp x ep mesh); activations any way */
 		for (int k = 0; k < lead->nin + lead->nout; k++) {
 			int t = k < lead->nin ? lead->in[k] : lead->out[k - lead->nin];
-			bool state = state_role(g->tensors[t].role);
-			for (int d = 0; lead->lab[k][d]; d++) {
-				int a = chs[0].ax[pass_label_index(lead->lab[k][d])];
-				if (a && (a != all || (state && !(P->expert[t] >> d & 1))))
+			if (!state_role(g->tensors[t].role))
+				continue;
+			for (int d = 0; lead->lab[k][d]; d++)
+				if (chs[0].ax[pass_label_index(lead->lab[k][d])] &&
+				    !(P->expert[t] >> d & 1))
 					return false;
-			}
 		}
 		return true;
 	}
@@ -402,7 +403,7 @@ static bool weight_allowed(const Plan *P, int w, const PassSpec *s)
 		return used == all;
 	if (m == PASS_EXPERT) {
 		for (int d = 0; d < s->nd; d++)
-			if (s->dim[d] && (s->dim[d] != all || !(P->expert[w] >> d & 1)))
+			if (s->dim[d] && !(P->expert[w] >> d & 1))
 				return false;
 		return true;
 	}

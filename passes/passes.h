@@ -29,9 +29,10 @@ typedef enum {
 	PASS_ZERO2,     /* data parallel, gradients and optimizer state sharded */
 	PASS_ZERO3,     /* ZeRO-3: weights sharded too, gathered before use */
 	PASS_HEURISTIC, /* shard each weight's largest dim over all devices */
-	PASS_EXPERT,    /* data parallel, and expert parallel where a weight has an expert
-			   dim (a dim batch-like in an einsum: in every operand and the
-			   output, as e in ebch,ehf->ebcf): that dim split over all devices */
+	PASS_EXPERT,    /* data + expert parallel: model state replicated except on expert
+			   dims (a weight dim batch-like in an einsum: in every operand and
+			   the output, as e in ebch,ehf->ebcf), which may be split over
+			   either mesh axis or both; activations split any way */
 	PASS_NMETHODS
 } PassMethod;
 

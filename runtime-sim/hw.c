@@ -133,9 +133,10 @@ double sim_kernel_time(const IrGpu *gpu, IrDType dt, double flops, double bytes)
 		return 0;
 	double tc = 0, tm = 0;
 	double peak = peak_flops(gpu, dt);
+	double eff = gpu->matmul_eff > 0 ? gpu->matmul_eff : sim_hw.eff_matmul;
 	/* flops / (peak * eff_c(flops)), written without the division by eff. */
 	if (flops > 0 && peak > 0)
-		tc = (flops + sim_hw.flops_half) / (peak * sim_hw.eff_matmul);
+		tc = (flops + sim_hw.flops_half) / (peak * eff);
 	if (bytes > 0 && gpu->hbm_bw > 0)
 		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * sim_hw.eff_hbm);
 	return (tc > tm ? tc : tm) + sim_hw.launch_s;

@@ -43,6 +43,29 @@ Test(hw_kernel, large_bf16_gemm_runs_at_the_documented_matmul_efficiency)
 	assert_rel(t, 4.0605e-3, 1e-4);
 }
 
+/* A GPU's own measured GEMM efficiency replaces the default; memory-bound
+ * kernels do not change. */
+Test(hw_kernel, a_gpus_own_matmul_efficiency_replaces_the_default)
+{
+	IrGpu g = a100(), h = a100();
+	h.matmul_eff = 0.803;
+	double n = 8192, flops = 2 * n * n * n, bytes = 3 * n * n * 2;
+	double tg = sim_kernel_time(&g, IR_BF16, flops, bytes) - sim_hw.launch_s;
+	double th = sim_kernel_time(&h, IR_BF16, flops, bytes) - sim_hw.launch_s;
+	assert_rel(th / tg, 0.869 / 0.803, 1e-12);
+	assert_rel(sim_kernel_time(&h, IR_BF16, 1e6, 4e6), sim_kernel_time(&g, IR_BF16, 1e6, 4e6),
+		   1e-12);
+	/* from a cluster file: dgx-h100 gives 0.803, aws-p3.16xlarge none (the default) */
+	IrCluster c;
+	IrError e;
+	cr_assert_eq(ir_cluster_load("dgx-h100", 1, &c, &e), 0, "%s", e.msg);
+	assert_rel(c.gpu.matmul_eff, 0.803, 1e-12);
+	ir_cluster_free(&c);
+	cr_assert_eq(ir_cluster_load("aws-p3.16xlarge", 1, &c, &e), 0, "%s", e.msg);
+	cr_expect_eq(c.gpu.matmul_eff, 0);
+	ir_cluster_free(&c);
+}
+
 Test(hw_kernel, small_elementwise_kernel_is_memory_bound_plus_launch)
 {
 	IrGpu g = a100();

@@ -245,6 +245,16 @@ Test(training, tied_embedding_gradient_sums_both_uses)
 
 /* ---- clusters and meshes ---- */
 
+Test(cluster, a_gemm_efficiency_above_one_is_a_schema_violation)
+{
+	IrCluster c;
+	IrError e;
+	memset(&e, 0, sizeof e);
+	cr_assert_eq(ir_cluster_load(DATA "/bad/cluster_efficiency.xml", 0, &c, &e), -1);
+	cr_expect_eq(e.line, 4, "line %d: %s", e.line, e.msg);
+	cr_expect(strstr(e.msg, "schema"), "%s", e.msg);
+}
+
 Test(cluster, logical_mesh_axes_cross_nodes_only_when_they_must)
 {
 	IrCluster c;

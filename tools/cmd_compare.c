@@ -24,8 +24,9 @@ static const char *usage_text =
 	"  manual  every dp x tp x pp (tp within a node) and microbatch 1, 2, 4 .., stages\n"
 	"          of equal layers, each dp x tp mesh sharded by the ILP (Megatron-style)\n"
 	"  data    tp = 1, stages sharded data-parallel: data + pipeline parallelism\n"
-	"  expert  tp = 1, pp = 1, data parallel with experts split over the devices:\n"
-	"          data + expert parallelism (for mixture-of-experts models)\n"
+	"  expert  pp = 1, a dp x ep mesh (ep within a node): model state replicated but\n"
+	"          the experts, split over ep, dp or both: data + expert parallelism\n"
+	"          (for mixture-of-experts models)\n"
 	"each with 1F1B and the least recomputation (none, selective, full) that fits.\n"
 	"Exit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n";
 
@@ -104,7 +105,8 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 			      .time_limit_s = 30};
 	if (against != AGAINST_MANUAL) {
 		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
-		o.max_tp = 1;
+		/* data: one axis; expert: a dp x ep mesh (the tp slot is ep) */
+		o.max_tp = against == AGAINST_DATA ? 1 : 0;
 		o.max_pp = against == AGAINST_EXPERT ? 1 : 0;
 	}
 	IrPlan plan;

@@ -39,6 +39,9 @@ static int info_cluster(const char *name, int nodes, bool json)
 		json_object_set_new(o, "memory_bytes", json_real(c.gpu.mem_bytes));
 		json_object_set_new(o, "hbm_bytes_per_s", json_real(c.gpu.hbm_bw));
 		json_object_set_new(o, "power_w", json_real(c.gpu.power_w));
+		json_object_set_new(o, "matmul_efficiency",
+				    json_real(c.gpu.matmul_eff > 0 ? c.gpu.matmul_eff :
+								     sim_hw.eff_matmul));
 		json_object_set_new(o, "intra_node_bytes_per_s", json_real(c.intra.bw));
 		json_object_set_new(o, "intra_node_latency_s", json_real(c.intra.latency));
 		json_object_set_new(o, "network_bytes_per_s", json_real(c.inter.bw));
@@ -57,6 +60,9 @@ static int info_cluster(const char *name, int nodes, bool json)
 		       c.gpu.peak_flops[IR_F32] / 1e12);
 		printf("  memory per GPU    %.1f GiB, HBM %.0f GB/s, %.0f W\n",
 		       c.gpu.mem_bytes / 1073741824.0, c.gpu.hbm_bw / 1e9, c.gpu.power_w);
+		printf("  large GEMMs       %.1f%% of peak%s\n",
+		       100 * (c.gpu.matmul_eff > 0 ? c.gpu.matmul_eff : sim_hw.eff_matmul),
+		       c.gpu.matmul_eff > 0 ? "" : " (the hardware model's default)");
 		printf("  within a node     %.1f GB/s per GPU per direction, %.1f us\n",
 		       c.intra.bw / 1e9, c.intra.latency * 1e6);
 		printf("  between nodes     %.2f GB/s per GPU per direction, %.1f us\n",
