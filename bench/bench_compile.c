@@ -80,6 +80,7 @@ static void suite_setup(const char *suite, IrParamSet *ps, int64_t *batch, PassM
 		*batch = 1024;
 		o->method = PASS_EXPERT; /* on dp x ep meshes (the tp slot is ep) */
 		o->max_pp = 1;
+		o->tp_if_needed = true;
 		*family = "data+expert";
 	} else {
 		*batch = 1536;

@@ -241,6 +241,11 @@ int ir_model_presets(const IrModelDoc *m, const char **names, int max);
 /* Builds the forward graph with defaults < preset (from open) < overrides. */
 int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *overrides, IrGraph *g,
 			 IrError *e);
+/* ir_model_instantiate with batch = `batch` (over the overrides), then
+ * ir_build_training: the training graph one microbatch runs.  0, or -1
+ * with e (g left empty). */
+int ir_model_training(const IrModelDoc *m, const IrParamSet *overrides, int64_t batch,
+		      IrGraph *g, IrError *e);
 /* Value of a parameter after defaults, preset and overrides. */
 int ir_model_param(const IrModelDoc *m, const IrParamSet *overrides, const char *name,
 		   int64_t *value, IrError *e);
@@ -376,6 +381,10 @@ typedef struct IrPlan {
 } IrPlan;
 
 void ir_plan_init(IrPlan *p);
+/* Initialises p with from's model, cluster, params, batch, schedule,
+ * recomputation and ZeRO settings (strings copied into p's arena) and
+ * nstages zeroed stages to fill. */
+void ir_plan_init_like(IrPlan *p, const IrPlan *from, int nstages);
 void ir_plan_free(IrPlan *p);
 /* Allocates a stage's arrays for n ops in p's arena. */
 void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm);

@@ -41,6 +41,25 @@ void ir_plan_init(IrPlan *p)
 	p->schedule = IR_SCHED_1F1B;
 }
 
+void ir_plan_init_like(IrPlan *p, const IrPlan *from, int nstages)
+{
+	ir_plan_init(p);
+	p->model = from->model ? ir_strdup(&p->arena, from->model) : NULL;
+	p->cluster = from->cluster ? ir_strdup(&p->arena, from->cluster) : NULL;
+	p->params = from->params;
+	p->nodes = from->nodes;
+	p->global_batch = from->global_batch;
+	p->microbatch = from->microbatch;
+	p->nmicro = from->nmicro;
+	p->schedule = from->schedule;
+	p->chunks = from->chunks;
+	p->recompute = from->recompute;
+	p->zero = from->zero;
+	p->nstages = nstages;
+	if (nstages > 0)
+		p->stages = ir_alloc(&p->arena, sizeof(IrStagePlan) * (size_t)nstages);
+}
+
 void ir_plan_free(IrPlan *p)
 {
 	ir_arena_free(&p->arena);

@@ -352,3 +352,20 @@ int ir_build_training(IrGraph *g, IrError *e)
 		g->training = true;
 	return rc;
 }
+
+int ir_model_training(const IrModelDoc *m, const IrParamSet *overrides, int64_t batch,
+		      IrGraph *g, IrError *e)
+{
+	IrParamSet ps = {0};
+	if (overrides)
+		ps = *overrides;
+	if (ir_params_set(&ps, "batch", batch))
+		return ir_fail(e, ir_model_file(m), 0, "too many parameter overrides");
+	if (ir_model_instantiate(m, &ps, g, e))
+		return -1;
+	if (ir_build_training(g, e)) {
+		ir_graph_free(g);
+		return -1;
+	}
+	return 0;
+}

@@ -569,17 +569,10 @@ static const Exact *find_exact(const Cand *k, int i, int j, int h, int v)
 
 static IrGraph *load_graph(const Search *x, int64_t b, IrError *e)
 {
-	IrParamSet ps = *x->ps;
-	ir_params_set(&ps, "batch", b);
 	IrGraph *g = calloc(1, sizeof *g);
 	if (!g)
 		abort();
-	if (ir_model_instantiate(x->m, &ps, g, e)) {
-		free(g);
-		return NULL;
-	}
-	if (ir_build_training(g, e)) {
-		ir_graph_free(g);
+	if (ir_model_training(x->m, x->ps, b, g, e)) {
 		free(g);
 		return NULL;
 	}
@@ -1099,11 +1092,7 @@ static int uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;
 			IrPlan p;
-			ir_plan_init(&p);
-			p.model = ir_strdup(&p.arena, plan->model);
-			p.cluster = ir_strdup(&p.arena, plan->cluster);
-			p.params = plan->params;
-			p.nodes = plan->nodes;
+			ir_plan_init_like(&p, plan, 0);
 			SimResult sr;
 			IrError e2;
 			int solves = 0;
@@ -1141,20 +1130,8 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	int rc = 0;
 	for (int z = 1; z <= 2 && !rc; z++) {
 		IrPlan p;
-		ir_plan_init(&p);
-		p.model = ir_strdup(&p.arena, plan->model);
-		p.cluster = ir_strdup(&p.arena, plan->cluster);
-		p.params = plan->params;
-		p.nodes = plan->nodes;
-		p.global_batch = plan->global_batch;
-		p.microbatch = plan->microbatch;
-		p.nmicro = plan->nmicro;
-		p.schedule = plan->schedule;
-		p.chunks = plan->chunks;
-		p.recompute = plan->recompute;
+		ir_plan_init_like(&p, plan, S);
 		p.zero = z;
-		p.nstages = S;
-		p.stages = ir_alloc(&p.arena, sizeof(IrStagePlan) * (size_t)S);
 		for (int q = 0; q < S; q++) {
 			const IrStagePlan *a = &plan->stages[q];
 			p.stages[q] = (IrStagePlan){.first_layer = a->first_layer,

@@ -172,14 +172,6 @@ static int shard(const IrGraph *g, const IrCluster *c, const PassManual *m, IrPl
 	return rc;
 }
 
-static void plan_header(const IrPlan *from, IrPlan *to)
-{
-	to->model = from->model ? ir_strdup(&to->arena, from->model) : NULL;
-	to->cluster = from->cluster ? ir_strdup(&to->arena, from->cluster) : NULL;
-	to->params = from->params;
-	to->nodes = from->nodes;
-}
-
 int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 		     int64_t global_batch, double time_limit, int threads, bool second_round,
 		     IrPlan *plan, SimResult *res, int *solves, IrError *e)
@@ -220,17 +212,7 @@ int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 				act = res->tl.rank_act[k];
 		double left = c->gpu.mem_bytes - act;
 		IrPlan p2;
-		ir_plan_init(&p2);
-		plan_header(plan, &p2);
-		p2.global_batch = plan->global_batch;
-		p2.microbatch = plan->microbatch;
-		p2.nmicro = plan->nmicro;
-		p2.schedule = plan->schedule;
-		p2.chunks = plan->chunks;
-		p2.recompute = plan->recompute;
-		p2.zero = plan->zero;
-		p2.nstages = S;
-		p2.stages = ir_alloc(&p2.arena, sizeof(IrStagePlan) * (size_t)S);
+		ir_plan_init_like(&p2, plan, S);
 		IrError e2;
 		SimResult r2;
 		if (left > 0 &&
@@ -268,17 +250,10 @@ static IrGraph *graph_at(const IrModelDoc *md, const IrParamSet *ps, GraphAt *ca
 	for (int i = 0; i < *n; i++)
 		if (cache[i].batch == b)
 			return cache[i].g;
-	IrParamSet q = *ps;
-	ir_params_set(&q, "batch", b);
 	IrGraph *g = calloc(1, sizeof *g);
 	if (!g)
 		abort();
-	if (ir_model_instantiate(md, &q, g, e)) {
-		free(g);
-		return NULL;
-	}
-	if (ir_build_training(g, e)) {
-		ir_graph_free(g);
+	if (ir_model_training(md, ps, b, g, e)) {
 		free(g);
 		return NULL;
 	}
@@ -338,7 +313,7 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	static const IrRecompute modes[3] = {IR_RECOMP_NONE, IR_RECOMP_SELECTIVE,
 					     IR_RECOMP_FULL};
 	for (int tp = 1; tp <= max_tp && !rc; tp++) {
-		if (gpus % tp)
+		if (gpus % tp || (tp > 1 && o->tp_if_needed && have))
 			continue;
 		for (int pp = 1; pp <= max_pp && pp <= L && !rc; pp++) {
 			if ((gpus / tp) % pp)

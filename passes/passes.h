@@ -379,6 +379,8 @@ typedef struct PassManualSearch {
 	PassMethod method;     /* sharding inside each stage */
 	int max_tp;            /* largest tp (0: GPUs per node) */
 	int max_pp;            /* largest pp (0: the layer count) */
+	bool tp_if_needed;     /* tp > 1 only when no tp = 1 plan fits (expert parallelism:
+				  experts over all devices where their count allows) */
 	int recompute;         /* IrRecompute, or -1: none, then selective, then full */
 	double time_limit_s;   /* per intra-op solve (0: none) */
 	int threads;           /* 0: one per core */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "passes/passes.h"
+#include "tests/helpers.h"
 
 #ifndef MESHPLAN_BIN
 #define MESHPLAN_BIN "meshplan"
@@ -22,29 +23,7 @@
 #define TINY DATA "/tiny.xml"
 #define TINY_CLUSTER DATA "/tiny-cluster.xml"
 
-static IrCluster cluster(const char *path, int nodes)
-{
-	IrCluster c;
-	IrError e;
-	cr_assert_eq(ir_cluster_load(path, nodes, &c, &e), 0, "%s", e.msg);
-	return c;
-}
 
-/* Training graph of `model` with overrides "a=1,b=2". */
-static IrGraph load(const char *model, const char *set)
-{
-	IrError e;
-	IrParamSet ps = {0};
-	if (set)
-		cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert(m, "%s", e.msg);
-	IrGraph g;
-	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s", e.msg);
-	ir_model_close(m);
-	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
-	return g;
-}
 
 static bool same_cost(double a, double b)
 {
@@ -56,7 +35,7 @@ static bool same_cost(double a, double b)
 
 Test(shapes, are_alpas_one_node_powers_of_two_then_whole_nodes)
 {
-	IrCluster c = cluster("aws-p3.16xlarge", 8);
+	IrCluster c = test_cluster("aws-p3.16xlarge", 8);
 	PassShape s[PASS_MAX_SHAPES];
 	int n = pass_submesh_shapes(&c, s, PASS_MAX_SHAPES);
 	int want[][2] = {{1, 1}, {1, 2}, {1, 4}, {1, 8}, {2, 8}, {3, 8}, {4, 8},
@@ -70,7 +49,7 @@ Test(shapes, are_alpas_one_node_powers_of_two_then_whole_nodes)
 
 Test(shapes, views_are_every_factorisation)
 {
-	IrCluster c = cluster("aws-p3.16xlarge", 8);
+	IrCluster c = test_cluster("aws-p3.16xlarge", 8);
 	IrLogicalMesh v[64];
 	/* 24 devices: 1x24 2x12 3x8 4x6 6x4 8x3 12x2 24x1 */
 	int n = pass_submesh_views(&c, (PassShape){3, 8}, v, 64);
@@ -87,11 +66,11 @@ Test(shapes, views_are_every_factorisation)
 
 Test(layer_costs, identical_layers_are_solved_once)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 0);
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
 	int solved[2], cached[2];
 	const char *sets[2] = {"layers=3,batch=8", "layers=5,batch=8"};
 	for (int k = 0; k < 2; k++) {
-		IrGraph g = load(TINY, sets[k]);
+		IrGraph g = test_graph(TINY, sets[k]);
 		IrError e;
 		PassLayerCosts *lc = pass_layer_costs(&g, &c, 4, 2, NULL, NULL, &e);
 		cr_assert(lc, "%s", e.msg);
@@ -109,7 +88,7 @@ Test(layer_costs, identical_layers_are_solved_once)
 
 Test(clusters, units_cover_the_layers_with_balanced_flops)
 {
-	IrGraph g = load("gpt", "layers=30,hidden=64,heads=4,seq=32,vocab=256,batch=2");
+	IrGraph g = test_graph("gpt", "layers=30,hidden=64,heads=4,seq=32,vocab=256,batch=2");
 	int uf[PASS_MAX_UNITS + 1];
 	int n = pass_cluster_layers(&g, 8, uf);
 	cr_assert_eq(n, 8);
@@ -162,8 +141,8 @@ static int cmp_double(const void *a, const void *b)
 /* A small model's real stage costs (one unit per layer). */
 static void dp_case(const char *model, const char *set, int nmicro)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 0);
-	IrGraph g = load(model, set);
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	IrGraph g = test_graph(model, set);
 	cr_assert_leq(g.nlayers, 6);
 	IrError e;
 	PassLayerCosts *lc = pass_layer_costs(&g, &c, nmicro, 2, NULL, NULL, &e);
@@ -226,7 +205,7 @@ static double uniform(void)
 
 Test(dp, equals_brute_force_on_random_tables, .timeout = 300)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 0);
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
 	for (int trial = 0; trial < 300; trial++) {
 		PassStageTable t;
 		memset(&t, 0, sizeof t);
@@ -280,8 +259,8 @@ Test(dp, equals_brute_force_on_random_tables, .timeout = 300)
 
 Test(dp, least_memory_is_what_the_leanest_pipeline_needs)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 0);
-	IrGraph g = load(TINY, "layers=3,batch=8,h=64");
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	IrGraph g = test_graph(TINY, "layers=3,batch=8,h=64");
 	IrError e;
 	PassLayerCosts *lc = pass_layer_costs(&g, &c, 4, 2, NULL, NULL, &e);
 	cr_assert(lc, "%s", e.msg);
@@ -314,7 +293,7 @@ static int compile(const char *model, const char *set, const char *cl, int64_t b
 		cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
 	IrModelDoc *m = ir_model_open(model, &e);
 	cr_assert(m, "%s", e.msg);
-	IrCluster c = cluster(cl, 0);
+	IrCluster c = test_cluster(cl, 0);
 	o.global_batch = batch;
 	int rc = pass_inter_op(m, model, &ps, &c, cl, 0, &o, plan, g, r, &e);
 	ir_model_close(m);
@@ -344,7 +323,7 @@ Test(pass, a_tiny_gpt_plan_covers_the_model_and_uses_every_gpu, .timeout = 300)
 	}
 	cr_expect_eq(next, g.nlayers);
 	cr_expect_eq(gpus, 8);
-	IrCluster c = cluster(TINY_CLUSTER, 0);
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
 	SimResult sr;
 	IrError e;
 	cr_assert_eq(sim_plan(&g, &c, &p, &sr, &e), 0, "%s", e.msg);
@@ -357,8 +336,8 @@ Test(pass, a_tiny_gpt_plan_covers_the_model_and_uses_every_gpu, .timeout = 300)
 
 Test(pass, stages_of_identical_layers_share_one_solve, .timeout = 300)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 0);
-	IrGraph g = load("gpt", "layers=4,hidden=64,heads=4,seq=64,vocab=512,batch=8");
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	IrGraph g = test_graph("gpt", "layers=4,hidden=64,heads=4,seq=64,vocab=512,batch=8");
 	IrPlan p;
 	ir_plan_init(&p);
 	p.nmicro = 8;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "passes/passes.h"
+#include "tests/helpers.h"
 
 #define DATA MESHPLAN_DATA_DIR "/tests/data"
 
@@ -23,28 +24,7 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
 
-static IrGraph load(const char *model, const char *set)
-{
-	IrError e = {0};
-	IrParamSet ps = {0};
-	if (set)
-		cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert_not_null(m, "%s: %s", model, e.msg);
-	IrGraph g;
-	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s:%d: %s", e.file, e.line, e.msg);
-	ir_model_close(m);
-	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
-	return g;
-}
 
-static IrCluster cluster(const char *name, int nodes)
-{
-	IrCluster c;
-	IrError e = {0};
-	cr_assert_eq(ir_cluster_load(name, nodes, &c, &e), 0, "%s: %s", name, e.msg);
-	return c;
-}
 
 /* n0 x n1 over the first n0*n1 GPUs: within a node, or whole nodes
  * (as `meshplan shard` builds it). */
@@ -253,7 +233,7 @@ enum { NRANDOM = sizeof random_cases / sizeof random_cases[0] };
  * of the unconstrained optimum's state (weights, gradients, optimizer). */
 static int compare_random(const char *dir, double budget_frac, int *ninfeasible, int *nbinding)
 {
-	IrCluster c = cluster(DATA "/tiny-cluster.xml", 0);
+	IrCluster c = test_cluster(DATA "/tiny-cluster.xml", 0);
 	int compared = 0;
 	*ninfeasible = *nbinding = 0;
 	for (int i = 0; i < NRANDOM; i++) {
@@ -261,7 +241,7 @@ static int compare_random(const char *dir, double budget_frac, int *ninfeasible,
 		char path[512];
 		snprintf(path, sizeof path, "%s/random%d.xml", dir, i);
 		random_model(k->seed, k->nfwd, k->heavy, path);
-		IrGraph g = load(path, NULL);
+		IrGraph g = test_graph(path, NULL);
 		IrLogicalMesh m = mesh(&c, k->n0, k->n1);
 		PassIntraOptions o = {.method = PASS_ILP, .nmicro = 1 + i % 3};
 		double unconstrained = 0;
@@ -352,8 +332,8 @@ Test(ilp, optimum_equals_exhaustive_search_under_a_memory_budget, .init = make_t
 
 Test(ilp, exhaustive_search_refuses_more_than_ten_million_combinations)
 {
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", "layers=1,hidden=256,heads=4,seq=64,vocab=512");
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", "layers=1,hidden=256,heads=4,seq=64,vocab=512");
 	IrLogicalMesh m = mesh(&c, 2, 4);
 	Run u;
 	shard(&u, &g, &c, &m, 1, 1, (PassIntraOptions){.method = PASS_ILP, .exhaustive = true});
@@ -392,8 +372,8 @@ static const char *strategy_of(const IrGraph *g, const IrStagePlan *st, const ch
 Test(gpt_layer, one_by_eight_is_megatron_tensor_parallelism)
 {
 	const int64_t b = 1, s = 1024, h = 1024;
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", "layers=1,batch=1");
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", "layers=1,batch=1");
 	IrLogicalMesh m = mesh(&c, 1, 8);
 	Run u;
 	shard(&u, &g, &c, &m, 1, 1, (PassIntraOptions){.method = PASS_ILP, .nmicro = 1});
@@ -429,8 +409,8 @@ Test(gpt_layer, one_by_eight_is_megatron_tensor_parallelism)
 Test(gpt_layer, eight_by_one_is_data_parallelism_reducing_each_gradient_once)
 {
 	const double h = 1024, params = 12 * h * h + 13 * h; /* Narayanan et al. 2021 */
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", "layers=1,batch=8");
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", "layers=1,batch=8");
 	IrLogicalMesh m = mesh(&c, 8, 1);
 	Run u;
 	shard(&u, &g, &c, &m, 1, 1, (PassIntraOptions){.method = PASS_ILP, .nmicro = 4});
@@ -484,12 +464,12 @@ Test(gpt_layer, a_run_of_identical_layers_costs_exactly_n_single_layers)
 	static const struct {
 		int n0, n1, batch, nmicro;
 	} ms[] = {{1, 8, 1, 1}, {8, 1, 8, 4}, {2, 4, 8, 4}};
-	IrCluster c = cluster("dgx-a100", 0);
+	IrCluster c = test_cluster("dgx-a100", 0);
 	for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
 		char set[128];
 		snprintf(set, sizeof set, "layers=6,hidden=256,heads=8,seq=128,vocab=1024,batch=%d",
 			 ms[i].batch);
-		IrGraph g = load("gpt", set);
+		IrGraph g = test_graph("gpt", set);
 		IrLogicalMesh m = mesh(&c, ms[i].n0, ms[i].n1);
 		PassIntraOptions o = {.method = PASS_ILP, .nmicro = ms[i].nmicro};
 		Run one, six;
@@ -517,8 +497,8 @@ Test(gpt_layer, a_run_of_identical_layers_costs_exactly_n_single_layers)
 
 Test(budget, rules_out_data_parallelism_but_the_ilp_still_fits)
 {
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", SMALL_GPT);
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", SMALL_GPT);
 	IrLogicalMesh m = mesh(&c, 1, 8);
 	Run data, ilp, lim_data, lim_ilp;
 	shard(&data, &g, &c, &m, 1, 1, (PassIntraOptions){.method = PASS_DATA});
@@ -550,8 +530,8 @@ Test(budget, full_sharding_of_all_state_is_the_floor)
 	/* 16 bytes of state per parameter (bf16 weight and gradient, fp32
 	 * master, m and v) over 8 devices: 2 bytes per parameter per device.
 	 * (1x8: on 2x4 the same budgets take GLPK 4-15 s, see docs/intra-op.md) */
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", SMALL_GPT);
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", SMALL_GPT);
 	IrLogicalMesh m = mesh(&c, 1, 8);
 	double h = 256, floor = 2 * (12 * h * h + 13 * h);
 	Run under, over, none;
@@ -580,8 +560,8 @@ Test(budget, holds_for_the_whole_stage_when_identical_layers_are_replicated)
 {
 	/* four identical layers: the pass solves two and copies the second */
 	const double h = 256, params = 4 * (12 * h * h + 13 * h);
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", "layers=4,hidden=256,heads=8,seq=128,vocab=1024,batch=8");
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", "layers=4,hidden=256,heads=8,seq=128,vocab=1024,batch=8");
 	IrLogicalMesh m = mesh(&c, 1, 8);
 	double budget = 0.4 * 16 * params; /* 40% of the data-parallel state */
 	Run u;
@@ -597,8 +577,8 @@ Test(budget, holds_for_the_whole_stage_when_identical_layers_are_replicated)
 
 Test(time_limit, a_tiny_limit_gives_feasible_or_timeout_never_a_crash)
 {
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", "layers=4,hidden=512,heads=8,seq=256,vocab=1024,batch=8");
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", "layers=4,hidden=512,heads=8,seq=256,vocab=1024,batch=8");
 	IrLogicalMesh m = mesh(&c, 2, 4);
 	Run u;
 	shard(&u, &g, &c, &m, 1, 4, (PassIntraOptions){.method = PASS_ILP, .time_limit_s = 1e-3});
@@ -616,8 +596,8 @@ Test(time_limit, a_tiny_limit_gives_feasible_or_timeout_never_a_crash)
 
 Test(pass, a_layer_range_outside_the_model_is_an_error)
 {
-	IrCluster c = cluster("dgx-a100", 0);
-	IrGraph g = load("gpt", SMALL_GPT);
+	IrCluster c = test_cluster("dgx-a100", 0);
+	IrGraph g = test_graph("gpt", SMALL_GPT);
 	IrLogicalMesh m = mesh(&c, 2, 4);
 	Run u;
 	shard(&u, &g, &c, &m, 1, 7, (PassIntraOptions){.method = PASS_ILP});
@@ -631,8 +611,8 @@ Test(pass, a_layer_range_outside_the_model_is_an_error)
 
 Test(pass, a_stage_without_weights_splits_the_batch_and_needs_no_collective)
 {
-	IrCluster c = cluster(DATA "/tiny-cluster.xml", 0);
-	IrGraph g = load(DATA "/intra/no-weights.xml", NULL);
+	IrCluster c = test_cluster(DATA "/tiny-cluster.xml", 0);
+	IrGraph g = test_graph(DATA "/intra/no-weights.xml", NULL);
 	IrLogicalMesh m = mesh(&c, 2, 2);
 	Run u;
 	shard(&u, &g, &c, &m, 0, 0, (PassIntraOptions){.method = PASS_ILP});
@@ -656,9 +636,9 @@ Test(baselines, ilp_objective_is_at_most_every_baseline_on_six_meshes)
 		int n0, n1;
 	} ms[] = {{"dgx-a100", 1, 8}, {"dgx-a100", 2, 4}, {"dgx-a100", 4, 2},
 		  {"dgx-a100", 8, 1}, {DATA "/tiny-cluster.xml", 2, 2}, {DATA "/tiny-cluster.xml", 2, 4}};
-	IrGraph g = load("gpt", SMALL_GPT);
+	IrGraph g = test_graph("gpt", SMALL_GPT);
 	for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-		IrCluster c = cluster(ms[i].cluster, 0);
+		IrCluster c = test_cluster(ms[i].cluster, 0);
 		IrLogicalMesh m = mesh(&c, ms[i].n0, ms[i].n1);
 		Run ilp;
 		shard(&ilp, &g, &c, &m, 1, 1, (PassIntraOptions){.method = PASS_ILP, .nmicro = 2});

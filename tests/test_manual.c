@@ -12,32 +12,18 @@
 #include <sys/wait.h>
 
 #include "passes/passes.h"
+#include "tests/helpers.h"
 
 #define DATA MESHPLAN_DATA_DIR "/tests/data"
 #define TINY_CLUSTER DATA "/tiny-cluster.xml"
 #define SMALL_GPT "layers=4,hidden=128,heads=4,seq=128,vocab=1024"
 
-static IrCluster cluster(const char *path, int nodes)
-{
-	IrCluster c;
-	IrError e;
-	cr_assert_eq(ir_cluster_load(path, nodes, &c, &e), 0, "%s", e.msg);
-	return c;
-}
 
 static IrGraph load(const char *model, const char *set, int64_t batch)
 {
-	IrError e;
-	IrParamSet ps = {0};
-	cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	ir_params_set(&ps, "batch", batch);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert(m, "%s", e.msg);
-	IrGraph g;
-	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s", e.msg);
-	ir_model_close(m);
-	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
-	return g;
+	char all[256];
+	snprintf(all, sizeof all, "%s,batch=%lld", set, (long long)batch);
+	return test_graph(model, all);
 }
 
 /* The search's best plan against every grid point, microbatch,
@@ -45,7 +31,7 @@ static IrGraph load(const char *model, const char *set, int64_t batch)
  * GPU small enough that memory decides (a third of the plans do not fit). */
 Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 1);
+	IrCluster c = test_cluster(TINY_CLUSTER, 1);
 	c.gpu.mem_bytes = 6e6;
 	const int64_t B = 16;
 	IrParamSet ps = {0};
@@ -120,7 +106,7 @@ Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 
 Test(search, reports_the_least_memory_when_nothing_fits, .timeout = 300)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 1);
+	IrCluster c = test_cluster(TINY_CLUSTER, 1);
 	c.gpu.mem_bytes = 1e5;
 	IrParamSet ps = {0};
 	IrError e;
@@ -165,7 +151,7 @@ static double weight_bytes(const IrGraph *g, const char *const *prefix, int n, b
 
 Test(expert, splits_the_experts_over_the_devices_and_replicates_the_rest, .timeout = 300)
 {
-	IrCluster c = cluster(TINY_CLUSTER, 1);
+	IrCluster c = test_cluster(TINY_CLUSTER, 1);
 	IrGraph g = load("moe", "layers=2,hidden=64,heads=4,seq=64,vocab=512,experts=4", 4);
 	IrLogicalMesh lm;
 	IrError e;
@@ -220,26 +206,7 @@ Test(expert, splits_the_experts_over_the_devices_and_replicates_the_rest, .timeo
 /* ------------------------------------------------------------------ */
 /* compare --against                                                    */
 
-static json_t *run_json(const char *args, int *code)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "%s %s", MESHPLAN_BIN, args);
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	json_error_t err;
-	json_t *j = json_loadf(p, 0, &err);
-	int st = pclose(p);
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	cr_assert_not_null(j, "%s: %s", cmd, err.text);
-	return j;
-}
 
-static double num(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	cr_assert(json_is_number(v), "no number '%s'", key);
-	return json_number_value(v);
-}
 
 Test(compare, puts_the_best_grid_plan_beside_the_compiled_one, .timeout = 600)
 {
@@ -248,17 +215,17 @@ Test(compare, puts_the_best_grid_plan_beside_the_compiled_one, .timeout = 600)
 	snprintf(args, sizeof args,
 		 "compare gpt --set %s --cluster %s --nodes 1 --batch 16 --against manual --json",
 		 SMALL_GPT, TINY_CLUSTER);
-	json_t *cmp = run_json(args, &code);
+	json_t *cmp = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	json_t *row = json_array_get(json_object_get(cmp, "clusters"), 0);
 	json_t *b = json_object_get(row, "baseline");
 	cr_assert_not_null(b);
 	cr_assert(json_is_true(json_object_get(b, "fits")));
 	cr_expect_str_eq(json_string_value(json_object_get(b, "family")), "manual");
-	int dp = (int)num(b, "dp"), tp = (int)num(b, "tp"), pp = (int)num(b, "pp");
+	int dp = (int)test_num(b, "dp"), tp = (int)test_num(b, "tp"), pp = (int)test_num(b, "pp");
 	cr_expect_eq(dp * tp * pp, 4);
-	double got = num(row, "step_time_s"), base = num(b, "step_time_s");
-	cr_expect(fabs(num(row, "speedup") - base / got) <= 1e-9 * base / got);
+	double got = test_num(row, "step_time_s"), base = test_num(b, "step_time_s");
+	cr_expect(fabs(test_num(row, "speedup") - base / got) <= 1e-9 * base / got);
 	/* the compiled plan is at least as fast as every hand-written grid plan */
 	cr_expect_geq(base / got, 1 - 1e-6, "compiled %.9g s, best grid plan %.9g s", got, base);
 
@@ -266,12 +233,12 @@ Test(compare, puts_the_best_grid_plan_beside_the_compiled_one, .timeout = 600)
 	snprintf(args, sizeof args,
 		 "simulate gpt --set %s --cluster %s --nodes 1 --batch 16 --manual "
 		 "dp=%d,tp=%d,pp=%d,mbs=%d,recompute=%s,zero=%d --json",
-		 SMALL_GPT, TINY_CLUSTER, dp, tp, pp, (int)num(b, "mbs"),
-		 json_string_value(json_object_get(b, "recompute")), (int)num(b, "zero"));
-	json_t *sim = run_json(args, &code);
+		 SMALL_GPT, TINY_CLUSTER, dp, tp, pp, (int)test_num(b, "mbs"),
+		 json_string_value(json_object_get(b, "recompute")), (int)test_num(b, "zero"));
+	json_t *sim = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
-	cr_expect(fabs(num(sim, "step_time_s") - base) <= 1e-9 * base, "simulate %.9g, compare %.9g",
-		  num(sim, "step_time_s"), base);
+	cr_expect(fabs(test_num(sim, "step_time_s") - base) <= 1e-9 * base, "simulate %.9g, compare %.9g",
+		  test_num(sim, "step_time_s"), base);
 	json_decref(sim);
 	json_decref(cmp);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime-sim/sim.h"
+#include "tests/helpers.h"
 
 #ifndef MESHPLAN_BIN
 #define MESHPLAN_BIN "meshplan"
@@ -86,12 +87,6 @@ static json_t *run_json(const char *args, int want_code)
 	return o;
 }
 
-static double num(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	cr_assert(json_is_number(v), "no number %s", key);
-	return json_number_value(v);
-}
 
 static IrGraph load_small(int batch)
 {
@@ -291,19 +286,19 @@ Test(simulate_cli, a_written_plan_simulates_to_identical_figures)
 	snprintf(args, sizeof args, "simulate '%s'", f);
 	json_t *b = run_json(args, 0);
 	cr_assert(json_equal(a, b), "figures differ");
-	cr_assert_eq(num(a, "microbatches"), 4);
-	cr_assert_eq(num(a, "microbatch"), 6);
-	cr_assert_eq(num(a, "gpus"), 8);
+	cr_assert_eq(test_num(a, "microbatches"), 4);
+	cr_assert_eq(test_num(a, "microbatch"), 6);
+	cr_assert_eq(test_num(a, "gpus"), 8);
 	static const char *keys[] = {"step_time_s", "tokens_per_s", "samples_per_s",
 				     "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu",
 				     "bubble_fraction", "peak_memory_bytes"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		cr_assert(num(a, keys[i]) > 0, "%s", keys[i]);
+		cr_assert(test_num(a, keys[i]) > 0, "%s", keys[i]);
 	cr_assert(json_is_true(json_object_get(a, "fits")));
 	json_t *st = json_object_get(a, "stages");
 	cr_assert_eq(json_array_size(st), 2);
 	json_t *s0 = json_array_get(st, 0);
-	cr_assert(num(s0, "forward_s") > 0 && num(s0, "backward_s") > num(s0, "forward_s"));
+	cr_assert(test_num(s0, "forward_s") > 0 && test_num(s0, "backward_s") > test_num(s0, "forward_s"));
 	cr_assert(json_is_object(json_object_get(s0, "memory")));
 	cr_assert(json_is_array(json_object_get(s0, "layers")));
 	json_decref(a);
@@ -360,6 +355,6 @@ Test(simulate_cli, a_plan_that_does_not_fit_is_reported_with_exit_1)
 			     "--manual dp=8,tp=1,pp=1,mbs=1",
 			     1);
 	cr_assert(json_is_false(json_object_get(o, "fits")));
-	cr_assert(num(o, "peak_memory_bytes") > num(o, "memory_bytes_per_gpu"));
+	cr_assert(test_num(o, "peak_memory_bytes") > test_num(o, "memory_bytes_per_gpu"));
 	json_decref(o);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runtime-sim/sim.h"
+#include "tests/helpers.h"
 
 /* ---- helpers ---- */
 
@@ -20,26 +21,10 @@
 #define GPT_SMALL "hidden=64,heads=4,seq=32,vocab=128,batch=3,layers=2"
 enum { B = 3, A = 4, S = 32, H = 64, F = 256 };
 
-static IrGraph load(const char *model, const char *set)
-{
-	IrError e = {0};
-	IrParamSet ps = {0};
-	cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert_not_null(m, "%s", e.msg);
-	IrGraph g;
-	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s", e.msg);
-	ir_model_close(m);
-	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
-	return g;
-}
 
 static IrCluster cluster(void)
 {
-	IrError e = {0};
-	IrCluster c;
-	cr_assert_eq(ir_cluster_load("dgx-a100", 0, &c, &e), 0, "%s", e.msg);
-	return c;
+	return test_cluster("dgx-a100", 0);
 }
 
 typedef void (*Rule)(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[64]);
@@ -250,7 +235,7 @@ Test(schedule, rejects_interleaving_without_whole_rounds_of_microbatches)
 
 Test(stage, attention_cores_are_found_by_structure)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	unsigned char *core = calloc((size_t)g.nops, 1);
 	cr_assert_eq(sim_attention_cores(&g, core), 2);
 	int n = 0;
@@ -265,7 +250,7 @@ Test(stage, attention_cores_are_found_by_structure)
 	cr_assert_eq(n, 10);
 	free(core);
 	/* a model without attention has none */
-	IrGraph w = load("wresnet", "batch=2");
+	IrGraph w = test_graph("wresnet", "batch=2");
 	core = calloc((size_t)w.nops, 1);
 	cr_assert_eq(sim_attention_cores(&w, core), 0);
 	free(core);
@@ -275,7 +260,7 @@ Test(stage, attention_cores_are_found_by_structure)
 
 Test(stage, recomputation_adds_forward_work_to_backward)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	ir_plan_init(&p);
@@ -315,7 +300,7 @@ Test(stage, recomputation_adds_forward_work_to_backward)
 
 Test(stage, collectives_count_per_microbatch_or_once_per_step)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	ir_plan_init(&p);
@@ -377,7 +362,7 @@ static void zero2(const IrGraph *g, const IrOp *op, int n0, int n1, uint8_t ax[6
 
 Test(memory, model_state_is_16_bytes_per_parameter_and_follows_zero)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrStats st;
 	ir_graph_stats(&g, &st);
@@ -409,7 +394,7 @@ Test(memory, model_state_is_16_bytes_per_parameter_and_follows_zero)
 
 Test(memory, a_tied_weight_costs_a_copy_where_it_is_not_updated)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	ir_plan_init(&p);
@@ -429,7 +414,7 @@ Test(memory, a_tied_weight_costs_a_copy_where_it_is_not_updated)
 
 Test(memory, transformer_layer_activations_match_korthikanti_with_tp_and_sp)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	double sbh = (double)S * B * H;
 	for (int t = 1; t <= 4; t *= 2) {
@@ -481,7 +466,7 @@ static void two_stage_plan(const IrGraph *g, IrPlan *p, IrSchedule sch, int nmic
 
 Test(plan, metrics_follow_from_the_step_time)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	two_stage_plan(&g, &p, IR_SCHED_1F1B, 8);
@@ -514,7 +499,7 @@ Test(plan, metrics_follow_from_the_step_time)
 
 Test(plan, rejects_plans_that_do_not_fit_the_model)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	two_stage_plan(&g, &p, IR_SCHED_1F1B, 4);
@@ -542,7 +527,7 @@ Test(plan, rejects_plans_that_do_not_fit_the_model)
 
 Test(trace, is_chrome_trace_json_with_compute_and_communication_tracks)
 {
-	IrGraph g = load("gpt", GPT_SMALL);
+	IrGraph g = test_graph("gpt", GPT_SMALL);
 	IrCluster c = cluster();
 	IrPlan p;
 	two_stage_plan(&g, &p, IR_SCHED_1F1B, 4);

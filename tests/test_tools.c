@@ -9,21 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/helpers.h"
+
 #define DATA MESHPLAN_DATA_DIR "/tests/data"
 
-static json_t *run_json(const char *args, int *code)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "%s %s", MESHPLAN_BIN, args);
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	json_error_t err;
-	json_t *j = json_loadf(p, 0, &err);
-	int st = pclose(p);
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	cr_assert_not_null(j, "%s: %s", cmd, err.text);
-	return j;
-}
 
 Test(tools, estimate_of_a_plan_uses_the_simulated_step_time)
 {
@@ -35,13 +24,13 @@ Test(tools, estimate_of_a_plan_uses_the_simulated_step_time)
 	snprintf(args, sizeof args,
 		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
 		 "--manual dp=2,tp=2,pp=2,mbs=2 --json -o %s", DATA, DATA, plan);
-	json_t *sim = run_json(args, &code);
+	json_t *sim = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	double step = json_real_value(json_object_get(sim, "step_time_s"));
 	cr_assert_gt(step, 0);
 
 	snprintf(args, sizeof args, "estimate %s --tokens 1600 --json", plan);
-	json_t *est = run_json(args, &code);
+	json_t *est = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	json_t *in = json_object_get(est, "inputs");
 	cr_expect_float_eq(json_real_value(json_object_get(in, "step_time_s")), step, 1e-12 * step);
@@ -65,7 +54,7 @@ Test(tools, compare_gives_each_cluster_the_plan_compile_finds)
 	snprintf(args, sizeof args,
 		 "compare %s/tiny.xml --cluster %s/tiny-cluster.xml --nodes 1 "
 		 "--cluster %s/tiny-cluster.xml --nodes 2 --batch 32 --json", DATA, DATA, DATA);
-	json_t *cmp = run_json(args, &code);
+	json_t *cmp = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	json_t *rows = json_object_get(cmp, "clusters");
 	cr_assert_eq(json_array_size(rows), 2);
@@ -75,7 +64,7 @@ Test(tools, compare_gives_each_cluster_the_plan_compile_finds)
 		snprintf(args, sizeof args,
 			 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --nodes %d --batch 32 --json",
 			 DATA, DATA, i + 1);
-		json_t *one = run_json(args, &code);
+		json_t *one = test_run_json(args, &code);
 		cr_assert_eq(code, 0);
 		double want = json_real_value(json_object_get(one, "step_time_s"));
 		cr_expect_gt(want, 0);
@@ -92,13 +81,13 @@ Test(tools, estimate_of_a_model_compiles_it_first)
 	int code;
 	snprintf(args, sizeof args,
 		 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 32 --json", DATA, DATA);
-	json_t *one = run_json(args, &code);
+	json_t *one = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	double step = json_real_value(json_object_get(one, "step_time_s"));
 	snprintf(args, sizeof args,
 		 "estimate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 32 --tokens 3200 --json",
 		 DATA, DATA);
-	json_t *est = run_json(args, &code);
+	json_t *est = test_run_json(args, &code);
 	cr_assert_eq(code, 0);
 	json_t *in = json_object_get(est, "inputs");
 	cr_expect_float_eq(json_real_value(json_object_get(in, "step_time_s")), step, 1e-12 * step);

@@ -24,9 +24,9 @@ static const char *usage_text =
 	"  manual  every dp x tp x pp (tp within a node) and microbatch 1, 2, 4 .., stages\n"
 	"          of equal layers, each dp x tp mesh sharded by the ILP (Megatron-style)\n"
 	"  data    tp = 1, stages sharded data-parallel: data + pipeline parallelism\n"
-	"  expert  pp = 1, a dp x ep mesh (ep within a node): model state replicated but\n"
-	"          the experts, split over ep, dp or both: data + expert parallelism\n"
-	"          (for mixture-of-experts models)\n"
+	"  expert  pp = 1, model state replicated but the experts, split over all GPUs\n"
+	"          (or, when no such plan fits, over one axis of a dp x ep mesh, ep within\n"
+	"          a node): data + expert parallelism (for mixture-of-experts models)\n"
 	"each with 1F1B and the least recomputation (none, selective, full) that fits.\n"
 	"Exit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n";
 
@@ -108,6 +108,7 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 		/* data: one axis; expert: a dp x ep mesh (the tp slot is ep) */
 		o.max_tp = against == AGAINST_DATA ? 1 : 0;
 		o.max_pp = against == AGAINST_EXPERT ? 1 : 0;
+		o.tp_if_needed = against == AGAINST_EXPERT;
 	}
 	IrPlan plan;
 	IrGraph g;
@@ -324,8 +325,9 @@ int cmd_compare(int argc, char **argv)
 				       "speedup", r->base.step_s / r->got.step_s, against_names[against]);
 		}
 		if (against != AGAINST_NONE)
-			printf("\n  grid plans are dp x tp x pp; rc: full recomputation, sel: "
-			       "selective; zN: ZeRO stage N;\n  time s: compile or grid-search time\n");
+			printf("\n  grid plans are dp x tp x pp (expert: dp x ep x 1); rc: full "
+			       "recomputation, sel: selective;\n  zN: ZeRO stage N; time s: compile "
+			       "or grid-search time\n");
 	}
 	return code;
 }
