@@ -354,6 +354,12 @@ static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
 	for (int i = 0; i < 64; i++)
 		axes |= chs[0].ax[i];
 	bool adam = lead->kind == IR_ADAM, accum = lead->kind == IR_ACCUM;
+	/* forced ZeRO (a hand-written plan's knob) holds for the data and expert
+	 * baselines too: optimizer state, then gradients, over axis 0 */
+	bool zero_state = P->x.mesh->n[0] > 1 &&
+			  ((P->o->zero >= 1 && adam) || (P->o->zero >= 2 && accum));
+	if (zero_state && (m == PASS_DATA || m == PASS_EXPERT))
+		return (axes & 1) != 0;
 	if (m == PASS_DATA || m == PASS_ZERO2 || m == PASS_ZERO3) {
 		if (adam || accum)
 			return m == PASS_DATA ? axes == 0 : axes == all;
@@ -384,7 +390,7 @@ static bool allowed(const Plan *P, const Group *gr, const PassOpChoice *chs)
 		}
 		return true;
 	}
-	if (P->x.mesh->n[0] > 1 && ((P->o->zero >= 1 && adam) || (P->o->zero >= 2 && accum)))
+	if (zero_state)
 		return (axes & 1) != 0;
 	return true;
 }
@@ -397,6 +403,8 @@ static bool weight_allowed(const Plan *P, int w, const PassSpec *s)
 	int used = 0;
 	for (int d = 0; d < s->nd; d++)
 		used |= s->dim[d];
+	if (P->o->zero >= 3 && P->x.mesh->n[0] > 1 && (m == PASS_DATA || m == PASS_EXPERT))
+		return (used & 1) != 0; /* forced ZeRO-3: weights over axis 0 too */
 	if (m == PASS_DATA || m == PASS_ZERO2)
 		return used == 0;
 	if (m == PASS_ZERO3)

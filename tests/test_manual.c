@@ -203,6 +203,37 @@ Test(expert, splits_the_experts_over_the_devices_and_replicates_the_rest, .timeo
 	ir_cluster_free(&c);
 }
 
+/* The data-parallel baseline takes a hand-written plan's ZeRO stage: model
+ * state per device follows the ZeRO paper's formulas (16 B per parameter:
+ * bf16 weight and gradient, fp32 master, m, v; N data-parallel devices). */
+Test(baselines, data_parallelism_takes_the_zero_stage, .timeout = 300)
+{
+	IrCluster c = test_cluster(TINY_CLUSTER, 1);
+	IrGraph g = load("gpt", SMALL_GPT, 4);
+	double P = 0;
+	for (int t = 0; t < g.ntensors; t++)
+		if (g.tensors[t].role == IR_T_WEIGHT && g.tensors[t].weight < 0)
+			P += (double)ir_tensor_numel(&g.tensors[t]);
+	const double N = 4;
+	const double want[4] = {16 * P, 4 * P + 12 * P / N, 2 * P + 14 * P / N, 16 * P / N};
+	for (int z = 0; z <= 3; z++) {
+		PassManual m = {4, 1, 1, 1, 1, IR_SCHED_1F1B, IR_RECOMP_NONE, z, PASS_DATA};
+		IrPlan p;
+		ir_plan_init(&p);
+		SimResult s;
+		IrError e;
+		cr_assert_eq(pass_manual_plan(&g, &c, &m, 16, 0, 1, false, &p, &s, NULL, &e), 0,
+			     "zero %d: %s", z, e.msg);
+		double got = s.rank_weight[0] + s.rank_grad[0] + s.rank_opt[0];
+		cr_expect(fabs(got - want[z]) <= 1e-9 * want[z], "zero %d: %.0f B, want %.0f", z, got,
+			  want[z]);
+		sim_result_free(&s);
+		ir_plan_free(&p);
+	}
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+}
+
 /* ------------------------------------------------------------------ */
 /* compare --against                                                    */
 
