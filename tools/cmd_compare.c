@@ -27,7 +27,9 @@ static const char *usage_text =
 	"  expert  pp = 1, model state replicated but the experts, split over all GPUs\n"
 	"          (or, when no such plan fits, over one axis of a dp x ep mesh, ep within\n"
 	"          a node): data + expert parallelism (for mixture-of-experts models)\n"
-	"each with 1F1B and the least recomputation (none, selective, full) that fits.\n"
+	"each with 1F1B, and per grid point every ZeRO stage 0-3 over dp with the least\n"
+	"recomputation (none, selective, full) that fits; this search runs many intra-op\n"
+	"solves and can take minutes on large clusters.\n"
 	"Exit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n";
 
 enum { MAX_CLUSTERS = 16 };
