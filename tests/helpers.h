@@ -42,6 +42,19 @@ static inline IrCluster test_cluster(const char *name, int nodes)
 	return c;
 }
 
+/* Runs `meshplan ARGS`, stdout and stderr into out (n bytes); its exit status. */
+static inline int test_run(const char *args, char *out, size_t n)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", MESHPLAN_BIN, args);
+	FILE *p = popen(cmd, "r");
+	cr_assert(p, "popen %s", cmd);
+	size_t len = fread(out, 1, n - 1, p);
+	out[len] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* Runs `meshplan ARGS` and parses what it prints as JSON; *code: its exit status. */
 static inline json_t *test_run_json(const char *args, int *code)
 {

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "runtime-sim/sim.h"
+#include "tests/helpers.h"
 
 #ifndef MESHPLAN_BIN
 #define MESHPLAN_BIN "meshplan"
@@ -102,14 +103,9 @@ Test(run_time, steps_round_up_and_gpu_hours_follow)
 /* Runs `meshplan estimate ARGS` (stderr too), output into out; exit code. */
 static int run_estimate(const char *args, char *out, size_t n)
 {
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "'%s' estimate %s 2>&1", MESHPLAN_BIN, args);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p, "popen %s", cmd);
-	size_t len = fread(out, 1, n - 1, p);
-	out[len] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	char all[2048];
+	snprintf(all, sizeof all, "estimate %s", args);
+	return test_run(all, out, n);
 }
 
 static json_t *run_json(const char *args)

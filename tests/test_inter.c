@@ -366,23 +366,12 @@ Test(pass, stages_of_identical_layers_share_one_solve, .timeout = 300)
 /* ------------------------------------------------------------------ */
 /* Through the binary                                                   */
 
-static int run(const char *args, char *out, size_t n)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", MESHPLAN_BIN, args);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p, "popen %s", cmd);
-	size_t len = fread(out, 1, n - 1, p);
-	out[len] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 Test(compile, a_model_that_fits_nowhere_says_how_much_memory_it_needs, .timeout = 300)
 {
 	static char out[1 << 16];
 	/* 2 x 2 x 32768 x 131072 weights: 34 G parameters, 550 GB of state on 8 x 16 GiB */
-	int rc = run("compile " TINY " --cluster " TINY_CLUSTER
+	int rc = test_run("compile " TINY " --cluster " TINY_CLUSTER
 		     " --batch 8 --set h=32768,layers=2", out, sizeof out);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, out);
 	cr_expect(strstr(out, "GiB per device"), "%s", out);
@@ -396,17 +385,17 @@ Test(compile, a_model_that_fits_nowhere_says_how_much_memory_it_needs, .timeout 
 Test(compile, bad_input_exits_2)
 {
 	static char out[1 << 14];
-	cr_expect_eq(run("compile " TINY " --cluster " TINY_CLUSTER, out, sizeof out), 2, "%s", out);
-	cr_expect_eq(run("compile " TINY " --cluster " TINY_CLUSTER " --batch 64 --microbatch 5",
+	cr_expect_eq(test_run("compile " TINY " --cluster " TINY_CLUSTER, out, sizeof out), 2, "%s", out);
+	cr_expect_eq(test_run("compile " TINY " --cluster " TINY_CLUSTER " --batch 64 --microbatch 5",
 			 out, sizeof out), 2, "%s", out);
-	cr_expect_eq(run("compile " TINY " --cluster nowhere --batch 8", out, sizeof out), 2, "%s",
+	cr_expect_eq(test_run("compile " TINY " --cluster nowhere --batch 8", out, sizeof out), 2, "%s",
 		     out);
 }
 
 static json_t *run_json(const char *args)
 {
 	static char out[1 << 20];
-	int rc = run(args, out, sizeof out);
+	int rc = test_run(args, out, sizeof out);
 	cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
 	json_error_t err;
 	json_t *o = json_loads(out, 0, &err);

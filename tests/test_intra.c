@@ -675,14 +675,9 @@ Test(baselines, ilp_objective_is_at_most_every_baseline_on_six_meshes)
 /* Runs `meshplan shard ARGS`, stdout and stderr into out; exit code. */
 static int run_shard(const char *args, char *out, size_t n)
 {
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "'%s' shard %s 2>&1", MESHPLAN_BIN, args);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p, "popen %s", cmd);
-	size_t len = fread(out, 1, n - 1, p);
-	out[len] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	char all[2048];
+	snprintf(all, sizeof all, "shard %s", args);
+	return test_run(all, out, n);
 }
 
 static void expect_one_line(const char *args, int code, const char *word)
