@@ -1063,8 +1063,8 @@ static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
  * simulator and fitting.  The DP's layer units and per-layer sums can miss
  * such a plan by a little.  0, or -1 with e.
  */
-static int uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
-			      double *best, PassInterResult *r, IrError *e)
+static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
+			       double *best, PassInterResult *r)
 {
 	int devices = 0, S = plan->nstages, tp = 1, most = 0;
 	for (int q = 0; q < S; q++)
@@ -1111,8 +1111,6 @@ static int uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
 			ir_plan_free(&p);
 		}
 	}
-	(void)e;
-	return 0;
 }
 
 static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
@@ -1127,8 +1125,7 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	PassIntraOptions *opt = calloc((size_t)S, sizeof *opt);
 	if (!opt)
 		abort();
-	int rc = 0;
-	for (int z = 1; z <= 2 && !rc; z++) {
+	for (int z = 1; z <= 2; z++) {
 		IrPlan p;
 		ir_plan_init_like(&p, plan, S);
 		p.zero = z;
@@ -1157,9 +1154,9 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 		ir_plan_free(&p);
 	}
 	free(opt);
-	if (!rc && isfinite(best))
-		rc = uniform_neighbours(g, c, threads, plan, &best, r, e);
-	return rc;
+	if (isfinite(best))
+		uniform_neighbours(g, c, threads, plan, &best, r);
+	return 0;
 }
 
 static int infeasible(PassInterResult *r, const IrCluster *c, double need, IrError *e)

@@ -262,10 +262,12 @@ static IrGraph *graph_at(const IrModelDoc *md, const IrParamSet *ps, GraphAt *ca
 	return g;
 }
 
+/* A plan that fits: kept (p and s move into bp and bs) when it is the
+ * fastest so far, else freed; p and s are left empty either way. */
 static void note_best(PassManualResult *r, const PassManual *m, IrPlan *p, SimResult *s,
 		      IrPlan *bp, SimResult *bs, bool *have)
 {
-	if (s->fits && (!*have || s->step_time_s < bs->step_time_s)) {
+	if (!*have || s->step_time_s < bs->step_time_s) {
 		if (*have) {
 			ir_plan_free(bp);
 			sim_result_free(bs);
@@ -274,15 +276,10 @@ static void note_best(PassManualResult *r, const PassManual *m, IrPlan *p, SimRe
 		*bs = *s;
 		r->best = *m;
 		*have = true;
-		ir_plan_init(p);
-		memset(s, 0, sizeof *s);
-		return;
+	} else {
+		sim_result_free(s);
+		ir_plan_free(p);
 	}
-	if (!s->fits && s->peak_memory_bytes > 0 &&
-	    (r->need_bytes <= 0 || s->peak_memory_bytes < r->need_bytes))
-		r->need_bytes = s->peak_memory_bytes;
-	sim_result_free(s);
-	ir_plan_free(p);
 	ir_plan_init(p);
 	memset(s, 0, sizeof *s);
 }
