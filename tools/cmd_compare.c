@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "passes/passes.h"
 #include "tools/tools.h"
@@ -104,7 +105,7 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 			 long batch, const IrCluster *c, Against against, Row *row)
 {
 	PassManualSearch o = {.global_batch = batch, .method = PASS_ILP, .recompute = -1,
-			      .time_limit_s = 30};
+			      .time_limit_s = 30, .progress = isatty(2) ? tool_progress : NULL};
 	if (against != AGAINST_MANUAL) {
 		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
 		/* data: one axis; expert: a dp x ep mesh (the tp slot is ep) */
@@ -120,6 +121,8 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 	memset(&e, 0, sizeof e);
 	int rc = pass_manual_search(m, model, ps, c, row->name, (int)row->nodes, &o, &plan, &g,
 				    &sr, &r, &e);
+	if (o.progress)
+		tool_progress_end();
 	row->tried = r.tried;
 	row->base.time_s = r.search_time_s;
 	if (rc) {
@@ -160,7 +163,8 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		ir_cluster_free(&c);
 		return;
 	}
-	PassInterOptions o = {.global_batch = batch, .recompute = -1, .tmax_gap = -1};
+	PassInterOptions o = {.global_batch = batch, .recompute = -1, .tmax_gap = -1,
+			      .progress = isatty(2) ? tool_progress : NULL};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;

@@ -38,15 +38,6 @@ typedef struct {
 	IrParamSet ps;
 } Args;
 
-static void progress(void *ctx, const char *what, int done, int total)
-{
-	(void)ctx;
-	fprintf(stderr, "\r  %s %d/%d ", what, done, total);
-	if (done == total)
-		fputs("\r\033[K", stderr);
-	fflush(stderr);
-}
-
 static int parse(int argc, char **argv, Args *a)
 {
 	IrError e;
@@ -194,7 +185,7 @@ int cmd_compile(int argc, char **argv)
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,
-			      .progress = isatty(2) ? progress : NULL};
+			      .progress = isatty(2) ? tool_progress : NULL};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;

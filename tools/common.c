@@ -114,3 +114,21 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 	}
 	return 0;
 }
+
+void tool_progress(void *ctx, const char *what, int done, int total)
+{
+	(void)ctx;
+	if (total > 0)
+		fprintf(stderr, "\r  %s %d/%d ", what, done, total);
+	else
+		fprintf(stderr, "\r  %s %d ", what, done);
+	if (total > 0 && done == total)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+void tool_progress_end(void)
+{
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+}

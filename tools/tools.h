@@ -32,6 +32,10 @@ int tool_error(const char *verb, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Dumps a JSON object on stdout (indented, sorted as built) and frees it. */
 void tool_print_json(json_t *obj);
+/* A PassProgress for a terminal: "\r  what done/total" on stderr (total <= 0:
+ * unknown), the line cleared at done == total and by tool_progress_end. */
+void tool_progress(void *ctx, const char *what, int done, int total);
+void tool_progress_end(void);
 /* Strict number parsing for flags: whole string must be a finite number. */
 bool tool_parse_double(const char *s, double *out);
 bool tool_parse_int(const char *s, long *out);
