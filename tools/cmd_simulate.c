@@ -7,7 +7,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "passes/passes.h"
 #include "runtime-sim/sim.h"
