@@ -17,8 +17,8 @@
 #define MESHPLAN_BIN "meshplan"
 #endif
 
-/* Training graph of `model` (zoo name or path) with overrides "a=1,b=2" (or NULL). */
-static inline IrGraph test_graph(const char *model, const char *set)
+/* Forward graph of `model` (zoo name or path) with overrides "a=1,b=2" (or NULL). */
+static inline IrGraph test_forward_graph(const char *model, const char *set)
 {
 	IrError e = {0};
 	IrParamSet ps = {0};
@@ -29,6 +29,14 @@ static inline IrGraph test_graph(const char *model, const char *set)
 	IrGraph g;
 	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s:%d: %s", e.file, e.line, e.msg);
 	ir_model_close(m);
+	return g;
+}
+
+/* Its training graph. */
+static inline IrGraph test_graph(const char *model, const char *set)
+{
+	IrGraph g = test_forward_graph(model, set);
+	IrError e = {0};
 	cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
 	return g;
 }

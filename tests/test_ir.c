@@ -10,26 +10,12 @@
 #include <sys/wait.h>
 
 #include "ir/ir.h"
+#include "tests/helpers.h"
 
 #define DATA MESHPLAN_DATA_DIR "/tests/data"
 
 /* ---- helpers ---- */
 
-static IrGraph load(const char *model, const char *set, bool training)
-{
-	IrError e = {0};
-	IrParamSet ps = {0};
-	if (set)
-		cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert_not_null(m, "%s: %s", model, e.msg);
-	IrGraph g;
-	cr_assert_eq(ir_model_instantiate(m, &ps, &g, &e), 0, "%s:%d: %s", e.file, e.line, e.msg);
-	ir_model_close(m);
-	if (training)
-		cr_assert_eq(ir_build_training(&g, &e), 0, "%s", e.msg);
-	return g;
-}
 
 static int lookup_none(void *ctx, const char *name, int64_t *v)
 {
@@ -84,7 +70,7 @@ Test(gpt, parameter_count_matches_megatron_formula_within_0_1_percent)
 	const double V = 51200, s = 2048;
 	for (size_t i = 0; i < sizeof megatron / sizeof megatron[0]; i++) {
 		const MegatronRow *r = &megatron[i];
-		IrGraph g = load("gpt", r->set, false);
+		IrGraph g = test_forward_graph("gpt", r->set);
 		IrStats st;
 		ir_graph_stats(&g, &st);
 		double P = 12 * r->l * r->h * r->h *
@@ -101,7 +87,7 @@ Test(gpt, training_flops_per_sample_match_megatron_formula_within_3_percent)
 	const double V = 51200, s = 2048;
 	for (size_t i = 0; i < sizeof megatron / sizeof megatron[0]; i++) {
 		const MegatronRow *r = &megatron[i];
-		IrGraph g = load("gpt", r->set, true);
+		IrGraph g = test_graph("gpt", r->set);
 		IrStats st;
 		ir_graph_stats(&g, &st);
 		double got = (st.fwd_flops + st.bwd_flops) / (double)g.batch;
@@ -116,8 +102,8 @@ Test(gpt, training_flops_per_sample_match_megatron_formula_within_3_percent)
 
 Test(gpt, presets_and_set_overrides_apply_in_order)
 {
-	IrGraph a = load("gpt:1.3b", NULL, false);
-	IrGraph b = load("gpt:1.3b", "layers=2", false);
+	IrGraph a = test_forward_graph("gpt:1.3b", NULL);
+	IrGraph b = test_forward_graph("gpt:1.3b", "layers=2");
 	cr_assert_eq(a.nlayers, 24 + 2); /* embed + blocks + head */
 	cr_assert_eq(b.nlayers, 2 + 2);
 	ir_graph_free(&a);
@@ -131,7 +117,7 @@ Test(llama, presets_match_published_parameter_counts_within_1_percent)
 		double params;
 	} rows[] = {{"llama:7b", 6.74e9}, {"llama:13b", 13.0e9}, {"llama:70b", 69.0e9}};
 	for (int i = 0; i < 3; i++) {
-		IrGraph g = load(rows[i].name, NULL, false);
+		IrGraph g = test_forward_graph(rows[i].name, NULL);
 		IrStats st;
 		ir_graph_stats(&g, &st);
 		double err = fabs((double)st.params - rows[i].params) / rows[i].params;
@@ -145,7 +131,7 @@ Test(llama, presets_match_published_parameter_counts_within_1_percent)
 
 Test(training, einsum_backward_costs_exactly_twice_its_forward)
 {
-	IrGraph g = load(DATA "/tiny.xml", NULL, true);
+	IrGraph g = test_graph(DATA "/tiny.xml", NULL);
 	int checked = 0;
 	for (int i = 0; i < g.nfwd_ops; i++) {
 		const IrOp *f = &g.ops[i];
@@ -173,7 +159,7 @@ Test(training, einsum_backward_costs_exactly_twice_its_forward)
 
 Test(training, mixed_precision_adam_state_is_16_bytes_per_parameter)
 {
-	IrGraph g = load(DATA "/tiny.xml", NULL, true);
+	IrGraph g = test_graph(DATA "/tiny.xml", NULL);
 	IrStats st;
 	ir_graph_stats(&g, &st);
 	cr_assert_eq(st.params, 2 * (8 * 32 + 32 * 8) + 8 * 4);
@@ -185,7 +171,7 @@ Test(training, mixed_precision_adam_state_is_16_bytes_per_parameter)
 
 Test(training, every_weight_gets_one_accumulation_and_one_adam_update)
 {
-	IrGraph g = load("gpt", "layers=2,hidden=64,heads=4,seq=16,vocab=128", true);
+	IrGraph g = test_graph("gpt", "layers=2,hidden=64,heads=4,seq=16,vocab=128");
 	int weights = 0, accum = 0, adam = 0;
 	for (int t = 0; t < g.ntensors; t++)
 		weights += g.tensors[t].role == IR_T_WEIGHT && g.tensors[t].weight < 0;
@@ -211,7 +197,7 @@ Test(training, weight_gradients_have_the_weights_shape_at_any_batch)
 	const char *sets[] = {"batch=1,layers=1,hidden=64,heads=4,seq=16,vocab=128",
 			      "batch=3,layers=1,hidden=64,heads=4,seq=16,vocab=128"};
 	for (int s = 0; s < 2; s++) {
-		IrGraph g = load("gpt", sets[s], true);
+		IrGraph g = test_graph("gpt", sets[s]);
 		int n = 0;
 		for (int i = 0; i < g.nops; i++) {
 			const IrOp *op = &g.ops[i];
@@ -232,7 +218,7 @@ Test(training, weight_gradients_have_the_weights_shape_at_any_batch)
 
 Test(training, tied_embedding_gradient_sums_both_uses)
 {
-	IrGraph g = load("gpt", "layers=1,hidden=64,heads=4,seq=16,vocab=128", true);
+	IrGraph g = test_graph("gpt", "layers=1,hidden=64,heads=4,seq=16,vocab=128");
 	int sums = 0;
 	for (int i = g.nfwd_ops; i < g.nops; i++)
 		if (g.ops[i].kind == IR_ELEMENTWISE && strstr(g.ops[i].name, ":gsum") &&

@@ -152,11 +152,7 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		const IrStagePlan *s = &p->stages[i];
 		const SimStageCost *sc = &r->stage[i];
 		char layers[64], mesh[32], lg[16];
-		snprintf(layers, sizeof layers, "%d-%d %s..%s", s->first_layer, s->last_layer,
-			 g->layers[s->first_layer].name, g->layers[s->last_layer].name);
-		snprintf(mesh, sizeof mesh, "%dx%d@n%dg%d", s->mesh.nnodes, s->mesh.ngpus,
-			 s->mesh.node0, s->mesh.gpu0);
-		snprintf(lg, sizeof lg, "%dx%d", s->n0, s->n1);
+		tool_stage_labels(g, s, layers, mesh, lg);
 		printf("  %-5d %-24s %-13s %-7s %9.3f %9.3f %9.3f %9.3f %9.2f %8.3f %9.3f %9.2f\n", i,
 		       layers, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
 		       r->xfer_s[i] * 1e3,

@@ -92,3 +92,13 @@ void tool_print_step_summary(const IrCluster *c, const SimResult *r)
 	       r->rank_grad[k] / GiB, r->rank_opt[k] / GiB, r->tl.rank_act[k] / GiB,
 	       r->fits ? "fits" : "DOES NOT FIT");
 }
+
+void tool_stage_labels(const IrGraph *g, const IrStagePlan *s, char *layers, char *mesh,
+		       char *logical)
+{
+	snprintf(layers, 64, "%d-%d %s..%s", s->first_layer, s->last_layer,
+		 g->layers[s->first_layer].name, g->layers[s->last_layer].name);
+	snprintf(mesh, 32, "%dx%d@n%dg%d", s->mesh.nnodes, s->mesh.ngpus, s->mesh.node0,
+		 s->mesh.gpu0);
+	snprintf(logical, 16, "%dx%d", s->n0, s->n1);
+}

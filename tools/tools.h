@@ -53,5 +53,9 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, const SimResult *r);
 /* Throughput, TFLOPS/MFU and peak-memory lines of a simulated step (tables). */
 void tool_print_step_summary(const IrCluster *c, const SimResult *r);
+/* A stage's table labels: layers "1-12 block0..block11" (64 bytes), sub-mesh
+ * "1x8@n0g0" (32), logical mesh "2x4" (16). */
+void tool_stage_labels(const IrGraph *g, const IrStagePlan *s, char *layers, char *mesh,
+		       char *logical);
 
 #endif
