@@ -222,13 +222,20 @@ static void dp_extract(const Dp *x, int bs, PassPipeline *out)
 
 /* min over s of F(s, 0, D, 0) + (B-1) * max(tmax, F(s, 0, D, 0) / s)
  * under tmax (stage times alone <= tmax); the pipeline into out when finite. */
+/* F before a recursion: nothing reachable but the end (all units placed,
+ * all devices used: the fill is 0 then) of every class. */
+static void dp_clear(Dp *x)
+{
+	for (size_t i = 0; i < (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC; i++)
+		x->F[i] = INFINITY;
+	for (int c = 0; c < x->NC; c++)
+		x->F[FI(x, 0, x->U, 0, c)] = 0;
+}
+
 static double dp_run(Dp *x, double tmax, PassPipeline *out)
 {
 	int U = x->U, D = x->D, H = x->H;
-	for (size_t i = 0; i < (size_t)(x->S + 1) * (U + 1) * (D + 1) * x->NC; i++)
-		x->F[i] = INFINITY;
-	for (int c = 0; c < x->NC; c++) /* all devices used: the fill is 0 anyway */
-		x->F[FI(x, 0, U, 0, c)] = 0;
+	dp_clear(x);
 	for (int s = 1; s <= x->S; s++)
 		for (int k = 0; k + s <= U; k++)
 			for (int c = 0; c < x->NC; c++) {
@@ -279,10 +286,7 @@ static double dp_run(Dp *x, double tmax, PassPipeline *out)
 static double dp_bottleneck(Dp *x)
 {
 	int U = x->U, D = x->D, H = x->H;
-	for (size_t i = 0; i < (size_t)(x->S + 1) * (U + 1) * (D + 1) * x->NC; i++)
-		x->F[i] = INFINITY;
-	for (int c = 0; c < x->NC; c++)
-		x->F[FI(x, 0, U, 0, c)] = 0;
+	dp_clear(x);
 	for (int s = 1; s <= x->S; s++)
 		for (int k = 0; k + s <= U; k++)
 			for (int c = 0; c < x->NC; c++) {
