@@ -16,22 +16,96 @@
 #include "ir/ir.h"
 #include "ir/xml_util.h"
 
+/* Upper bounds of cluster figures: far above any real part, low enough
+ * that products of them stay finite (docs/limits.md). */
+#define MAXFIG 1e9
+
 static int read_link(const IrCluster *c, xmlNodePtr n, IrLink *l, IrError *e)
 {
 	double v;
-	if (ir_xml_double(n, "gbyte-per-s", &v))
+	int got = ir_xml_real(n, "gbyte-per-s", c->file, 0, true, MAXFIG, &v, e);
+	if (got < 0)
+		return -1;
+	if (got)
 		l->bw = v * 1e9;
-	else if (ir_xml_double(n, "gbit-per-s", &v))
+	got = ir_xml_real(n, "gbit-per-s", c->file, 0, true, MAXFIG, &v, e);
+	if (got < 0)
+		return -1;
+	if (got)
 		l->bw = v * 1e9 / 8.0;
-	if (!ir_xml_double(n, "latency-us", &v))
+	if (!(l->bw > 0))
+		return ir_fail(e, c->file, ir_xml_line(n), "link has no bandwidth");
+	got = ir_xml_real(n, "latency-us", c->file, 0, false, MAXFIG, &v, e);
+	if (got < 0)
+		return -1;
+	if (!got)
 		return ir_fail(e, c->file, ir_xml_line(n), "link has no latency-us");
 	l->latency = v * 1e-6;
+	return 0;
+}
+
+/* A required real attribute of n. */
+static int need_real(const IrCluster *c, xmlNodePtr n, const char *name, double lo, bool lo_open,
+		     double hi, double *v, IrError *e)
+{
+	int got = ir_xml_real(n, name, c->file, lo, lo_open, hi, v, e);
+	if (got == 0)
+		return ir_fail(e, c->file, ir_xml_line(n), "%s is missing", name);
+	return got < 0 ? -1 : 0;
+}
+
+static int read_gpu(IrCluster *c, xmlNodePtr n, IrError *e)
+{
+	double v;
+	c->gpu.name = ir_xml_attr(&c->arena, n, "name");
+	if (need_real(c, n, "memory-gib", 0, true, MAXFIG, &v, e))
+		return -1;
+	c->gpu.mem_bytes = v * 1073741824.0;
+	if (need_real(c, n, "hbm-gbyte-per-s", 0, true, MAXFIG, &v, e))
+		return -1;
+	c->gpu.hbm_bw = v * 1e9;
+	if (need_real(c, n, "power-w", 0, true, MAXFIG, &c->gpu.power_w, e))
+		return -1;
+	c->gpu.matmul_eff = 0;
+	if (ir_xml_real(n, "matmul-efficiency", c->file, 0, true, 1, &c->gpu.matmul_eff, e) < 0)
+		return -1;
+	for (xmlNodePtr p = n->children; p; p = p->next) {
+		if (!ir_xml_is(p, "peak"))
+			continue;
+		IrArena tmp = {0};
+		IrDType dt;
+		const char *name = ir_xml_attr(&tmp, p, "dtype");
+		int bad = !name || ir_dtype_parse(name, &dt) || dt == IR_I32;
+		ir_arena_free(&tmp);
+		if (bad)
+			return ir_fail(e, c->file, ir_xml_line(p), "peak needs a dtype of fp32, bf16 or fp16");
+		if (need_real(c, p, "tflops", 0, true, MAXFIG, &v, e))
+			return -1;
+		c->gpu.peak_flops[dt] = v * 1e12;
+	}
+	return 0;
+}
+
+static int read_economics(IrCluster *c, xmlNodePtr n, IrError *e)
+{
+	const char *cur = ir_xml_attr(&c->arena, n, "currency");
+	if (cur)
+		c->currency = cur;
+	if (ir_xml_real(n, "price-per-gpu-hour", c->file, 0, false, MAXFIG,
+			&c->price_per_gpu_hour, e) < 0 ||
+	    ir_xml_real(n, "carbon-kg-per-kwh", c->file, 0, false, 1000, &c->carbon_kg_per_kwh,
+			e) < 0 ||
+	    ir_xml_real(n, "pue", c->file, 1, false, 100, &c->pue, e) < 0)
+		return -1;
 	return 0;
 }
 
 int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError *e)
 {
 	memset(c, 0, sizeof *c);
+	if (nodes_override < 0 || nodes_override > IR_MAX_NODES)
+		return ir_fail(e, "", 0, "a cluster has 1..%d nodes, not %d", IR_MAX_NODES,
+			       nodes_override);
 	const char *path = spec;
 	if (!ir_xml_is_path(spec)) {
 		path = ir_strfmt(&c->arena, "%s/clusters/%s.xml", ir_data_dir(), spec);
@@ -57,44 +131,28 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 	c->pue = 1.0;
 	int rc = 0;
 	for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
-		double v;
 		if (ir_xml_is(n, "gpu")) {
-			c->gpu.name = ir_xml_attr(&c->arena, n, "name");
-			ir_xml_double(n, "memory-gib", &v);
-			c->gpu.mem_bytes = v * 1073741824.0;
-			ir_xml_double(n, "hbm-gbyte-per-s", &v);
-			c->gpu.hbm_bw = v * 1e9;
-			ir_xml_double(n, "power-w", &c->gpu.power_w);
-			if (!ir_xml_double(n, "matmul-efficiency", &c->gpu.matmul_eff))
-				c->gpu.matmul_eff = 0;
-			for (xmlNodePtr p = n->children; p; p = p->next) {
-				if (!ir_xml_is(p, "peak"))
-					continue;
-				IrArena tmp = {0};
-				IrDType dt;
-				ir_dtype_parse(ir_xml_attr(&tmp, p, "dtype"), &dt);
-				ir_arena_free(&tmp);
-				ir_xml_double(p, "tflops", &v);
-				c->gpu.peak_flops[dt] = v * 1e12;
-			}
+			rc = read_gpu(c, n, e);
 		} else if (ir_xml_is(n, "nodes")) {
-			ir_xml_double(n, "count", &v);
+			int64_t v = 0;
+			if (ir_xml_int(n, "count", c->file, 1, IR_MAX_NODES, &v, e) < 0)
+				rc = -1;
 			c->nodes = (int)v;
-			ir_xml_double(n, "gpus-per-node", &v);
+			v = 0;
+			if (!rc && ir_xml_int(n, "gpus-per-node", c->file, 1, IR_MAX_GPUS_PER_NODE,
+					      &v, e) < 0)
+				rc = -1;
 			c->gpus_per_node = (int)v;
 		} else if (ir_xml_is(n, "intra-node")) {
 			rc = read_link(c, n, &c->intra, e);
 		} else if (ir_xml_is(n, "network")) {
 			rc = read_link(c, n, &c->inter, e);
 		} else if (ir_xml_is(n, "economics")) {
-			const char *cur = ir_xml_attr(&c->arena, n, "currency");
-			if (cur)
-				c->currency = cur;
-			ir_xml_double(n, "price-per-gpu-hour", &c->price_per_gpu_hour);
-			ir_xml_double(n, "carbon-kg-per-kwh", &c->carbon_kg_per_kwh);
-			ir_xml_double(n, "pue", &c->pue);
+			rc = read_economics(c, n, e);
 		}
 	}
+	if (!rc && (c->nodes <= 0 || c->gpus_per_node <= 0))
+		rc = ir_fail(e, c->file, 0, "cluster has no <nodes count=... gpus-per-node=...>");
 	if (!rc && c->gpu.peak_flops[IR_BF16] <= 0 && c->gpu.peak_flops[IR_F16] <= 0)
 		rc = ir_fail(e, c->file, 0, "gpu has no bf16 or fp16 peak");
 	/* A dtype without its own figure runs at the nearest one given. */
@@ -108,12 +166,8 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 			p[IR_F32] = p[IR_BF16] / 16.0;
 	}
 	xmlFreeDoc(doc);
-	if (!rc && nodes_override < 0)
-		rc = ir_fail(e, "", 0, "--nodes must be positive, got %d", nodes_override);
 	if (!rc && nodes_override > 0)
 		c->nodes = nodes_override;
-	if (!rc && nodes_override > 1000000)
-		rc = ir_fail(e, "", 0, "--nodes %d is out of range", nodes_override);
 	if (rc)
 		ir_cluster_free(c);
 	return rc;
@@ -165,8 +219,10 @@ int ir_mesh_shape_parse(const char *s, int *n0, int *n1, IrError *e)
 	long b = strtol(p, &end, 10);
 	if (end == p || *end)
 		return ir_fail(e, "", 0, "mesh '%s' is not of the form N0xN1 (e.g. 2x4)", s);
-	if (a <= 0 || b <= 0 || a > 65536 || b > 65536)
+	if (a <= 0 || b <= 0)
 		return ir_fail(e, "", 0, "mesh '%s' needs positive sizes", s);
+	if (a > 1L << 30 || b > 1L << 30 || a * b > 1L << 30)
+		return ir_fail(e, "", 0, "mesh '%s' has more than %ld devices", s, 1L << 30);
 	*n0 = (int)a;
 	*n1 = (int)b;
 	return 0;

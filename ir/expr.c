@@ -20,6 +20,12 @@ typedef struct {
 
 static int fail(Parser *P, const char *fmt, const char *arg)
 {
+	/* a long expression is quoted by its start, so the cause still fits */
+	char cut[48];
+	if (strlen(arg) >= sizeof cut) {
+		snprintf(cut, sizeof cut, "%.40s...", arg);
+		arg = cut;
+	}
 	if (!P->failed)
 		snprintf(P->why, P->why_n, fmt, arg);
 	P->failed = 1;
@@ -71,8 +77,9 @@ static int primary(Parser *P, int64_t *v)
 		char name[64];
 		size_t n = 0;
 		while (isalnum((unsigned char)*P->p) || *P->p == '_') {
-			if (n + 1 < sizeof name)
-				name[n++] = *P->p;
+			if (n + 1 >= sizeof name)
+				return fail(P, "a name in '%s' is longer than 63 characters", P->s);
+			name[n++] = *P->p;
 			P->p++;
 		}
 		name[n] = 0;

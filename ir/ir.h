@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ------------------------------------------------------------------ */
 /* Errors: library code fills a record, tools/ prints it and exits.    */
@@ -42,6 +43,49 @@ void *ir_alloc(IrArena *a, size_t n); /* zeroed, 16-byte aligned; aborts on OOM 
 char *ir_strdup(IrArena *a, const char *s);
 char *ir_strfmt(IrArena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ir_arena_free(IrArena *a);
+
+/* The one heap allocator: malloc/calloc/realloc/strdup that print
+ * "meshplan: out of memory" and abort instead of returning NULL.
+ * ir_xcalloc also aborts when n * size overflows. */
+void *ir_xmalloc(size_t n);
+void *ir_xcalloc(size_t n, size_t size);
+void *ir_xrealloc(void *p, size_t n);
+char *ir_xstrdup(const char *s);
+
+/* ------------------------------------------------------------------ */
+/* Input limits (docs/limits.md): what a file or flag may ask for.     */
+
+enum {
+	IR_MAX_FILE_BYTES = 8 << 20, /* model, cluster and plan files */
+	IR_MAX_OPS = 100000,         /* forward ops a model may expand to */
+	IR_MAX_EXPAND = 200000,      /* elements a model's repeats may visit */
+	IR_MAX_NODES = 1000000,      /* nodes of a cluster */
+	IR_MAX_GPUS_PER_NODE = 1024, /* GPUs of one node */
+	IR_MAX_TEXT = 4096,          /* a parameter list (--set) */
+	IR_MAX_MICROBATCHES = 1 << 24, /* microbatches of a step */
+};
+#define IR_MAX_BATCH ((int64_t)1 << 40) /* samples of a global batch */
+
+/* ------------------------------------------------------------------ */
+/* Output files, written atomically: into a temporary file in the
+ * target's folder, renamed over the target by ir_output_commit.  Until
+ * then (and after a failure or a kill) the old file is untouched.  A
+ * target that exists and is not a regular file (/dev/stdout, a pipe) is
+ * written in place. */
+
+typedef struct IrOutput {
+	FILE *f;
+	char *path; /* the target */
+	char *tmp;  /* the temporary file, NULL when writing in place */
+} IrOutput;
+
+/* Opens o for `path`; -1 with e (the path is not writable). */
+int ir_output_open(IrOutput *o, const char *path, IrError *e);
+/* Flushes, checks every write, fsyncs, closes and renames; on failure
+ * removes the temporary file and fills e.  Frees o's fields either way. */
+int ir_output_commit(IrOutput *o, IrError *e);
+/* Closes and removes the temporary file; the target is untouched. */
+void ir_output_discard(IrOutput *o);
 
 /* ------------------------------------------------------------------ */
 /* Tensors and ops.                                                     */
@@ -392,7 +436,9 @@ void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm);
  * naming the file and line.  Op indices are checked against the model by
  * the simulator, not here. */
 int ir_plan_read(const char *path, IrPlan *p, IrError *e);
-/* Writes p so that ir_plan_read gives it back exactly. */
+/* Writes p so that ir_plan_read gives it back exactly (atomically, see
+ * IrOutput); ir_plan_fwrite writes it to an open file, `path` for errors. */
 int ir_plan_write(const IrPlan *p, const char *path, IrError *e);
+int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e);
 
 #endif

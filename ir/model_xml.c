@@ -7,6 +7,7 @@
  * order, since a tensor must be defined before it is used), with layers.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +33,18 @@ struct IrModelDoc {
 
 IrModelDoc *ir_model_open(const char *spec, IrError *e)
 {
-	IrModelDoc *m = calloc(1, sizeof *m);
-	if (!m) {
-		ir_fail(e, spec, 0, "out of memory");
-		return NULL;
-	}
+	IrModelDoc *m = ir_xcalloc(1, sizeof *m);
 	const char *path = spec;
 	if (!ir_xml_is_path(spec)) {
 		const char *colon = strchr(spec, ':');
 		char family[128];
 		size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-		if (n >= sizeof family)
-			n = sizeof family - 1;
+		if (n >= sizeof family) {
+			ir_fail(e, "", 0, "model name is longer than %d characters",
+				(int)sizeof family - 1);
+			free(m);
+			return NULL;
+		}
 		memcpy(family, spec, n);
 		family[n] = 0;
 		if (colon)
@@ -53,6 +54,7 @@ IrModelDoc *ir_model_open(const char *spec, IrError *e)
 		if (stat(path, &st) != 0) {
 			ir_fail(e, spec, 0, "no such model file or zoo model (zoo: %s/models)",
 				ir_data_dir());
+			ir_arena_free(&m->arena);
 			free(m);
 			return NULL;
 		}
@@ -131,22 +133,31 @@ int ir_params_set(IrParamSet *ps, const char *name, int64_t value)
 
 int ir_params_parse(IrParamSet *ps, const char *text, IrError *e)
 {
-	char buf[2048];
-	snprintf(buf, sizeof buf, "%s", text);
-	for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
+	if (strlen(text) > IR_MAX_TEXT)
+		return ir_fail(e, "", 0, "parameter list is longer than %d characters", IR_MAX_TEXT);
+	char *buf = ir_xstrdup(text);
+	int rc = 0;
+	for (char *save = NULL, *item = strtok_r(buf, ",", &save); item && !rc;
 	     item = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(item, '=');
-		if (!eq || eq == item)
-			return ir_fail(e, "", 0, "--set expects name=value, got '%s'", item);
+		if (!eq || eq == item) {
+			rc = ir_fail(e, "", 0, "parameter '%.64s' is not NAME=VALUE", item);
+			break;
+		}
 		*eq = 0;
 		int64_t v;
 		char why[256];
-		if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
-			return ir_fail(e, "", 0, "--set %s: %s", item, why);
-		if (ir_params_set(ps, item, v))
-			return ir_fail(e, "", 0, "--set: too many parameters or name too long");
+		if (strlen(item) >= sizeof ps->name[0])
+			rc = ir_fail(e, "", 0, "parameter name '%.64s' is longer than %d characters",
+				     item, (int)sizeof ps->name[0] - 1);
+		else if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
+			rc = ir_fail(e, "", 0, "parameter %s: %s", item, why);
+		else if (ir_params_set(ps, item, v))
+			rc = ir_fail(e, "", 0, "more than %d parameters",
+				     (int)(sizeof ps->value / sizeof ps->value[0]));
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
 
 /* A scope of name -> value bindings: model params, then repeat vars. */
@@ -236,7 +247,7 @@ static int eval_params(const IrModelDoc *m, const IrParamSet *ovr, Env *env, IrA
 			if (env_lookup(env, layers[l]->name[i], &dummy))
 				return ir_fail(e, m->file, 0, "model '%s' has no parameter '%s'%s",
 					       m->name, layers[l]->name[i],
-					       l == 0 ? " (from --set)" : " (from its preset)");
+					       l == 0 ? " (an override)" : " (from its preset)");
 		}
 	return 0;
 }
@@ -244,7 +255,7 @@ static int eval_params(const IrModelDoc *m, const IrParamSet *ovr, Env *env, IrA
 int ir_model_param(const IrModelDoc *m, const IrParamSet *ovr, const char *name,
 		   int64_t *value, IrError *e)
 {
-	Env *env = calloc(1, sizeof *env);
+	Env *env = ir_xcalloc(1, sizeof *env);
 	IrArena a = {0};
 	int rc = eval_params(m, ovr, env, &a, e);
 	if (!rc && env_lookup(env, name, value))
@@ -269,6 +280,7 @@ typedef struct {
 	bool in_layer;     /* inside an explicit <layer> */
 	bool implicit;     /* the current layer is an implicit one for top-level items */
 	int nimplicit;
+	long visits;       /* elements visited, repeats expanded (IR_MAX_EXPAND) */
 } Ctx;
 
 static uint32_t hash_str(const char *s)
@@ -299,7 +311,7 @@ static void sym_bind(Ctx *c, const char *name, int tensor)
 	if (c->g->ntensors * 2 >= c->nslot) {
 		int old_n = c->nslot, *old = c->slot;
 		c->nslot *= 2;
-		c->slot = malloc(sizeof(int) * (size_t)c->nslot);
+		c->slot = ir_xmalloc(sizeof(int) * (size_t)c->nslot);
 		for (int i = 0; i < c->nslot; i++)
 			c->slot[i] = -1;
 		for (int i = 0; i < old_n; i++)
@@ -330,6 +342,8 @@ static int subst(Ctx *c, xmlNodePtr node, const char *text, char *out, size_t n)
 			if (!close)
 				return CFAIL(node, "unclosed '{' in name '%s'", text);
 			char expr[256];
+			if (close - p - 1 >= (ptrdiff_t)sizeof expr)
+				return CFAIL(node, "expression in name '%.64s' is too long", text);
 			snprintf(expr, sizeof expr, "%.*s", (int)(close - p - 1), p + 1);
 			int64_t v;
 			char why[256];
@@ -354,6 +368,9 @@ static int parse_shape(Ctx *c, xmlNodePtr node, const char *what, const char *te
 		       int64_t *dim)
 {
 	char buf[1024];
+	if (strlen(text) >= sizeof buf)
+		return CFAIL(node, "shape of '%s' is longer than %d characters", what,
+			     (int)sizeof buf - 1);
 	snprintf(buf, sizeof buf, "%s", text);
 	*nd = 0;
 	int64_t total = 1;
@@ -382,7 +399,7 @@ static void ensure_layer(Ctx *c)
 	if (c->in_layer || (c->implicit && c->layer >= 0))
 		return;
 	IrGraph *g = c->g;
-	g->layers = realloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
+	g->layers = ir_xrealloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
 	g->layers[g->nlayers] = (IrLayer){ir_strfmt(&g->arena, "ops%d", c->nimplicit++), g->nops,
 					  g->nops - 1};
 	c->layer = g->nlayers++;
@@ -421,6 +438,9 @@ static int do_tensor(Ctx *c, xmlNodePtr node, IrRole role)
 static int split_names(Ctx *c, xmlNodePtr node, const char *text, char names[][256], int max)
 {
 	char buf[1024];
+	if (strlen(text) >= sizeof buf)
+		return CFAIL(node, "operand list '%.64s...' is longer than %d characters", text,
+			     (int)sizeof buf - 1);
 	snprintf(buf, sizeof buf, "%s", text);
 	int n = 0;
 	for (char *save = NULL, *item = strtok_r(buf, ", ", &save); item;
@@ -438,6 +458,8 @@ static int parse_int_list(Ctx *c, xmlNodePtr node, const char *what, const char 
 			  int64_t *v, int max)
 {
 	char buf[256];
+	if (strlen(text) >= sizeof buf)
+		return CFAIL(node, "%s is longer than %d characters", what, (int)sizeof buf - 1);
 	snprintf(buf, sizeof buf, "%s", text);
 	int n = 0;
 	for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
@@ -459,6 +481,8 @@ static int do_op(Ctx *c, xmlNodePtr node)
 	IrOp op;
 	memset(&op, 0, sizeof op);
 	op.line = ir_xml_line(node);
+	if (g->nops >= IR_MAX_OPS)
+		return CFAIL(node, "the model expands to over %d ops (docs/limits.md)", IR_MAX_OPS);
 	op.phase = IR_FWD;
 	op.fwd = -1;
 	const char *kind = ir_xml_attr(a, node, "kind");
@@ -621,7 +645,7 @@ static int do_layer(Ctx *c, xmlNodePtr node)
 	char name[256];
 	if (subst(c, node, ir_xml_attr(&g->arena, node, "name"), name, sizeof name))
 		return -1;
-	g->layers = realloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
+	g->layers = ir_xrealloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
 	g->layers[g->nlayers] = (IrLayer){ir_strdup(&g->arena, name), g->nops, g->nops - 1};
 	c->layer = g->nlayers++;
 	c->in_layer = true;
@@ -650,6 +674,9 @@ static int do_repeat(Ctx *c, xmlNodePtr node)
 	c->env->name[slot] = var ? var : "_";
 	for (int64_t i = 0; i < count; i++) {
 		c->env->value[slot] = i;
+		if (++c->visits > IR_MAX_EXPAND)
+			return CFAIL(node, "the model expands to over %d elements (docs/limits.md)",
+				     IR_MAX_EXPAND);
 		if (do_items(c, node->children))
 			return -1;
 	}
@@ -662,6 +689,9 @@ static int do_items(Ctx *c, xmlNodePtr first)
 	for (xmlNodePtr n = first; n; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
+		if (++c->visits > IR_MAX_EXPAND)
+			return CFAIL(n, "the model expands to over %d elements (docs/limits.md)",
+				     IR_MAX_EXPAND);
 		/* top-level items outside <layer> join an implicit layer, one per run */
 		if (ir_xml_is(n, "layer") || ir_xml_is(n, "repeat"))
 			c->implicit = false;
@@ -686,10 +716,10 @@ int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *ovr, IrGraph *g,
 {
 	ir_graph_init(g, m->name);
 	g->file = ir_strdup(&g->arena, m->file);
-	Env *env = calloc(1, sizeof *env);
+	Env *env = ir_xcalloc(1, sizeof *env);
 	Ctx c = {.m = m, .g = g, .env = env, .e = e, .layer = -1};
 	c.nslot = 1024;
-	c.slot = malloc(sizeof(int) * (size_t)c.nslot);
+	c.slot = ir_xmalloc(sizeof(int) * (size_t)c.nslot);
 	for (int i = 0; i < c.nslot; i++)
 		c.slot[i] = -1;
 	int rc = eval_params(m, ovr, env, &g->arena, e);

@@ -29,6 +29,10 @@ enum { NCOMM_KINDS = sizeof comm_names / sizeof comm_names[0] };
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
 
+/* Largest byte count a plan may state (an exabyte: finite, far above any
+ * device). */
+#define MAX_BYTES 1e18
+
 typedef struct {
 	IrPlan *p;
 	const char *file;
@@ -77,8 +81,10 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 	long v[6];
 	static const char *const names[6] = {"first-layer", "last-layer", "node0", "nodes",
 					     "gpu0", "gpus"};
+	static const long hi[6] = {1L << 30, 1L << 30, IR_MAX_NODES - 1, IR_MAX_NODES,
+				   IR_MAX_GPUS_PER_NODE - 1, IR_MAX_GPUS_PER_NODE};
 	for (int i = 0; i < 6; i++)
-		if (attr_long(r, n, names[i], 0, 1L << 30, 0, &v[i]))
+		if (attr_long(r, n, names[i], 0, hi[i], 0, &v[i]))
 			return -1;
 	s->first_layer = (int)v[0];
 	s->last_layer = (int)v[1];
@@ -95,10 +101,11 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 			       "logical mesh %dx%d does not have the %d devices of %dx%d", s->n0,
 			       s->n1, s->mesh.nnodes * s->mesh.ngpus, s->mesh.nnodes,
 			       s->mesh.ngpus);
-	ir_xml_double(n, "weight-bytes", &s->weight_bytes);
-	ir_xml_double(n, "grad-bytes", &s->grad_bytes);
-	ir_xml_double(n, "opt-bytes", &s->opt_bytes);
-	ir_xml_double(n, "act-bytes", &s->act_bytes);
+	if (ir_xml_real(n, "weight-bytes", r->file, 0, false, MAX_BYTES, &s->weight_bytes, r->e) < 0 ||
+	    ir_xml_real(n, "grad-bytes", r->file, 0, false, MAX_BYTES, &s->grad_bytes, r->e) < 0 ||
+	    ir_xml_real(n, "opt-bytes", r->file, 0, false, MAX_BYTES, &s->opt_bytes, r->e) < 0 ||
+	    ir_xml_real(n, "act-bytes", r->file, 0, false, MAX_BYTES, &s->act_bytes, r->e) < 0)
+		return -1;
 
 	ir_stage_alloc(p, s, count_children(n, "op"), count_children(n, "comm"));
 	int io = 0, ic = 0;
@@ -133,9 +140,8 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 				if (!strcmp(kind, comm_names[k]))
 					cm->kind = k;
 			ir_arena_free(&tmp);
-			ir_xml_double(c, "bytes", &cm->bytes);
-			if (!(cm->bytes >= 0))
-				return ir_fail(r->e, r->file, ir_xml_line(c), "bytes must be >= 0");
+			if (ir_xml_real(c, "bytes", r->file, 0, false, MAX_BYTES, &cm->bytes, r->e) < 0)
+				return -1;
 			cm->per_step = attr_bool(c, "per-step");
 			cm->reshard = attr_bool(c, "reshard");
 		}
@@ -286,11 +292,16 @@ static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 	return bad ? -1 : 0;
 }
 
-int ir_plan_write(const IrPlan *p, const char *path, IrError *e)
+int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e)
 {
-	xmlTextWriterPtr w = xmlNewTextWriterFilename(path, 0);
-	if (!w)
-		return ir_fail(e, path, 0, "cannot write the plan: %s", strerror(errno));
+	errno = 0;
+	xmlOutputBufferPtr out = xmlOutputBufferCreateFile(f, NULL);
+	xmlTextWriterPtr w = out ? xmlNewTextWriter(out) : NULL;
+	if (!w) {
+		if (out)
+			xmlOutputBufferClose(out);
+		return ir_fail(e, path, 0, "cannot write the plan: out of memory");
+	}
 	xmlTextWriterSetIndent(w, 1);
 	xmlTextWriterSetIndentString(w, (const xmlChar *)"  ");
 	int bad = xmlTextWriterStartDocument(w, NULL, "UTF-8", NULL) < 0;
@@ -316,9 +327,22 @@ int ir_plan_write(const IrPlan *p, const char *path, IrError *e)
 	for (int i = 0; i < p->nstages && !bad; i++)
 		bad |= write_stage(w, &p->stages[i]) != 0;
 	bad |= xmlTextWriterEndDocument(w) < 0;
-	xmlFreeTextWriter(w);
-	if (bad)
-		return ir_fail(e, path, 0, "cannot write the plan (disk full, or a collective of "
-					   "unknown kind)");
+	bad |= xmlTextWriterFlush(w) < 0;
+	xmlFreeTextWriter(w); /* closes `out`, not f */
+	if (bad || ferror(f))
+		return ir_fail(e, path, 0, "cannot write the plan: %s",
+			       errno ? strerror(errno) : "a collective of unknown kind");
 	return 0;
+}
+
+int ir_plan_write(const IrPlan *p, const char *path, IrError *e)
+{
+	IrOutput o;
+	if (ir_output_open(&o, path, e))
+		return -1;
+	if (ir_plan_fwrite(p, o.f, path, e)) {
+		ir_output_discard(&o);
+		return -1;
+	}
+	return ir_output_commit(&o, e);
 }

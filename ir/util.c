@@ -2,6 +2,7 @@
  * util.c -- error records, the arena, dtype and kind names.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,38 @@ const char *ir_error_str(const IrError *e, char *buf, size_t n)
 	return buf;
 }
 
+/* ---- the heap allocator ---- */
+
+static void *oom(void)
+{
+	fputs("meshplan: out of memory\n", stderr);
+	abort();
+}
+
+void *ir_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	return p ? p : oom();
+}
+
+void *ir_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	return p ? p : oom();
+}
+
+void *ir_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	return q ? q : oom();
+}
+
+char *ir_xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(ir_xmalloc(n), s, n);
+}
+
 /* ---- arena ---- */
 
 struct IrArenaBlock {
@@ -42,15 +75,13 @@ struct IrArenaBlock {
 
 void *ir_alloc(IrArena *a, size_t n)
 {
+	if (n > SIZE_MAX / 2)
+		oom();
 	n = (n + 15) & ~(size_t)15;
 	IrArenaBlock *b = a->head;
 	if (!b || b->used + n > b->size) {
 		size_t size = n > 65536 ? n : 65536;
-		b = malloc(sizeof *b + size);
-		if (!b) {
-			fputs("meshplan: out of memory\n", stderr);
-			abort();
-		}
+		b = ir_xmalloc(sizeof *b + size);
 		b->next = a->head;
 		b->used = 0;
 		b->size = size;

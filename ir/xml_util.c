@@ -3,9 +3,11 @@
  * into IrError records (file, line, message) instead of printed text.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libxml/parser.h>
 #include <libxml/relaxng.h>
@@ -33,15 +35,23 @@ typedef struct {
 	IrError *e;
 	const char *file;
 	bool set;
-} ValidCtx;
+} ErrCtx;
 
-static void on_valid_error(void *ctx, xmlErrorPtr err)
+/* libxml2 reports errors through here; the first one is kept (later ones
+ * are usually consequences of it).  Schema errors about an attribute may
+ * come without a line: the element's line is used then. */
+static void on_error(void *ctx, xmlErrorPtr err)
 {
-	ValidCtx *v = ctx;
-	if (v->set || !err)
+	ErrCtx *v = ctx;
+	if (v->set || !err || err->level < XML_ERR_ERROR)
 		return;
 	v->set = true;
-	set_msg(v->e, v->file, err->line, "schema violation: ", err->message);
+	int line = err->line;
+	if (line <= 0 && err->node)
+		line = (int)xmlGetLineNo((xmlNodePtr)err->node);
+	set_msg(v->e, v->file, line,
+		err->domain == XML_FROM_RELAXNGV ? "schema violation: " : "not well-formed XML: ",
+		err->message);
 }
 
 static void quiet(void *ctx, const char *msg, ...)
@@ -50,32 +60,106 @@ static void quiet(void *ctx, const char *msg, ...)
 	(void)msg;
 }
 
-xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char *root,
-				IrError *e)
+/* Reads a regular file of at most IR_MAX_FILE_BYTES into a malloc'd
+ * buffer; NULL with e. */
+static char *read_file(const char *file, size_t *len, IrError *e)
 {
-	xmlSetGenericErrorFunc(NULL, quiet);
-	xmlParserCtxtPtr pctx = xmlNewParserCtxt();
-	if (!pctx) {
-		ir_fail(e, file, 0, "out of memory");
+	struct stat st;
+	if (stat(file, &st) != 0) {
+		ir_fail(e, file, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ir_fail(e, file, 0, "is a directory, not a file");
+		return NULL;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > IR_MAX_FILE_BYTES) {
+		ir_fail(e, file, 0, "file is %lld bytes, over the limit of %d (docs/limits.md)",
+			(long long)st.st_size, IR_MAX_FILE_BYTES);
 		return NULL;
 	}
 	FILE *f = fopen(file, "rb");
 	if (!f) {
 		ir_fail(e, file, 0, "cannot open: %s", strerror(errno));
-		xmlFreeParserCtxt(pctx);
 		return NULL;
 	}
+	char *buf = ir_xmalloc((size_t)IR_MAX_FILE_BYTES + 1);
+	size_t n = fread(buf, 1, (size_t)IR_MAX_FILE_BYTES + 1, f);
+	int err = ferror(f) ? errno : 0;
 	fclose(f);
-	xmlDocPtr doc = xmlCtxtReadFile(pctx, file, NULL,
-					XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (err) {
+		ir_fail(e, file, 0, "cannot read: %s", strerror(err));
+		free(buf);
+		return NULL;
+	}
+	if (n > IR_MAX_FILE_BYTES) {
+		ir_fail(e, file, 0, "file is over the limit of %d bytes (docs/limits.md)",
+			IR_MAX_FILE_BYTES);
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+/* Line of the first DOCTYPE declaration, 0 if none.  Document type
+ * declarations bring entities, which have no use in meshplan's files and
+ * can make a small file expand without bound; they are refused outright. */
+static int doctype_line(const char *buf, size_t n)
+{
+	static const char key[] = "<!DOCTYPE";
+	int line = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '\n')
+			line++;
+		else if (buf[i] == '<' && n - i >= sizeof key - 1 && !memcmp(buf + i, key, sizeof key - 1))
+			return line;
+	}
+	return 0;
+}
+
+xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char *root,
+				IrError *e)
+{
+	xmlSetGenericErrorFunc(NULL, quiet);
+	size_t len;
+	char *buf = read_file(file, &len, e);
+	if (!buf)
+		return NULL;
+	int dl = doctype_line(buf, len);
+	if (dl) {
+		free(buf);
+		ir_fail(e, file, dl, "DOCTYPE and entity declarations are not allowed");
+		return NULL;
+	}
+	xmlParserCtxtPtr pctx = xmlNewParserCtxt();
+	if (!pctx) {
+		free(buf);
+		ir_fail(e, file, 0, "out of memory");
+		return NULL;
+	}
+	ErrCtx v = {e, file, false};
+	xmlSetStructuredErrorFunc(&v, on_error);
+	xmlDocPtr doc = xmlCtxtReadMemory(pctx, buf, (int)len, file, NULL,
+					  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	free(buf);
+	if (doc && (doc->intSubset || doc->extSubset)) {
+		xmlFreeDoc(doc);
+		doc = NULL;
+		v.set = true;
+		ir_fail(e, file, 0, "DOCTYPE and entity declarations are not allowed");
+	}
 	if (!doc) {
 		xmlErrorPtr err = xmlCtxtGetLastError(pctx);
-		set_msg(e, file, err ? err->line : 0, "not well-formed XML: ",
-			err ? err->message : NULL);
+		if (!v.set)
+			set_msg(e, file, err ? err->line : 0, "not well-formed XML: ",
+				err ? err->message : NULL);
 		xmlFreeParserCtxt(pctx);
+		xmlSetStructuredErrorFunc(NULL, NULL);
 		return NULL;
 	}
 	xmlFreeParserCtxt(pctx);
+	xmlSetStructuredErrorFunc(NULL, NULL);
 
 	xmlRelaxNGParserCtxtPtr sp = xmlRelaxNGNewParserCtxt(schema);
 	xmlRelaxNGPtr rng = sp ? xmlRelaxNGParse(sp) : NULL;
@@ -87,8 +171,8 @@ xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char
 		return NULL;
 	}
 	xmlRelaxNGValidCtxtPtr vc = xmlRelaxNGNewValidCtxt(rng);
-	ValidCtx v = {e, file, false};
-	xmlRelaxNGSetValidStructuredErrors(vc, on_valid_error, &v);
+	v.set = false;
+	xmlRelaxNGSetValidStructuredErrors(vc, on_error, &v);
 	int rc = xmlRelaxNGValidateDoc(vc, doc);
 	xmlRelaxNGFreeValidCtxt(vc);
 	xmlRelaxNGFree(rng);
@@ -119,6 +203,49 @@ bool ir_xml_double(xmlNodePtr n, const char *name, double *out)
 	*out = strtod((const char *)v, NULL);
 	xmlFree(v);
 	return true;
+}
+
+int ir_xml_real(xmlNodePtr n, const char *name, const char *file, double lo, bool lo_open,
+		double hi, double *out, IrError *e)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	if (!v)
+		return 0;
+	char *end;
+	errno = 0;
+	double x = strtod((const char *)v, &end);
+	bool ok = end != (char *)v && !*end && !errno && isfinite(x) &&
+		  (lo_open ? x > lo : x >= lo) && x <= hi;
+	if (!ok) {
+		ir_fail(e, file, ir_xml_line(n), "%s must be a finite number in %s%g, %g], not '%.40s'",
+			name, lo_open ? "(" : "[", lo, hi, (const char *)v);
+		xmlFree(v);
+		return -1;
+	}
+	xmlFree(v);
+	*out = x;
+	return 1;
+}
+
+int ir_xml_int(xmlNodePtr n, const char *name, const char *file, int64_t lo, int64_t hi,
+	       int64_t *out, IrError *e)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	if (!v)
+		return 0;
+	char *end;
+	errno = 0;
+	long long x = strtoll((const char *)v, &end, 10);
+	bool ok = end != (char *)v && !*end && !errno && x >= lo && x <= hi;
+	if (!ok) {
+		ir_fail(e, file, ir_xml_line(n), "%s must be an integer in %lld..%lld, not '%.40s'",
+			name, (long long)lo, (long long)hi, (const char *)v);
+		xmlFree(v);
+		return -1;
+	}
+	xmlFree(v);
+	*out = x;
+	return 1;
 }
 
 bool ir_xml_is(xmlNodePtr n, const char *name)

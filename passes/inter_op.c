@@ -118,7 +118,16 @@ typedef struct {
 #define FI(x, s, k, d, c) \
 	((((size_t)(s) * ((x)->U + 1) + (k)) * ((x)->D + 1) + (d)) * (x)->NC + (c))
 
-static void dp_init(Dp *x, const PassStageTable *t, int devices)
+/* Bytes of the DP's tables for S stages, U units, D devices, NC classes
+ * and H shapes (as a double: it may not fit a size_t). */
+static double dp_bytes(double S, double U, double D, double NC, double H)
+{
+	return (S + 1) * (U + 1) * (D + 1) * NC * (sizeof(double) + sizeof(int)) +
+	       S * U * U * H * 3 * sizeof(double);
+}
+
+/* -1 (nothing allocated) when the tables would exceed PASS_DP_MAX_BYTES. */
+static int dp_init(Dp *x, const PassStageTable *t, int devices)
 {
 	memset(x, 0, sizeof *x);
 	x->t = t;
@@ -138,6 +147,8 @@ static void dp_init(Dp *x, const PassStageTable *t, int devices)
 	x->S = x->U < devices ? x->U : devices;
 	if (x->S > PASS_MAX_UNITS)
 		x->S = PASS_MAX_UNITS;
+	if (dp_bytes(x->S, x->U, x->D, x->NC, x->H) > PASS_DP_MAX_BYTES)
+		return -1;
 	size_t nc = (size_t)x->S * x->U * x->U * x->H + 1;
 	size_t ne = (size_t)x->U * x->P * 2 * x->H + 1;
 	size_t nf = (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC;
@@ -146,8 +157,10 @@ static void dp_init(Dp *x, const PassStageTable *t, int devices)
 	x->next = malloc(sizeof(int) * ((size_t)x->M * x->H + 1));
 	x->F = malloc(sizeof(double) * nf);
 	x->pick = malloc(sizeof(int) * nf);
-	if (!x->C || !x->E || !x->next || !x->F || !x->pick)
+	if (!x->C || !x->E || !x->next || !x->F || !x->pick) {
+		fputs("meshplan: out of memory\n", stderr);
 		abort();
+	}
 	for (int s = 1; s <= x->S; s++)
 		for (int k = 0; k < x->U; k++)
 			for (int i = 0; i < x->U; i++)
@@ -167,6 +180,7 @@ static void dp_init(Dp *x, const PassStageTable *t, int devices)
 			int after;
 			x->next[f * x->H + h] = pass_place_next(t, f, h, &after) ? after : -1;
 		}
+	return 0;
 }
 
 static void dp_free(Dp *x)
@@ -321,7 +335,8 @@ int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPip
 		  PassPipeline *by_stages)
 {
 	Dp x;
-	dp_init(&x, t, devices);
+	if (dp_init(&x, t, devices))
+		return -2;
 	for (int s = 0; by_stages && s <= PASS_MAX_UNITS; s++)
 		by_stages[s] = (PassPipeline){.total_s = INFINITY};
 	size_t n = 0;
@@ -431,7 +446,8 @@ int pass_stage_brute(const PassStageTable *t, int devices, PassPipeline *out)
 double pass_stage_min_memory(const PassStageTable *t, int devices)
 {
 	Dp x;
-	dp_init(&x, t, devices);
+	if (dp_init(&x, t, devices))
+		return INFINITY;
 	int U = x.U, D = x.D, H = x.H;
 	/* need[(s-1, k, i, h)]: the leanest view's memory as the s-th stage from the end */
 	double *need = malloc(sizeof(double) * ((size_t)x.S * U * U * H + 1));
@@ -645,6 +661,16 @@ static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool
 	double t0 = now_s();
 	int found = pass_stage_dp(&t, x->devices, gap, p, alts);
 	x->r->dp_s += now_s() - t0;
+	if (found == -2) {
+		x->r->status = PASS_INFEASIBLE;
+		snprintf(x->r->message, sizeof x->r->message,
+			 "the stage DP for %d GPUs and %d layer clusters would need over %d MiB "
+			 "(docs/limits.md): plan fewer GPUs or fewer layer clusters",
+			 x->devices, t.nunits, PASS_DP_MAX_BYTES >> 20);
+		ir_fail(e, "", 0, "%s", x->r->message);
+		pass_stage_table_free(&t);
+		return NAN;
+	}
 	if (!found) {
 		total = p->total_s;
 		pipeline_memory(&t, p);
@@ -1163,11 +1189,50 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	return 0;
 }
 
-static int infeasible(PassInterResult *r, const IrCluster *c, double need, IrError *e)
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The microbatch sizes d dividing G with G/d <= 2^20 microbatches, the
+ * smallest `max` of them in ascending order: pairs (d, G/d) up to sqrt(G),
+ * so 2^20 steps for the largest batch (IR_MAX_BATCH = 2^40). */
+static int batch_divisors(int64_t G, int64_t *div, int max)
+{
+	int64_t *all = ir_xmalloc(sizeof *all * 2 * 16384);
+	int n = 0;
+	for (int64_t d = 1; d <= G / d && n + 2 <= 2 * 16384; d++)
+		if (G % d == 0) {
+			all[n++] = d;
+			if (G / d != d)
+				all[n++] = G / d;
+		}
+	qsort(all, (size_t)n, sizeof *all, cmp_i64);
+	int k = 0;
+	for (int i = 0; i < n && k < max; i++)
+		if (G / all[i] <= 1 << 20)
+			div[k++] = all[i];
+	free(all);
+	return k;
+}
+
+static int infeasible(PassInterResult *r, const IrCluster *c, int nunits, double need,
+		      IrError *e)
 {
 	r->status = PASS_INFEASIBLE;
 	r->need_bytes = need;
-	if (isfinite(need))
+	PassShape shape[PASS_MAX_SHAPES];
+	int nshapes = pass_submesh_shapes(c, shape, PASS_MAX_SHAPES), widest = 0;
+	for (int h = 0; h < nshapes; h++)
+		if (shape[h].nodes * shape[h].gpus > widest)
+			widest = shape[h].nodes * shape[h].gpus;
+	if ((long)nunits * widest < ir_cluster_gpus(c))
+		snprintf(r->message, sizeof r->message,
+			 "no pipeline uses all %d GPUs: the model's %d layer clusters on sub-meshes of "
+			 "at most %d GPUs cover %ld",
+			 ir_cluster_gpus(c), nunits, widest, (long)nunits * widest);
+	else if (isfinite(need))
 		snprintf(r->message, sizeof r->message,
 			 "no plan fits: the leanest needs %.2f GiB per device, the GPU has %.2f GiB",
 			 need / 1073741824.0, c->gpu.mem_bytes / 1073741824.0);
@@ -1213,9 +1278,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	if (o->microbatch > 0) {
 		x.div[x.ndiv++] = o->microbatch;
 	} else {
-		for (int64_t d = 1; d <= G && x.ndiv < 4096; d++)
-			if (G % d == 0 && G / d <= 1 << 20)
-				x.div[x.ndiv++] = d;
+		x.ndiv = batch_divisors(G, x.div, 4096);
 	}
 	for (int i = 0; i < x.ndiv; i++)
 		x.cand_of[i] = -1;
@@ -1225,7 +1288,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 		if (win == -2)
 			rc = -1;
 		else if (win < 0)
-			rc = infeasible(r, c, x.need, e);
+			rc = infeasible(r, c, x.nunits, x.need, e);
 	}
 	if (!rc) {
 		Cand *k = &x.cand[win];

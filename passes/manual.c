@@ -36,8 +36,7 @@ int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t batch, ch
 		return -1;
 	}
 	if (D * T * P != gpus) {
-		snprintf(why, n, "dp*tp*pp = %ld but %s has %ld GPUs (--nodes sets the count)",
-			 D * T * P, c->name, gpus);
+		snprintf(why, n, "dp*tp*pp = %ld but %s has %ld GPUs", D * T * P, c->name, gpus);
 		return -1;
 	}
 	if (block <= M ? M % block : block % M) {
@@ -46,11 +45,15 @@ int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t batch, ch
 		return -1;
 	}
 	if (batch % (D * m->mbs)) {
-		snprintf(why, n, "--batch %lld is not a multiple of dp*mbs = %lld", (long long)batch,
-			 (long long)(D * m->mbs));
+		snprintf(why, n, "the global batch %lld is not a multiple of dp*mbs = %lld",
+			 (long long)batch, (long long)(D * m->mbs));
 		return -1;
 	}
 	long nmicro = (long)(batch / (D * m->mbs));
+	if (nmicro > IR_MAX_MICROBATCHES) {
+		snprintf(why, n, "%ld microbatches, over the limit of %d", nmicro, IR_MAX_MICROBATCHES);
+		return -1;
+	}
 	if (m->v > 1 && m->schedule != IR_SCHED_INTERLEAVED) {
 		snprintf(why, n, "v=%d needs the interleaved schedule", m->v);
 		return -1;

@@ -89,6 +89,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m,
 enum {
 	PASS_MAX_SHAPES = 40, /* sub-mesh shapes: log2(M)+1 + N-1 */
 	PASS_MAX_UNITS = 64,  /* layer clusters the DP cuts between */
+	PASS_DP_MAX_BYTES = 512 << 20, /* the stage DP's tables (pass_stage_dp) */
 };
 
 /* A sub-mesh shape: `nodes` x `gpus` per node (gpus < M only when nodes == 1). */
@@ -255,7 +256,7 @@ double pass_pipeline_cost(const PassStageTable *t, PassPipeline *p);
  * one, stopping once nmicro * tmax >= best: pass_pipeline_cost's optimum.
  * tmax_gap > 0 skips a tmax within that relative distance of the last one
  * tried (0: every value, exact).  Uses exactly `devices` devices.  -1 when
- * no pipeline fits.  by_stages (NULL, or PASS_MAX_UNITS + 1 entries): per
+ * no pipeline fits, -2 when its tables would exceed PASS_DP_MAX_BYTES.  by_stages (NULL, or PASS_MAX_UNITS + 1 entries): per
  * stage count S, the best pipeline of S stages met on the way (total_s
  * INFINITY if none): alternatives to check in the simulator.
  */

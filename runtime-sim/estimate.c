@@ -4,6 +4,7 @@
  * Pure arithmetic; the formulas and the sources of every default are in
  * docs/estimate.md.  Reads: a step time or GPU-hours and a SimCostModel.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -86,5 +87,9 @@ int sim_run_time(double step_s, int gpus, double tokens_per_step, double tokens,
 	r->steps = ceil(tokens / tokens_per_step);
 	r->wall_s = r->steps * step_s;
 	r->gpu_hours = r->wall_s * gpus / 3600.0;
+	if (!isfinite(r->steps) || !isfinite(r->wall_s) || !isfinite(r->gpu_hours) ||
+	    r->gpu_hours * 1e6 > DBL_MAX)
+		return est_fail(e, "the run (%g tokens at %g per step, %g s each) overflows", tokens,
+				tokens_per_step, step_s);
 	return 0;
 }

@@ -381,7 +381,9 @@ void sim_result_free(SimResult *r);
  * process per pipeline rank, a compute and a communication thread each.
  * Returns malloc'd text, NULL on failure. */
 char *sim_trace_json(const IrPlan *p, const SimResult *r);
-/* Writes it to `path`; -1 with e on failure. */
+/* Writes it to `path` atomically (IrOutput); -1 with e on failure.
+ * sim_trace_fwrite writes it to an open file, `path` for errors. */
 int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
+int sim_trace_fwrite(const IrPlan *p, const SimResult *r, FILE *f, const char *path, IrError *e);
 
 #endif

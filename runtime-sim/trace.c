@@ -141,13 +141,22 @@ char *sim_trace_json(const IrPlan *p, const SimResult *r)
 	return buf;
 }
 
-int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e)
+int sim_trace_fwrite(const IrPlan *p, const SimResult *r, FILE *f, const char *path, IrError *e)
 {
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return ir_fail(e, path, 0, "cannot write the trace: %s", strerror(errno));
 	write_trace(f, p, r);
-	if (ferror(f) | fclose(f))
+	if (fflush(f) != 0 || ferror(f))
 		return ir_fail(e, path, 0, "cannot write the trace: %s", strerror(errno));
 	return 0;
+}
+
+int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e)
+{
+	IrOutput o;
+	if (ir_output_open(&o, path, e))
+		return -1;
+	if (sim_trace_fwrite(p, r, o.f, path, e)) {
+		ir_output_discard(&o);
+		return -1;
+	}
+	return ir_output_commit(&o, e);
 }

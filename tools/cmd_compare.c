@@ -253,8 +253,8 @@ int cmd_compare(int argc, char **argv)
 		}
 	}
 	if (!model || !n || !batch)
-		return tool_error("compare", EXIT_BADINPUT, "needs MODEL, --cluster and --batch\n%s",
-				  usage_text);
+		return tool_error("compare", EXIT_BADINPUT,
+				  "needs MODEL, --cluster and --batch (meshplan compare --help)");
 	int code = EXIT_OK;
 	for (int i = 0; i < n; i++) {
 		if (!rows[i].nodes)

@@ -93,8 +93,8 @@ static int parse(int argc, char **argv, Args *a)
 		}
 	}
 	if (!a->model || !a->cluster || !a->batch)
-		return tool_error("compile", EXIT_BADINPUT, "needs MODEL, --cluster and --batch\n%s",
-				  usage_text);
+		return tool_error("compile", EXIT_BADINPUT,
+				  "needs MODEL, --cluster and --batch (meshplan compile --help)");
 	if (a->clusters > PASS_MAX_UNITS)
 		return tool_error("compile", EXIT_BADINPUT, "--clusters is at most %d", PASS_MAX_UNITS);
 	return 0;
@@ -199,11 +199,9 @@ int cmd_compile(int argc, char **argv)
 	if (sim_plan(&g, &c, &plan, &sr, &e)) {
 		code = tool_error("compile", EXIT_INFEASIBLE, "simulating the plan: %s", e.msg);
 	} else {
-		code = EXIT_OK;
-		if (a.out && ir_plan_write(&plan, a.out, &e))
-			code = tool_input_error(&e);
-		else if (a.trace && sim_trace_write(&plan, &sr, a.trace, &e))
-			code = tool_input_error(&e);
+		code = tool_write_outputs("compile", &plan, &sr, a.out, a.trace);
+		if (code)
+			;
 		else if (a.json)
 			tool_print_json(result_json(&g, &c, &plan, &sr, &r));
 		else

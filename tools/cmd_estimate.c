@@ -305,8 +305,12 @@ static int load_speeds(const Val *v, int default_workers, uint64_t seed, double 
 		int k = 0;
 		for (const char *p = s;; k++) {
 			size_t len = strcspn(p, ",");
-			if (len >= sizeof buf)
-				len = sizeof buf - 1;
+			if (len >= sizeof buf) {
+				free(sp);
+				return tool_error(VERB, EXIT_BADINPUT,
+						  "--speeds: an item is longer than %d characters",
+						  (int)sizeof buf - 1);
+			}
 			memcpy(buf, p, len);
 			buf[len] = 0;
 			if (!tool_parse_double(buf, &sp[k]) || sp[k] <= 0) {

@@ -176,8 +176,8 @@ int cmd_info(int argc, char **argv)
 				return tool_error("info", EXIT_BADINPUT,
 						  "--nodes needs a positive integer, got '%s'", argv[i]);
 		} else if (a[0] == '-') {
-			return tool_error("info", EXIT_BADINPUT, "unknown or incomplete option '%s'\n%s",
-					  a, usage_text);
+			return tool_error("info", EXIT_BADINPUT,
+					  "unknown or incomplete option '%s' (meshplan info --help)", a);
 		} else if (!model) {
 			model = a;
 		} else {
@@ -187,7 +187,8 @@ int cmd_info(int argc, char **argv)
 	if (cluster && !model)
 		return info_cluster(cluster, (int)nodes, json);
 	if (!model)
-		return tool_error("info", EXIT_BADINPUT, "name a model or --cluster\n%s", usage_text);
+		return tool_error("info", EXIT_BADINPUT,
+				  "name a model or --cluster (meshplan info --help)");
 	if (cluster)
 		return tool_error("info", EXIT_BADINPUT, "give a model or --cluster, not both");
 	return info_model(model, &ps, json);

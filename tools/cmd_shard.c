@@ -76,15 +76,19 @@ int cmd_shard(int argc, char **argv)
 			if (ir_params_parse(&ps, argv[++i], &e))
 				return tool_input_error(&e);
 		} else if (!strcmp(a, "--nodes") && more) {
-			if (!tool_parse_int(argv[++i], &nodes) || nodes <= 0)
-				return tool_error("shard", EXIT_BADINPUT, "--nodes needs a positive integer");
+			if (!tool_parse_int(argv[++i], &nodes) || nodes <= 0 || nodes > IR_MAX_NODES)
+				return tool_error("shard", EXIT_BADINPUT, "--nodes needs an integer in 1..%d",
+						  IR_MAX_NODES);
 		} else if (!strcmp(a, "--batch") && more) {
-			if (!tool_parse_int(argv[++i], &batch) || batch <= 0)
-				return tool_error("shard", EXIT_BADINPUT, "--batch needs a positive integer");
+			if (!tool_parse_int(argv[++i], &batch) || batch <= 0 || batch > IR_MAX_BATCH)
+				return tool_error("shard", EXIT_BADINPUT, "--batch needs an integer in 1..%lld",
+						  (long long)IR_MAX_BATCH);
 		} else if (!strcmp(a, "--microbatches") && more) {
-			if (!tool_parse_int(argv[++i], &micro) || micro <= 0)
+			if (!tool_parse_int(argv[++i], &micro) || micro <= 0 ||
+			    micro > IR_MAX_MICROBATCHES)
 				return tool_error("shard", EXIT_BADINPUT,
-						  "--microbatches needs a positive integer");
+						  "--microbatches needs an integer in 1..%d",
+						  IR_MAX_MICROBATCHES);
 		} else if (!strcmp(a, "--memory-budget") && more) {
 			if (!tool_parse_double(argv[++i], &budget) || budget <= 0)
 				return tool_error("shard", EXIT_BADINPUT,
@@ -109,8 +113,8 @@ int cmd_shard(int argc, char **argv)
 		}
 	}
 	if (!model || !cluster || !mesh)
-		return tool_error("shard", EXIT_BADINPUT, "needs MODEL, --cluster and --mesh\n%s",
-				  usage_text);
+		return tool_error("shard", EXIT_BADINPUT,
+				  "needs MODEL, --cluster and --mesh (meshplan shard --help)");
 	int n0, n1;
 	if (ir_mesh_shape_parse(mesh, &n0, &n1, &e))
 		return tool_error("shard", EXIT_BADINPUT, "%s", e.msg);

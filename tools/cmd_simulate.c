@@ -163,11 +163,9 @@ typedef struct {
 static int finish(const Args *a, const IrGraph *g, const IrCluster *c, IrPlan *p,
 		  SimResult *r, const Manual *m)
 {
-	IrError e;
-	if (a->out && ir_plan_write(p, a->out, &e))
-		return tool_input_error(&e);
-	if (a->trace && sim_trace_write(p, r, a->trace, &e))
-		return tool_input_error(&e);
+	int code = tool_write_outputs("simulate", p, r, a->out, a->trace);
+	if (code)
+		return code;
 	if (a->json)
 		tool_print_json(tool_sim_json(g, c, p, r));
 	else
@@ -272,13 +270,15 @@ int cmd_simulate(int argc, char **argv)
 			if (ir_params_parse(&a.ps, argv[++i], &e))
 				return tool_input_error(&e);
 		} else if (!strcmp(s, "--nodes") && more) {
-			if (!tool_parse_int(argv[++i], &a.nodes) || a.nodes <= 0 || a.nodes > 1000000)
+			if (!tool_parse_int(argv[++i], &a.nodes) || a.nodes <= 0 || a.nodes > IR_MAX_NODES)
 				return tool_error("simulate", EXIT_BADINPUT,
-						  "--nodes needs a positive integer, got '%s'", argv[i]);
+						  "--nodes needs an integer in 1..%d, got '%s'",
+						  IR_MAX_NODES, argv[i]);
 		} else if (!strcmp(s, "--batch") && more) {
-			if (!tool_parse_int(argv[++i], &a.batch) || a.batch <= 0)
+			if (!tool_parse_int(argv[++i], &a.batch) || a.batch <= 0 || a.batch > IR_MAX_BATCH)
 				return tool_error("simulate", EXIT_BADINPUT,
-						  "--batch needs a positive integer, got '%s'", argv[i]);
+						  "--batch needs an integer in 1..%lld, got '%s'",
+						  (long long)IR_MAX_BATCH, argv[i]);
 		} else if (!strcmp(s, "--time-limit") && more) {
 			if (!tool_parse_double(argv[++i], &a.time_limit) || a.time_limit <= 0)
 				return tool_error("simulate", EXIT_BADINPUT,
@@ -293,8 +293,8 @@ int cmd_simulate(int argc, char **argv)
 		}
 	}
 	if (!a.target)
-		return tool_error("simulate", EXIT_BADINPUT, "name a plan file or a model\n%s",
-				  usage_text);
+		return tool_error("simulate", EXIT_BADINPUT,
+				  "name a plan file or a model (meshplan simulate --help)");
 	if (a.manual)
 		return simulate_manual(&a);
 	if (a.cluster || a.batch || a.ps.n)

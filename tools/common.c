@@ -9,20 +9,37 @@
 
 #include "tools/tools.h"
 
+/* Writes s with control characters as \xNN, so that a message stays on one
+ * line whatever a file or an argument put into it. */
+static void put_escaped(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch < 0x20 || ch == 0x7f)
+			fprintf(stderr, "\\x%02x", ch);
+		else
+			fputc(ch, stderr);
+	}
+}
+
 int tool_input_error(const IrError *e)
 {
 	char buf[1024];
-	fprintf(stderr, "meshplan: %s\n", ir_error_str(e, buf, sizeof buf));
+	fputs("meshplan: ", stderr);
+	put_escaped(ir_error_str(e, buf, sizeof buf));
+	fputc('\n', stderr);
 	return EXIT_BADINPUT;
 }
 
 int tool_error(const char *verb, int code, const char *fmt, ...)
 {
+	char buf[2048];
 	va_list ap;
-	fprintf(stderr, "meshplan %s: ", verb);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "meshplan %s: ", verb);
+	put_escaped(buf);
 	fputc('\n', stderr);
 	return code;
 }
@@ -113,6 +130,32 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 		return -1;
 	}
 	return 0;
+}
+
+int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, const char *out,
+		       const char *trace)
+{
+	IrError e;
+	IrOutput o = {0}, t = {0};
+	if (out && ir_output_open(&o, out, &e))
+		return tool_input_error(&e);
+	if (trace && ir_output_open(&t, trace, &e)) {
+		if (out)
+			ir_output_discard(&o);
+		return tool_input_error(&e);
+	}
+	int bad = out && ir_plan_fwrite(p, o.f, out, &e);
+	bad = bad || (trace && sim_trace_fwrite(p, r, t.f, trace, &e));
+	bad = bad || (out && ir_output_commit(&o, &e));
+	bad = bad || (trace && ir_output_commit(&t, &e));
+	if (bad) {
+		if (o.f)
+			ir_output_discard(&o);
+		if (t.f)
+			ir_output_discard(&t);
+		return tool_error(verb, EXIT_INFEASIBLE, "%s", ir_error_str(&e, (char[1024]){0}, 1024));
+	}
+	return EXIT_OK;
 }
 
 void tool_progress(void *ctx, const char *what, int done, int total)

@@ -1,6 +1,7 @@
 /*
  * main.c -- `meshplan VERB ...`: dispatches to the verb's cmd_* function.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* Past a file size limit, a write fails with EFBIG and is reported,
+	 * instead of the process being killed part way through an output. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_BADINPUT;

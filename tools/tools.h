@@ -44,6 +44,13 @@ const char *tool_si(double v, char *buf, size_t n);
 
 /* Opens a model, instantiates it with ps and builds its training graph. */
 int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g, IrError *e);
+/* Writes the plan to `out` and the trace of r to `trace` (either may be
+ * NULL): both into temporary files first, renamed over their targets only
+ * when both were written whole.  EXIT_OK, or the code after printing why:
+ * EXIT_BADINPUT when a target cannot be created, EXIT_INFEASIBLE when a
+ * write fails (disk full, file too large). */
+int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, const char *out,
+		       const char *trace);
 /* Reads PLAN.xml with its cluster (nodes > 0 overrides) and model and
  * simulates it; on success the caller frees p, c, g and r. */
 int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrGraph *g,

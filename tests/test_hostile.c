@@ -1,0 +1,411 @@
+/*
+ * test_hostile.c -- meshplan run as a hostile user runs it: every bad
+ * input is refused with exit 2 (1 for a runtime failure) and exactly one
+ * line on stderr naming the file, line and cause; outputs are written
+ * atomically.  Each test is one defect of issue 12, through the binary.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/helpers.h"
+
+#define DATA MESHPLAN_DATA_DIR "/tests/data"
+#define HOSTILE DATA "/hostile"
+#define TINY DATA "/tiny.xml"
+#define TINYC DATA "/tiny-cluster.xml"
+
+/* Runs `sh -c "CMD"` with stdout discarded; its stderr into err; the exit
+ * status (-1 when killed by a signal). */
+static int sh(const char *cmd, char *err, size_t n)
+{
+	char full[8192];
+	snprintf(full, sizeof full, "( %s ) 2>&1 >/dev/null", cmd);
+	FILE *p = popen(full, "r");
+	cr_assert(p, "popen %s", full);
+	size_t len = fread(err, 1, n - 1, p);
+	err[len] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `meshplan ARGS`: asserts the exit code and that stderr is one line
+ * containing `want`. */
+static void refused(const char *args, int code, const char *want)
+{
+	char cmd[8192], err[8192];
+	snprintf(cmd, sizeof cmd, "'%s' %s", MESHPLAN_BIN, args);
+	int rc = sh(cmd, err, sizeof err);
+	cr_expect_eq(rc, code, "exit %d, want %d: %s\n  stderr: %s", rc, code, args, err);
+	size_t len = strlen(err);
+	cr_expect(len > 0 && err[len - 1] == '\n' && !memchr(err, '\n', len - 1),
+		  "not one line: %s\n  stderr: [%s]", args, err);
+	cr_expect(strstr(err, want), "'%s' not in: %s", want, err);
+}
+
+/* A copy of file `from` with `a` replaced by `b` (first occurrence) at `to`. */
+static void edit_copy(const char *from, const char *to, const char *a, const char *b)
+{
+	FILE *f = fopen(from, "rb");
+	cr_assert(f, "%s", from);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *at = strstr(buf, a);
+	cr_assert(at, "'%s' not in %s", a, from);
+	f = fopen(to, "wb");
+	cr_assert(f);
+	fwrite(buf, 1, (size_t)(at - buf), f);
+	fputs(b, f);
+	fputs(at + strlen(a), f);
+	fclose(f);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Files in dir, "." and ".." aside. */
+static int count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	cr_assert(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static char tmpdir[64];
+
+static void mk_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/meshplan-hostile-XXXXXX");
+	cr_assert(mkdtemp(tmpdir));
+}
+
+static void rm_tmpdir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* A plan of tiny on the tiny cluster, written by simulate -o. */
+static void make_plan(const char *path)
+{
+	char args[1024], out[8192];
+	snprintf(args, sizeof args,
+		 "simulate %s --cluster %s --batch 16 --manual dp=2,tp=2,pp=2,mbs=2 -o %s", TINY,
+		 TINYC, path);
+	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
+}
+
+TestSuite(hostile, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 300);
+
+/* ---- 1. the stage DP is sized before it is allocated ---- */
+
+Test(hostile, a_million_nodes_is_refused_before_the_dp_allocates)
+{
+	refused("compile " TINY " --cluster dgx-a100 --nodes 1000000 --batch 16", 1,
+		"meshplan compile: the stage DP for 8000000 GPUs");
+}
+
+Test(hostile, a_node_of_100000_gpus_is_refused_by_the_cluster_reader)
+{
+	refused("compile " TINY " --cluster " HOSTILE "/huge_node.xml --batch 16", 2,
+		"huge_node.xml:8: gpus-per-node must be an integer in 1..1024");
+}
+
+/* ---- 2. outputs ---- */
+
+Test(hostile, writing_to_dev_full_fails_with_exit_1)
+{
+	char plan[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	make_plan(plan);
+	snprintf(args, sizeof args, "simulate %s -o /dev/full", plan);
+	refused(args, 1, "/dev/full: cannot write the plan: No space left on device");
+	snprintf(args, sizeof args, "simulate %s --trace /dev/full", plan);
+	refused(args, 1, "/dev/full: cannot write");
+}
+
+Test(hostile, a_file_size_limit_leaves_the_old_file_and_exits_1)
+{
+	char plan[128], out[128], cmd[1024], err[4096];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(out, sizeof out, "%s/out.xml", tmpdir);
+	make_plan(plan);
+	put(out, "old\n");
+	snprintf(cmd, sizeof cmd, "ulimit -f 1; '%s' simulate %s -o %s", MESHPLAN_BIN, plan, out);
+	int rc = sh(cmd, err, sizeof err);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_expect(strstr(err, "File too large"), "%s", err);
+	char *now = slurp(out);
+	cr_expect_str_eq(now, "old\n");
+	free(now);
+	cr_expect_eq(count_files(tmpdir), 2, "no temporary file is left behind");
+}
+
+Test(hostile, a_failed_trace_leaves_the_plan_untouched)
+{
+	char plan[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	make_plan(plan);
+	char *before = slurp(plan);
+	/* a new plan for -o, and a trace that cannot be created */
+	snprintf(args, sizeof args,
+		 "simulate %s --cluster %s --batch 32 --manual dp=2,tp=2,pp=2,mbs=2 -o %s "
+		 "--trace %s/missing/t.json", TINY, TINYC, plan, tmpdir);
+	refused(args, 2, "missing/t.json: cannot write: No such file or directory");
+	char *after = slurp(plan);
+	cr_expect_str_eq(after, before, "the plan given with -o is not written");
+	free(before);
+	free(after);
+	cr_expect_eq(count_files(tmpdir), 1);
+}
+
+/* Kills `meshplan ARGS` after `us` microseconds; the target then holds the
+ * old text or a whole new file (ending in `tail`), never a piece. */
+static void kill_during(const char *args, const char *target, const char *tail, int us)
+{
+	put(target, "old\n");
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl("/bin/sh", "sh", "-c", args, (char *)NULL);
+		_exit(127);
+	}
+	nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	char *now = slurp(target);
+	cr_assert(now);
+	size_t n = strlen(now), t = strlen(tail);
+	cr_expect(!strcmp(now, "old\n") || (n >= t && !strcmp(now + n - t, tail)),
+		  "after a kill at %d us the target holds a piece: %.200s", us, now);
+	free(now);
+}
+
+Test(hostile, a_kill_during_the_outputs_keeps_the_old_files_whole)
+{
+	char plan[128], out[128], trace[128], cmd[1024];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(out, sizeof out, "%s/out.xml", tmpdir);
+	snprintf(trace, sizeof trace, "%s/t.json", tmpdir);
+	make_plan(plan);
+	/* exec: the kill reaches meshplan itself */
+	snprintf(cmd, sizeof cmd, "exec '%s' simulate %s -o %s", MESHPLAN_BIN, plan, out);
+	for (int us = 0; us <= 300000; us += 15000)
+		kill_during(cmd, out, "</plan>\n", us);
+	snprintf(cmd, sizeof cmd, "exec '%s' simulate %s --trace %s", MESHPLAN_BIN, plan, trace);
+	for (int us = 0; us <= 300000; us += 15000)
+		kill_during(cmd, trace, "]}\n", us);
+}
+
+Test(hostile, outputs_into_a_directory_are_refused)
+{
+	char plan[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	make_plan(plan);
+	snprintf(args, sizeof args, "simulate %s -o %s", plan, tmpdir);
+	refused(args, 2, "cannot write: is a directory");
+}
+
+/* ---- 3. small files, unbounded work ---- */
+
+Test(hostile, nested_repeats_stop_at_the_expansion_limit)
+{
+	time_t t0 = time(NULL);
+	refused("info " HOSTILE "/nested_repeat.xml", 2,
+		"nested_repeat.xml:8: the model expands to over 200000 elements");
+	refused("info " HOSTILE "/empty_repeat.xml", 2,
+		"empty_repeat.xml:8: the model expands to over 200000 elements");
+	cr_expect_leq(time(NULL) - t0, 60, "refused quickly");
+}
+
+Test(hostile, entity_declarations_are_refused)
+{
+	refused("info --cluster " HOSTILE "/entity_cluster.xml", 2,
+		"entity_cluster.xml:2: DOCTYPE and entity declarations are not allowed");
+}
+
+Test(hostile, a_file_over_the_size_limit_is_refused_before_it_is_read)
+{
+	char path[128], args[256];
+	snprintf(path, sizeof path, "%s/big.xml", tmpdir);
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 100 << 20), 0); /* 100 MB, sparse */
+	close(fd);
+	snprintf(args, sizeof args, "info %s", path);
+	refused(args, 2, "big.xml: file is 104857600 bytes, over the limit of 8388608");
+}
+
+/* ---- 5. NaN and infinity ---- */
+
+Test(hostile, nan_and_infinity_in_a_cluster_are_refused_with_their_line)
+{
+	refused("info --cluster " HOSTILE "/nan_memory.xml", 2,
+		"nan_memory.xml:4: memory-gib must be a finite number in (0, 1e+09], not 'NaN'");
+	refused("info --cluster " HOSTILE "/inf_latency.xml", 2,
+		"inf_latency.xml:10: latency-us must be a finite number");
+	refused("info --cluster " HOSTILE "/inf_price.xml", 2,
+		"inf_price.xml:11: price-per-gpu-hour must be a finite number");
+	refused("info --cluster " HOSTILE "/nan_pue.xml", 2, "nan_pue.xml:11: pue must be");
+	refused("info --cluster " HOSTILE "/inf_tflops.xml", 2, "inf_tflops.xml:5: tflops must be");
+}
+
+Test(hostile, infinite_comm_bytes_in_a_plan_are_refused)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	edit_copy(plan, bad, "</stage>",
+		  "<comm op=\"2\" kind=\"all-reduce\" axis=\"0\" bytes=\"INF\"/></stage>");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:16: bytes must be a finite number in [0, 1e+18], not 'INF'");
+}
+
+/* ---- 6. integers ---- */
+
+Test(hostile, integers_out_of_range_are_refused_not_wrapped)
+{
+	refused("info --cluster " HOSTILE "/big_count.xml", 2,
+		"big_count.xml:8: count must be an integer in 1..1000000, not '2147483648'");
+	refused("info --cluster " HOSTILE "/big_gpus_per_node.xml", 2,
+		"big_gpus_per_node.xml:8: gpus-per-node must be an integer in 1..1024");
+	refused("shard " TINY " --cluster " TINYC " --mesh 65536x65536", 2,
+		"mesh '65536x65536' has more than 1073741824 devices");
+	refused("shard " TINY " --cluster " TINYC " --nodes 4294967298 --mesh 1x4", 2,
+		"--nodes needs an integer in 1..1000000");
+	refused("simulate " TINY " --cluster " TINYC " --batch 68719476752 "
+		"--manual dp=2,tp=2,pp=2,mbs=2", 2,
+		"17179869188 microbatches, over the limit of 16777216");
+	refused("simulate " TINY " --cluster " TINYC " --batch 1099511627777 "
+		"--manual dp=2,tp=2,pp=2,mbs=2", 2, "--batch needs an integer in 1..1099511627776");
+}
+
+Test(hostile, a_plan_stage_of_65536x65536_is_refused)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	edit_copy(plan, bad, "logical=\"2x2\"", "logical=\"65536x65536\"");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "mesh '65536x65536' has more than 1073741824 devices");
+	edit_copy(plan, bad, "gpus=\"4\"", "gpus=\"65536\"");
+	refused(args, 2, "gpus must be in 0..1024");
+}
+
+/* ---- 7. long strings ---- */
+
+Test(hostile, long_strings_are_refused_not_cut)
+{
+	static char args[16384];
+	char set[6000];
+	/* 2048 characters used to be cut into a different value */
+	int n = snprintf(set, sizeof set, "h=");
+	for (int i = 0; i < 2100; i++)
+		n += snprintf(set + n, sizeof set - (size_t)n, "1");
+	snprintf(args, sizeof args, "info %s --set %s", TINY, set);
+	refused(args, 2, "overflows 64 bits");
+	n = snprintf(set, sizeof set, "h=8");
+	for (int i = 0; n < 4200; i++)
+		n += snprintf(set + n, sizeof set - (size_t)n, ",h=8");
+	snprintf(args, sizeof args, "info %s --set %s", TINY, set);
+	refused(args, 2, "parameter list is longer than 4096 characters");
+	refused("info " HOSTILE "/long_shape.xml", 2,
+		"long_shape.xml:8: shape of 'x' is longer than 1023 characters");
+	snprintf(args, sizeof args,
+		 "estimate --step-time 1 --gpus 4 --tokens-per-step 10 --tokens 100 --speeds "
+		 "1,0.%0100d1", 0);
+	refused(args, 2, "--speeds: an item is longer than 63 characters");
+}
+
+/* ---- 9. messages ---- */
+
+Test(hostile, messages_name_the_right_file_and_line)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	/* a schema error in an attribute carries the element's line */
+	edit_copy(plan, bad, "microbatches=\"", "microbatches=\"x");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:2: schema violation");
+	/* a directory is not "an empty document" */
+	refused("info " DATA, 2, "tests/data: is a directory, not a file");
+	/* control characters are escaped: one line, nothing spoofed */
+	refused("info " HOSTILE "/newline_tensor.xml", 2,
+		"newline_tensor.xml:6: undefined tensor 'nothere\\x0ameshplan:'");
+	/* an overflowed cluster size is the cluster file's fault */
+	refused("compile " TINY " --cluster " HOSTILE "/big_count.xml --batch 16", 2,
+		"big_count.xml:8: count must be");
+}
+
+Test(hostile, the_first_xml_error_is_reported)
+{
+	char path[128], args[256];
+	snprintf(path, sizeof path, "%s/two.xml", tmpdir);
+	/* the first fault is on line 3; libxml2's last error would be later */
+	put(path, "<?xml version=\"1.0\"?>\n<model name=\"a\" xmlns=\"urn:meshplan:model\">\n"
+		  "  <param name=\"batch\" value=\"1\"/ >\n  <a><b></a>\n</model>\n");
+	snprintf(args, sizeof args, "info %s", path);
+	refused(args, 2, "two.xml:3: not well-formed XML");
+}
+
+Test(hostile, a_trace_on_a_full_disk_is_a_runtime_failure)
+{
+	char plan[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	make_plan(plan);
+	snprintf(args, sizeof args, "simulate %s --trace /dev/full", plan);
+	refused(args, 1, "No space left on device");
+}
+
+Test(hostile, an_estimate_that_overflows_is_refused)
+{
+	refused("estimate --step-time 1e300 --gpus 4 --tokens-per-step 1 --tokens 1e300", 2,
+		"overflows");
+}
+
+/* ---- 10. an unknown zoo model ---- */
+
+Test(hostile, an_unknown_zoo_model_exits_2_without_a_leak)
+{
+	/* under LeakSanitizer a leak would turn the exit code into 1 */
+	refused("info nosuchmodel", 2, "nosuchmodel: no such model file or zoo model");
+}
