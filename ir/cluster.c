@@ -67,7 +67,12 @@ static int read_gpu(IrCluster *c, xmlNodePtr n, IrError *e)
 	if (need_real(c, n, "power-w", 0, true, MAXFIG, &c->gpu.power_w, e))
 		return -1;
 	c->gpu.matmul_eff = 0;
-	if (ir_xml_real(n, "matmul-efficiency", c->file, 0, true, 1, &c->gpu.matmul_eff, e) < 0)
+	c->gpu.attn_fwd_eff = c->gpu.attn_bwd_eff = 0;
+	if (ir_xml_real(n, "matmul-efficiency", c->file, 0, true, 1, &c->gpu.matmul_eff, e) < 0 ||
+	    ir_xml_real(n, "attention-fwd-efficiency", c->file, 0, true, 1, &c->gpu.attn_fwd_eff,
+			e) < 0 ||
+	    ir_xml_real(n, "attention-bwd-efficiency", c->file, 0, true, 1, &c->gpu.attn_bwd_eff,
+			e) < 0)
 		return -1;
 	for (xmlNodePtr p = n->children; p; p = p->next) {
 		if (!ir_xml_is(p, "peak"))
