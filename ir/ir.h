@@ -57,8 +57,8 @@ char *ir_xstrdup(const char *s);
 
 enum {
 	IR_MAX_FILE_BYTES = 8 << 20, /* model, cluster and plan files */
-	IR_MAX_OPS = 100000,         /* forward ops a model may expand to */
-	IR_MAX_EXPAND = 200000,      /* elements a model's repeats may visit */
+	IR_MAX_OPS = 50000,          /* forward ops a model may expand to */
+	IR_MAX_EXPAND = 100000,      /* elements a model's repeats may visit */
 	IR_MAX_NODES = 1000000,      /* nodes of a cluster */
 	IR_MAX_GPUS_PER_NODE = 1024, /* GPUs of one node */
 	IR_MAX_TEXT = 4096,          /* a parameter list (--set) */

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages meshplan builds with, when any is missing.
 set -e
+# `scripts/deps.sh fuzz` adds clang and its libFuzzer runtime (scripts/fuzz.sh only).
 pkgs="build-essential cmake pkg-config libglpk-dev libxml2-dev libcriterion-dev libjansson-dev"
+[ "$1" = fuzz ] && pkgs="$pkgs clang libclang-rt-dev"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

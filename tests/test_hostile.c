@@ -247,9 +247,9 @@ Test(hostile, nested_repeats_stop_at_the_expansion_limit)
 {
 	time_t t0 = time(NULL);
 	refused("info " HOSTILE "/nested_repeat.xml", 2,
-		"nested_repeat.xml:8: the model expands to over 200000 elements");
+		"nested_repeat.xml:8: the model expands to over 100000 elements");
 	refused("info " HOSTILE "/empty_repeat.xml", 2,
-		"empty_repeat.xml:8: the model expands to over 200000 elements");
+		"empty_repeat.xml:8: the model expands to over 100000 elements");
 	cr_expect_leq(time(NULL) - t0, 60, "refused quickly");
 }
 

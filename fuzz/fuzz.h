@@ -1,0 +1,58 @@
+/*
+ * fuzz.h -- what the libFuzzer targets share: the input as a file (the
+ * loaders take paths) and stderr muted around verbs that print.
+ */
+#ifndef MESHPLAN_FUZZ_H
+#define MESHPLAN_FUZZ_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Writes data to this process's scratch file and returns its path. */
+static inline const char *fuzz_file(const uint8_t *data, size_t size)
+{
+	static char path[64];
+	if (!path[0])
+		snprintf(path, sizeof path, "/tmp/meshplan-fuzz-%d.xml", (int)getpid());
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		abort();
+	if (size && fwrite(data, 1, size, f) != size)
+		abort();
+	if (fclose(f))
+		abort();
+	return path;
+}
+
+/* The input as a NUL-terminated string (malloc'd). */
+static inline char *fuzz_string(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+	if (!s)
+		abort();
+	memcpy(s, data, size);
+	s[size] = 0;
+	return s;
+}
+
+/* Points stderr at /dev/null (mute = 1) or back (mute = 0). */
+static inline void fuzz_mute_stderr(int mute)
+{
+	static int saved = -1;
+	fflush(stderr);
+	if (mute) {
+		if (saved < 0)
+			saved = dup(2);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		close(null);
+	} else if (saved >= 0) {
+		dup2(saved, 2);
+	}
+}
+
+#endif
