@@ -53,7 +53,7 @@ static void list_models(bool presets, json_t *out)
 		for (int k = 0; presets && k < np; k++) {
 			const char *d = ir_model_preset_doc(m, pn[k]);
 			char full[128];
-			snprintf(full, sizeof full, "%s:%s", names[i], pn[k]);
+			snprintf(full, sizeof full, "%.60s:%.60s", names[i], pn[k]);
 			if (out)
 				json_array_append_new(arr, json_pack("{s:s,s:s}", "name", full, "doc",
 								     d ? d : ""));
