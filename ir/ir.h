@@ -148,6 +148,9 @@ typedef struct IrGraph {
 	int64_t batch;  /* value of the model's batch parameter (samples) */
 	int64_t seq;    /* tokens per sample (param "seq"), 1 if none */
 	bool training;  /* training graph built */
+	bool fused_attention; /* attention runs as one fused (FlashAttention-style)
+				 kernel: the model's attention="fused", a preset's,
+				 or --set attention=fused */
 } IrGraph;
 
 uint64_t ir_label_bit(char c);        /* 'a'..'z','A'..'Z' -> one bit */
@@ -230,7 +233,12 @@ typedef struct IrParamSet {
 	char name[64][48];
 	int64_t value[64];
 } IrParamSet;
-/* Parses "a=1,b=2" (values are integer expressions of numbers only). */
+/* Parses "a=1,b=2" (values are integer expressions of numbers only).
+ * The reserved name "attention" takes fused or eager (stored as
+ * IR_ATTENTION_FUSED / IR_ATTENTION_EAGER) and selects the attention
+ * kernel instead of a model parameter. */
+#define IR_ATTENTION_EAGER 0
+#define IR_ATTENTION_FUSED 1
 int ir_params_parse(IrParamSet *ps, const char *text, IrError *e);
 int ir_params_set(IrParamSet *ps, const char *name, int64_t value);
 
@@ -285,11 +293,19 @@ typedef struct IrGpu {
 	double power_w;                /* board power (TDP) */
 	double matmul_eff;             /* fraction of peak a large GEMM reaches (measured);
 					  0: the hardware model's default */
+	double hbm_eff;                /* fraction of HBM bandwidth a streaming kernel
+					  reaches; 0: the model's default */
+	double launch_s;               /* fixed cost per kernel; 0: the model's default */
+	double attn_fwd_eff;           /* fraction of peak a fused attention forward
+					  (FlashAttention) reaches; 0: the model's default */
+	double attn_bwd_eff;           /* the same for its backward */
 } IrGpu;
 
 typedef struct IrLink {
 	double bw;      /* bytes/s per GPU per direction */
 	double latency; /* seconds per message */
+	double eff;     /* fraction of bw NCCL rings reach; 0: the model's default
+			   for the link's kind */
 } IrLink;
 
 typedef struct IrCluster {
@@ -359,7 +375,25 @@ typedef struct IrComm {
 	bool per_step; /* once per step (gradient sync after accumulation,
 			  parameter all-gather after the update), not per microbatch */
 	bool reshard;  /* converts a tensor's layout between two ops */
+	bool weight;   /* gathers a weight sharded at rest (ZeRO-3 / FSDP parameter
+			  all-gather): may be prefetched (IR_OVERLAP_PARAM_GATHER) */
 } IrComm;
+
+/* Communication a plan overlaps with compute (IrPlan.overlap bits). */
+enum {
+	IR_OVERLAP_GRAD_REDUCE = 1,  /* gradient reductions in buckets during the last
+					backward (DDP's default; Megatron-LM's
+					--overlap-grad-reduce) */
+	IR_OVERLAP_PARAM_GATHER = 2, /* ZeRO-3/FSDP parameter all-gathers prefetched one
+					layer ahead */
+	IR_OVERLAP_TP = 4,           /* tensor-parallel collectives behind the compute of
+					their layer (off unless a plan asks) */
+	IR_OVERLAP_DEFAULT = IR_OVERLAP_GRAD_REDUCE | IR_OVERLAP_PARAM_GATHER,
+};
+/* "none" or a comma list of "grad-reduce", "param-gather", "tp" into buf. */
+const char *ir_overlap_name(unsigned overlap, char *buf, size_t n);
+/* Parses that form (also "default"); -1 on an unknown word. */
+int ir_overlap_parse(const char *s, unsigned *out);
 
 /* The sharding of one stage's ops on its logical mesh. */
 typedef struct IrStagePlan {
@@ -392,6 +426,8 @@ typedef struct IrPlan {
 	int chunks;             /* interleaved: model chunks per pipeline rank (v), else 1 */
 	IrRecompute recompute;
 	int zero;               /* optimizer sharding stage 0..3 */
+	unsigned overlap;       /* IR_OVERLAP_* bits; ir_plan_init: IR_OVERLAP_DEFAULT, a
+				   plan file without the attribute: none */
 	int nstages;
 	IrStagePlan *stages;    /* in pipeline order */
 } IrPlan;

@@ -177,7 +177,15 @@ int ir_params_parse(IrParamSet *ps, const char *text, IrError *e)
 		*eq = 0;
 		int64_t v;
 		char why[256];
-		if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
+		if (!strcmp(item, "attention")) {
+			if (!strcmp(eq + 1, "fused") || !strcmp(eq + 1, "1"))
+				v = IR_ATTENTION_FUSED;
+			else if (!strcmp(eq + 1, "eager") || !strcmp(eq + 1, "0"))
+				v = IR_ATTENTION_EAGER;
+			else
+				return ir_fail(e, "", 0, "--set attention: expected fused or eager, got '%s'",
+					       eq + 1);
+		} else if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
 			return ir_fail(e, "", 0, "--set %s=%s: the value is not an integer", item,
 				       eq + 1);
 		if (ir_params_set(ps, item, v))
@@ -322,6 +330,8 @@ static int eval_params(const IrModelDoc *m, const IrParamSet *ovr, Env *env, IrA
 	for (int l = 0; l < 2; l++)
 		for (int i = 0; layers[l] && i < layers[l]->n; i++) {
 			int64_t dummy;
+			if (!strcmp(layers[l]->name[i], "attention"))
+				continue; /* reserved: the attention kernel, not a parameter */
 			if (env_lookup(env, layers[l]->name[i], &dummy)) {
 				char hint[1024];
 				ir_suggest(layers[l]->name[i], env->name, env->n, hint, sizeof hint);
@@ -775,6 +785,30 @@ static int do_items(Ctx *c, xmlNodePtr first)
 	return 0;
 }
 
+/* The attention kernel: --set attention=... < the preset's attention
+ * attribute < the model's (default eager). */
+static bool attention_fused(const IrModelDoc *m, xmlNodePtr root, const IrParamSet *ovr)
+{
+	for (int i = 0; ovr && i < ovr->n; i++)
+		if (!strcmp(ovr->name[i], "attention"))
+			return ovr->value[i] == IR_ATTENTION_FUSED;
+	IrArena tmp = {0};
+	const char *a = NULL;
+	if (m->preset)
+		for (xmlNodePtr c = root->children; c && !a; c = c->next) {
+			if (!ir_xml_is(c, "preset"))
+				continue;
+			const char *pn = ir_xml_attr(&tmp, c, "name");
+			if (pn && !strcmp(pn, m->preset))
+				a = ir_xml_attr(&tmp, c, "attention");
+		}
+	if (!a)
+		a = ir_xml_attr(&tmp, root, "attention");
+	bool fused = a && !strcmp(a, "fused");
+	ir_arena_free(&tmp);
+	return fused;
+}
+
 int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *ovr, IrGraph *g, IrError *e)
 {
 	ir_graph_init(g, m->name);
@@ -793,6 +827,7 @@ int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *ovr, IrGraph *g,
 		if (!env_lookup(env, "seq", &v))
 			g->seq = v;
 		xmlNodePtr root = xmlDocGetRootElement(m->doc);
+		g->fused_attention = attention_fused(m, root, ovr);
 		rc = do_items(&c, root->children);
 	}
 	if (!rc) {

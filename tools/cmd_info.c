@@ -1,6 +1,7 @@
 /*
  * cmd_info.c -- `meshplan info`: what a model or a cluster is.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,10 @@ static void usage(FILE *f)
 	      "For a model: parameter count, op and tensor counts of the forward and the\n"
 	      "training graph, FLOPs per sample (forward, backward, total), bytes of\n"
 	      "weights, gradients and optimizer state (mixed-precision Adam), activation\n"
-	      "bytes per sample.  MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
+	      "bytes per sample: what backward reads of the forward pass on one GPU without\n"
+	      "recomputation, with the model's attention kernel (fused: FlashAttention's\n"
+	      "softmax statistics only; eager: the s x s scores; --set attention=fused|eager).\n"
+	      "MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
 	      "For a cluster: GPUs, peak FLOP/s, memory, links and economics.\n\noptions:\n", f);
 	tool_opts_help(f, opts, NOPT);
 }
@@ -98,6 +102,31 @@ static int info_cluster(const char *name, int nodes, bool json)
 	return EXIT_OK;
 }
 
+/* Activations one batch keeps for backward on one GPU, no recomputation
+ * (the simulator's definition, runtime-sim/memory.c). */
+static double activation_bytes(const IrGraph *g)
+{
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan s = {0};
+	ir_stage_alloc(&p, &s, g->nops, 0);
+	s.first_layer = 0;
+	s.last_layer = g->nlayers - 1;
+	s.mesh = (IrMesh){0, 1, 0, 1};
+	s.n0 = s.n1 = 1;
+	for (int o = 0; o < g->nops; o++) {
+		s.op[o] = o;
+		s.strategy[o] = "";
+		s.ways[o] = 1;
+	}
+	IrCluster c = {0};
+	SimStageMemory m;
+	IrError e;
+	double b = sim_stage_memory(g, &c, &s, IR_RECOMP_NONE, 0, &m, &e) ? NAN : m.act_bytes;
+	ir_plan_free(&p);
+	return b;
+}
+
 static int info_model(const char *name, const IrParamSet *ps, bool json)
 {
 	IrError e;
@@ -117,6 +146,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 	}
 	IrStats s;
 	ir_graph_stats(&g, &s);
+	s.act_bytes = activation_bytes(&g);
 	double B = (double)g.batch;
 	if (json) {
 		json_t *o = json_object();
@@ -142,6 +172,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 		json_object_set_new(sb, "optimizer", json_real(s.opt_bytes));
 		json_object_set_new(o, "state_bytes", sb);
 		json_object_set_new(o, "activation_bytes_per_sample", json_real(s.act_bytes / B));
+		json_object_set_new(o, "attention", json_string(g.fused_attention ? "fused" : "eager"));
 		tool_print_json(o);
 	} else {
 		char a[32], b[32], c[32];
@@ -162,8 +193,8 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 		       tool_si(s.weight_bytes, a, sizeof a), tool_si(s.grad_bytes, b, sizeof b),
 		       tool_si(s.opt_bytes, c, sizeof c),
 		       (s.weight_bytes + s.grad_bytes + s.opt_bytes) / (double)s.params);
-		printf("  activations/sample  %sB (forward tensors, no recomputation)\n",
-		       tool_si(s.act_bytes / B, a, sizeof a));
+		printf("  activations/sample  %sB (what backward reads, no recomputation, %s attention)\n",
+		       tool_si(s.act_bytes / B, a, sizeof a), g.fused_attention ? "fused" : "eager");
 	}
 	ir_graph_free(&g);
 	ir_model_close(m);

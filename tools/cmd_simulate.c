@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	      "       meshplan simulate MODEL --cluster C [--nodes N] --batch GLOBAL\n"
 	      "                 --manual dp=D,tp=T,pp=P,mbs=B[,v=V][,recompute=none|selective|full]\n"
 	      "                          [,zero=0|1|2|3][,schedule=gpipe|1f1b|interleaved]\n"
+	      "                          [,overlap=default|none|grad-reduce+param-gather+tp]\n"
 	      "                          [,method=ilp|data|zero2|zero3|heuristic|expert]\n"
 	      "                 [--set NAME=VALUE,...] [--time-limit S] [--trace FILE] [--json] [-o PLAN.xml]\n"
 	      "\n"
@@ -61,6 +62,10 @@ static void usage(FILE *f)
 	      "GLOBAL/(D*mbs) microbatches.  v > 1 interleaves v model chunks per pipeline rank\n"
 	      "(schedule interleaved, microbatches a multiple of P).  Layers are split evenly,\n"
 	      "the first and last (embedding, head) joining the first and last stage.\n"
+	      "overlap: communication run beside compute on each device's communication stream\n"
+	      "(default: grad-reduce+param-gather, gradient reductions in buckets during the\n"
+	      "last backward as DDP does, ZeRO-3 weight all-gathers prefetched a layer ahead;\n"
+	      "tp also hides tensor-parallel collectives; none: every collective blocks).\n"
 	      "method: how each stage is sharded on its mesh (default ilp; the others are the\n"
 	      "baselines of meshplan shard --method).\n"
 	      "A solve stopped by --time-limit keeps the best sharding found.\n\noptions:\n", f);
@@ -75,6 +80,7 @@ typedef struct {
 	IrSchedule schedule;
 	bool schedule_set;
 	PassMethod method;
+	unsigned overlap;
 } Manual;
 
 static int parse_manual(const char *text, Manual *m, char *why, size_t n)
@@ -82,6 +88,7 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 	memset(m, 0, sizeof *m);
 	m->v = 1;
 	m->schedule = IR_SCHED_1F1B;
+	m->overlap = IR_OVERLAP_DEFAULT;
 	char buf[512];
 	if (strlen(text) >= sizeof buf) {
 		snprintf(why, n, "--manual is too long");
@@ -118,6 +125,12 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 					 "heuristic or expert", v);
 				return -1;
 			}
+		} else if (!strcmp(k, "overlap")) {
+			if (ir_overlap_parse(v, &m->overlap)) {
+				snprintf(why, n, "--manual: overlap=%s is not default, none or a + list "
+					 "of grad-reduce, param-gather, tp", v);
+				return -1;
+			}
 		} else if (!strcmp(k, "schedule")) {
 			if (ir_schedule_parse(v, &m->schedule)) {
 				snprintf(why, n, "--manual: schedule=%s is not gpipe, 1f1b or interleaved",
@@ -127,7 +140,7 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 			m->schedule_set = true;
 		} else {
 			snprintf(why, n, "--manual: unknown key '%s' (dp, tp, pp, mbs, v, recompute, "
-				 "zero, schedule, method)", k);
+				 "zero, schedule, method, overlap)", k);
 			return -1;
 		}
 	}
@@ -158,7 +171,10 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	       p->nmicro, (long long)p->microbatch, ir_schedule_name(p->schedule));
 	if (p->chunks > 1)
 		printf(" (v=%d)", p->chunks);
-	printf(", recompute %s, zero %d\n", ir_recompute_name(p->recompute), p->zero);
+	char ov[64];
+	printf(", recompute %s, zero %d, overlap %s, attention %s\n",
+	       ir_recompute_name(p->recompute), p->zero, ir_overlap_name(p->overlap, ov, sizeof ov),
+	       g->fused_attention ? "fused" : "eager");
 	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%)\n", r->step_time_s,
 	       r->tl.span_s, 100 * r->bubble_fraction);
 	tool_print_step_summary(c, r);
@@ -241,6 +257,7 @@ static int simulate_manual(const Args *a)
 	}
 	IrPlan plan;
 	ir_plan_init(&plan);
+	plan.overlap = m.overlap;
 	plan.params = a->ps;
 	ir_params_set(&plan.params, "batch", m.dp * m.mbs);
 	IrGraph g;
