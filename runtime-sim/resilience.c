@@ -605,6 +605,7 @@ int sim_resilience(const SimRunSpec *r, const SimFailureModel *f, SimResilience 
 	out->wall_min_s = out->ettr_min = INFINITY;
 	out->wall_max_s = out->ettr_max = -INFINITY;
 	int nodes = (r->gpus + r->gpus_per_node - 1) / r->gpus_per_node;
+	long long events = 0;
 	for (int k = 0; k < f->runs; k++) {
 		Run s = {.r = r, .f = f, .interval = out->interval_s, .nodes = nodes};
 		rng_seed(&s.rng, f->seed, (uint64_t)k + 1);
@@ -614,6 +615,11 @@ int sim_resilience(const SimRunSpec *r, const SimFailureModel *f, SimResilience 
 		if (!ok)
 			return res_fail(e, "run %d did not finish within %d events (MTBF %.4g s)", k,
 					MAX_EVENTS, out->mtbf_s);
+		events += s.events;
+		if (events > SIM_MAX_EVENTS && k + 1 < f->runs)
+			return res_fail(e, "%d runs need over %d events (%lld in the first %d, MTBF "
+					"%.4g s): ask for fewer runs or a shorter horizon",
+					f->runs, SIM_MAX_EVENTS, events, k + 1, out->mtbf_s);
 		double ettr = s.work / s.t;
 		out->wall_s += s.t;
 		out->wall_min_s = fmin(out->wall_min_s, s.t);

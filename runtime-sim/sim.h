@@ -218,6 +218,9 @@ typedef struct SimResilience {
 	int runs;
 } SimResilience;
 
+/* Events all Monte-Carlo runs of sim_resilience may take together
+ * (docs/limits.md): a bound on its work, whatever --runs and the horizon. */
+enum { SIM_MAX_EVENTS = 50000000 };
 /* wall = useful + sum(lost) in every run; -1 with e on bad input. */
 int sim_resilience(const SimRunSpec *r, const SimFailureModel *f, SimResilience *out,
 		   IrError *e);

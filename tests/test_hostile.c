@@ -308,12 +308,13 @@ Test(hostile, integers_out_of_range_are_refused_not_wrapped)
 	refused("shard " TINY " --cluster " TINYC " --mesh 65536x65536", 2,
 		"mesh '65536x65536' has more than 1073741824 devices");
 	refused("shard " TINY " --cluster " TINYC " --nodes 4294967298 --mesh 1x4", 2,
-		"--nodes needs an integer in 1..1000000");
+		"meshplan shard: --nodes must be in 1..1000000, got 4294967298");
 	refused("simulate " TINY " --cluster " TINYC " --batch 68719476752 "
 		"--manual dp=2,tp=2,pp=2,mbs=2", 2,
-		"17179869188 microbatches, over the limit of 16777216");
-	refused("simulate " TINY " --cluster " TINYC " --batch 1099511627777 "
-		"--manual dp=2,tp=2,pp=2,mbs=2", 2, "--batch needs an integer in 1..1099511627776");
+		"meshplan simulate: --batch must be in 1..1073741824, got 68719476752");
+	/* within the flag's range, the microbatch count is still bounded */
+	refused("simulate " TINY " --cluster " TINYC " --batch 1073741824 "
+		"--manual dp=1,tp=4,pp=2,mbs=1", 2, "1073741824 microbatches, over the limit of 16777216");
 }
 
 Test(hostile, a_plan_stage_of_65536x65536_is_refused)
@@ -352,6 +353,33 @@ Test(hostile, long_strings_are_refused_not_cut)
 		 "estimate --step-time 1 --gpus 4 --tokens-per-step 10 --tokens 100 --speeds "
 		 "1,0.%0100d1", 0);
 	refused(args, 2, "--speeds: an item is longer than 63 characters");
+}
+
+/* ---- 4. flags inside their ranges, bounded work ---- */
+
+Test(hostile, flags_in_range_make_bounded_work)
+{
+	time_t t0 = time(NULL);
+	/* 2^40: the divisors are found up to sqrt(G), not by counting to G */
+	refused("compare " TINY " --cluster " TINYC " --batch 1099511627776", 2,
+		"--batch must be in 1..1073741824");
+	refused("compile " TINY " --cluster dgx-a100 --nodes 100000 --batch 16", 1,
+		"the stage DP for 800000 GPUs");
+	refused("estimate --step-time 1 --gpus 16384 --tokens-per-step 4e6 --tokens 1e15 "
+		"--failures --runs 100000", 1, "100000 runs need over 50000000 events");
+	refused("estimate --step-time 1 --gpus 64 --tokens-per-step 1 --tokens 10 "
+		"--speed-dist uniform:0.5:1 --dp-workers 10000000 --sharding dynamic "
+		"--shards-per-worker 1000000", 2, "is over 1e+07 shards");
+	cr_expect_leq(time(NULL) - t0, 120, "each refused within seconds");
+}
+
+Test(hostile, help_shows_each_flags_range)
+{
+	char out[16384];
+	cr_assert_eq(test_run("compile --help", out, sizeof out), 0);
+	cr_expect(strstr(out, "node count (default: the cluster file's) [1..1000000]"), "%s", out);
+	cr_assert_eq(test_run("estimate --help", out, sizeof out), 0);
+	cr_expect(strstr(out, "[1..100000]"), "%s", out);
 }
 
 /* ---- 9. messages ---- */
