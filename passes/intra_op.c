@@ -962,18 +962,6 @@ static int solve(Plan *P, PassIntraResult *r)
 	}
 	r->variables = ilp_ncols(ilp);
 	r->constraints = ilp_nrows(ilp);
-	if (getenv("MESHPLAN_ILP_STATS")) {
-		int hist[8] = {0};
-		for (int gi = 0; gi < P->ngroups; gi++) {
-			int n = P->groups[gi].nstrat, b = 0;
-			while (n > 1 && b < 7) { n /= 2; b++; }
-			hist[b]++;
-		}
-		fprintf(stderr, "groups %d, strategies per group log2-histogram:", P->ngroups);
-		for (int b = 0; b < 8; b++)
-			fprintf(stderr, " %d", hist[b]);
-		fprintf(stderr, "; blocks %d\n", nblocks);
-	}
 	IlpOptions io = {.time_limit_s = P->o->time_limit_s};
 	IlpResult ir;
 	IlpStatus st = ilp_solve(ilp, &io, &ir);
