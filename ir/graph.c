@@ -37,7 +37,7 @@ static void *grow(void *p, int *cap, int need, size_t elem)
 	int n = *cap ? *cap : 64;
 	while (n < need)
 		n *= 2;
-	void *q = realloc(p, (size_t)n * elem);
+	void *q = ir_xrealloc(p, (size_t)n * elem);
 	if (!q) {
 		fputs("meshplan: out of memory\n", stderr);
 		abort();

@@ -57,6 +57,8 @@ void *ir_xmalloc(size_t n);
 void *ir_xcalloc(size_t n, size_t size);
 void *ir_xrealloc(void *p, size_t n);
 char *ir_xstrdup(const char *s);
+/* What they do on failure: "meshplan: out of memory" and abort. */
+_Noreturn void ir_oom(void);
 
 /* ------------------------------------------------------------------ */
 /* Input limits (docs/limits.md): what a file or flag may ask for.     */

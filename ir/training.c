@@ -24,6 +24,7 @@ typedef struct {
 	bool *needs;     /* tensor depends on a weight */
 	bool plain;      /* next emit() has no local labels (gradient sums) */
 	IrError *e;
+	bool failed;     /* an emit() failed: e says why */
 } Builder;
 
 /* New tensor shaped like `like`, for gradients. */
@@ -68,7 +69,10 @@ static int emit(Builder *b, int f, IrOpKind kind, const char *fn, int nin, const
 	op.attr[1] = fo->attr[1];
 	op.attr[2] = variant;
 	op.name = ir_strfmt(&g->arena, "%s:%s", fo->name, suffix);
-	return ir_graph_add_op(g, &op, b->e);
+	int id = ir_graph_add_op(g, &op, b->e);
+	if (id < 0 && !b->failed)
+		b->failed = true; /* the first error is kept in b->e */
+	return id;
 }
 
 /* Adds contribution c to the gradient of tensor x. */
@@ -290,7 +294,8 @@ static void update_weight(Builder *b, int w)
 	strcpy(op.lab[0], lab);
 	strcpy(op.lab[1], lab);
 	op.name = ir_strfmt(&g->arena, "%s:accumulate", wt.name);
-	ir_graph_add_op(g, &op, b->e);
+	if (ir_graph_add_op(g, &op, b->e) < 0)
+		b->failed = true;
 
 	static const char *state[3] = {"master", "adam_m", "adam_v"};
 	int st[3];
@@ -316,7 +321,8 @@ static void update_weight(Builder *b, int w)
 	for (int k = 0; k < 5; k++)
 		strcpy(op.lab[k], lab);
 	op.name = ir_strfmt(&g->arena, "%s:adam", wt.name);
-	ir_graph_add_op(g, &op, b->e);
+	if (ir_graph_add_op(g, &op, b->e) < 0)
+		b->failed = true;
 }
 
 int ir_build_training(IrGraph *g, IrError *e)
@@ -326,7 +332,7 @@ int ir_build_training(IrGraph *g, IrError *e)
 	if (g->loss < 0)
 		return ir_fail(e, g->file, 0, "the model has no loss op");
 	int nt = g->ntensors;
-	Builder b = {g, malloc(sizeof(int) * (size_t)nt), calloc((size_t)nt, sizeof(bool)), false, e};
+	Builder b = {g, ir_xmalloc(sizeof(int) * (size_t)nt), ir_xcalloc((size_t)nt, sizeof(bool)), false, e, false};
 	for (int i = 0; i < nt; i++) {
 		b.grad[i] = -1;
 		b.needs[i] = g->tensors[i].role == IR_T_WEIGHT;
@@ -342,10 +348,12 @@ int ir_build_training(IrGraph *g, IrError *e)
 	int rc = 0;
 	for (int i = g->nfwd_ops - 1; i >= 0 && !rc; i--)
 		if (g->ops[i].phase == IR_FWD)
-			rc = backward_op(&b, i);
+			rc = backward_op(&b, i) || b.failed ? -1 : 0;
 	for (int w = 0; w < nt && !rc; w++)
-		if (g->tensors[w].role == IR_T_WEIGHT && b.grad[w] >= 0)
+		if (g->tensors[w].role == IR_T_WEIGHT && b.grad[w] >= 0) {
 			update_weight(&b, w);
+			rc = b.failed ? -1 : 0;
+		}
 	free(b.grad);
 	free(b.needs);
 	if (!rc)

@@ -35,10 +35,15 @@ const char *ir_error_str(const IrError *e, char *buf, size_t n)
 
 /* ---- the heap allocator ---- */
 
-static void *oom(void)
+_Noreturn void ir_oom(void)
 {
 	fputs("meshplan: out of memory\n", stderr);
 	abort();
+}
+
+static void *oom(void)
+{
+	ir_oom();
 }
 
 void *ir_xmalloc(size_t n)

@@ -152,11 +152,11 @@ static int dp_init(Dp *x, const PassStageTable *t, int devices)
 	size_t nc = (size_t)x->S * x->U * x->U * x->H + 1;
 	size_t ne = (size_t)x->U * x->P * 2 * x->H + 1;
 	size_t nf = (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC;
-	x->C = malloc(sizeof(double) * nc);
-	x->E = malloc(sizeof(double) * ne);
-	x->next = malloc(sizeof(int) * ((size_t)x->M * x->H + 1));
-	x->F = malloc(sizeof(double) * nf);
-	x->pick = malloc(sizeof(int) * nf);
+	x->C = ir_xmalloc(sizeof(double) * nc);
+	x->E = ir_xmalloc(sizeof(double) * ne);
+	x->next = ir_xmalloc(sizeof(int) * ((size_t)x->M * x->H + 1));
+	x->F = ir_xmalloc(sizeof(double) * nf);
+	x->pick = ir_xmalloc(sizeof(int) * nf);
 	if (!x->C || !x->E || !x->next || !x->F || !x->pick) {
 		fputs("meshplan: out of memory\n", stderr);
 		abort();
@@ -340,7 +340,7 @@ int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPip
 	for (int s = 0; by_stages && s <= PASS_MAX_UNITS; s++)
 		by_stages[s] = (PassPipeline){.total_s = INFINITY};
 	size_t n = 0;
-	double *cand = malloc(sizeof(double) * ((size_t)x.S * x.U * x.U * x.H * 2 + 1));
+	double *cand = ir_xmalloc(sizeof(double) * ((size_t)x.S * x.U * x.U * x.H * 2 + 1));
 	if (!cand)
 		abort();
 	for (size_t i = 0; i < (size_t)x.S * x.U * x.U * x.H; i++)
@@ -450,7 +450,7 @@ double pass_stage_min_memory(const PassStageTable *t, int devices)
 		return INFINITY;
 	int U = x.U, D = x.D, H = x.H;
 	/* need[(s-1, k, i, h)]: the leanest view's memory as the s-th stage from the end */
-	double *need = malloc(sizeof(double) * ((size_t)x.S * U * U * H + 1));
+	double *need = ir_xmalloc(sizeof(double) * ((size_t)x.S * U * U * H + 1));
 	if (!need)
 		abort();
 	for (int s = 1; s <= x.S; s++)
@@ -589,7 +589,7 @@ static const Exact *find_exact(const Cand *k, int i, int j, int h, int v)
 
 static IrGraph *load_graph(const Search *x, int64_t b, IrError *e)
 {
-	IrGraph *g = calloc(1, sizeof *g);
+	IrGraph *g = ir_xcalloc(1, sizeof *g);
 	if (!g)
 		abort();
 	if (ir_model_training(x->m, x->ps, b, g, e)) {
@@ -855,8 +855,8 @@ static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute 
 		return -1;
 	}
 	x->r->stage_solves += solves;
-	k->keep = realloc(k->keep, sizeof *k->keep * (size_t)(k->nkeep + 1));
-	k->exact = realloc(k->exact, sizeof *k->exact * (size_t)(k->nexact + n));
+	k->keep = ir_xrealloc(k->keep, sizeof *k->keep * (size_t)(k->nkeep + 1));
+	k->exact = ir_xrealloc(k->exact, sizeof *k->exact * (size_t)(k->nexact + n));
 	if (!k->keep || !k->exact)
 		abort();
 	k->keep[k->nkeep++] = tmp; /* the arena (the stages' arrays) moves with it */
@@ -956,7 +956,7 @@ static int refine(Search *x, Cand *k, IrError *e)
 	/* the best pipelines of other stage counts within 3%, checked in the
 	 * simulator (the DP's cost leaves out how the schedule's end and the
 	 * once-per-step work overlap) */
-	PassPipeline *alt = malloc(sizeof(PassPipeline) * (PASS_MAX_UNITS + 1));
+	PassPipeline *alt = ir_xmalloc(sizeof(PassPipeline) * (PASS_MAX_UNITS + 1));
 	if (!alt)
 		abort();
 	PassPipeline p;
@@ -1152,7 +1152,7 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	double best = base.fits ? base.step_time_s : INFINITY;
 	sim_result_free(&base);
 	int S = plan->nstages;
-	PassIntraOptions *opt = calloc((size_t)S, sizeof *opt);
+	PassIntraOptions *opt = ir_xcalloc((size_t)S, sizeof *opt);
 	if (!opt)
 		abort();
 	for (int z = 1; z <= 2; z++) {
@@ -1270,9 +1270,9 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			       (long long)o->microbatch, (long long)G);
 	if (o->recompute > IR_RECOMP_FULL)
 		return ir_fail(e, "", 0, "unknown recomputation mode %d", o->recompute);
-	x.div = malloc(sizeof(int64_t) * 4096);
-	x.cand_of = malloc(sizeof(int) * 4096);
-	x.cand = calloc(4096, sizeof(Cand));
+	x.div = ir_xmalloc(sizeof(int64_t) * 4096);
+	x.cand_of = ir_xmalloc(sizeof(int) * 4096);
+	x.cand = ir_xcalloc(4096, sizeof(Cand));
 	if (!x.div || !x.cand_of || !x.cand)
 		abort();
 	if (o->microbatch > 0) {

@@ -90,7 +90,7 @@ static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgre
 	int nt = default_threads(threads);
 	if (nt > njobs)
 		nt = njobs;
-	pthread_t *tid = calloc((size_t)(nt > 1 ? nt : 1), sizeof(pthread_t));
+	pthread_t *tid = ir_xcalloc((size_t)(nt > 1 ? nt : 1), sizeof(pthread_t));
 	int started = 0;
 	for (int i = 1; i < nt; i++)
 		if (!pthread_create(&tid[started], NULL, pool_worker, &p))
@@ -380,9 +380,9 @@ static void setup_views(PassLayerCosts *lc)
 			lc->maxviews = nv;
 	}
 	size_t nv = (size_t)lc->nshapes * (size_t)lc->maxviews;
-	lc->view = calloc(nv, sizeof *lc->view);
-	lc->canon = malloc(sizeof(int) * nv);
-	lc->lean = calloc(nv, sizeof *lc->lean);
+	lc->view = ir_xcalloc(nv, sizeof *lc->view);
+	lc->canon = ir_xmalloc(sizeof(int) * nv);
+	lc->lean = ir_xcalloc(nv, sizeof *lc->lean);
 	if (!lc->view || !lc->canon || !lc->lean)
 		abort();
 	for (int h = 0; h < lc->nshapes; h++) {
@@ -410,12 +410,12 @@ static void setup_keys(PassLayerCosts *lc, int *nops)
 	const IrGraph *g = lc->g;
 	int L = g->nlayers;
 	lc->nlayers = L;
-	lc->key = malloc(sizeof(int) * (size_t)L);
-	lc->rep = malloc(sizeof(int) * (size_t)L);
-	lc->owner = malloc(sizeof(int) * (size_t)L);
-	uint64_t *hash = malloc(sizeof(uint64_t) * (size_t)L);
-	int *ops = malloc(sizeof(int) * (size_t)(g->nops + 1));
-	int *pos = malloc(sizeof(int) * (size_t)(g->nops + 1));
+	lc->key = ir_xmalloc(sizeof(int) * (size_t)L);
+	lc->rep = ir_xmalloc(sizeof(int) * (size_t)L);
+	lc->owner = ir_xmalloc(sizeof(int) * (size_t)L);
+	uint64_t *hash = ir_xmalloc(sizeof(uint64_t) * (size_t)L);
+	int *ops = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
+	int *pos = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
 	if (!lc->key || !lc->rep || !lc->owner || !hash || !ops || !pos)
 		abort();
 	for (int i = 0; i < g->nops; i++)
@@ -444,8 +444,8 @@ PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicr
 		ir_fail(e, g->file, 0, "the inter-op pass needs the training graph");
 		return NULL;
 	}
-	PassLayerCosts *lc = calloc(1, sizeof *lc);
-	int *nops = malloc(sizeof(int) * (size_t)(g->nlayers + 1));
+	PassLayerCosts *lc = ir_xcalloc(1, sizeof *lc);
+	int *nops = ir_xmalloc(sizeof(int) * (size_t)(g->nlayers + 1));
 	if (!lc || !nops)
 		abort();
 	pthread_mutex_init(&lc->lock, NULL);
@@ -457,8 +457,8 @@ PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicr
 	/* one job per key and view that is not another's transpose, the
 	 * largest (2D views, many ops) first */
 	size_t nv = (size_t)lc->nshapes * (size_t)lc->maxviews;
-	lc->cost = calloc((size_t)lc->nkeys * nv * NVAR, sizeof(LayerCost));
-	Job *jobs = malloc(sizeof(Job) * ((size_t)lc->nkeys * nv + 1));
+	lc->cost = ir_xcalloc((size_t)lc->nkeys * nv * NVAR, sizeof(LayerCost));
+	Job *jobs = ir_xmalloc(sizeof(Job) * ((size_t)lc->nkeys * nv + 1));
 	if (!lc->cost || !jobs)
 		abort();
 	int njobs = 0;
@@ -555,9 +555,9 @@ int pass_cluster_layers(const IrGraph *g, int max, int *unit_first)
 	}
 	/* linear partition into exactly `max` groups, the largest as small as
 	 * possible: best[k][i] for the first i layers in k groups */
-	double *pre = calloc((size_t)n + 1, sizeof(double));
-	double *best = malloc(sizeof(double) * (size_t)(max + 1) * (size_t)(n + 1));
-	int *cut = malloc(sizeof(int) * (size_t)(max + 1) * (size_t)(n + 1));
+	double *pre = ir_xcalloc((size_t)n + 1, sizeof(double));
+	double *best = ir_xmalloc(sizeof(double) * (size_t)(max + 1) * (size_t)(n + 1));
+	int *cut = ir_xmalloc(sizeof(int) * (size_t)(max + 1) * (size_t)(n + 1));
 	if (!pre || !best || !cut)
 		abort();
 	for (int l = 0; l < n; l++)
@@ -606,10 +606,10 @@ void pass_stage_table_alloc(PassStageTable *t, int nunits, int nshapes, int maxv
 	t->nunits = nunits;
 	t->nshapes = nshapes;
 	t->maxviews = maxviews;
-	t->unit_first = calloc((size_t)nunits + 1, sizeof(int));
-	t->send_bytes = calloc((size_t)nunits + 1, sizeof(double));
-	t->view = calloc((size_t)nshapes * (size_t)maxviews + 1, sizeof(IrLogicalMesh));
-	t->option = calloc((size_t)nunits * nunits * nshapes * maxviews + 1, sizeof(PassStageOption));
+	t->unit_first = ir_xcalloc((size_t)nunits + 1, sizeof(int));
+	t->send_bytes = ir_xcalloc((size_t)nunits + 1, sizeof(double));
+	t->view = ir_xcalloc((size_t)nshapes * (size_t)maxviews + 1, sizeof(IrLogicalMesh));
+	t->option = ir_xcalloc((size_t)nunits * nunits * nshapes * maxviews + 1, sizeof(PassStageOption));
 	if (!t->unit_first || !t->send_bytes || !t->view || !t->option)
 		abort();
 }
@@ -904,16 +904,16 @@ int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,
 {
 	int S = plan->nstages;
 	ShardCtx x = {g, c, plan, opt, NULL, NULL, NULL, NULL, NULL, NULL};
-	x.solve_of = malloc(sizeof(int) * (size_t)S);
-	x.out = calloc((size_t)S, sizeof(IrStagePlan));
-	x.arenas = calloc((size_t)S, sizeof(IrArena));
-	x.err = calloc((size_t)S, sizeof(IrError));
-	x.rc = calloc((size_t)S, sizeof(int));
-	x.jobs = malloc(sizeof(int) * (size_t)S);
-	uint64_t *hash = malloc(sizeof(uint64_t) * (size_t)S);
-	int *ops = malloc(sizeof(int) * (size_t)(g->nops + 1));
-	int *ops2 = malloc(sizeof(int) * (size_t)(g->nops + 1));
-	int *pos = malloc(sizeof(int) * (size_t)(g->nops + 1));
+	x.solve_of = ir_xmalloc(sizeof(int) * (size_t)S);
+	x.out = ir_xcalloc((size_t)S, sizeof(IrStagePlan));
+	x.arenas = ir_xcalloc((size_t)S, sizeof(IrArena));
+	x.err = ir_xcalloc((size_t)S, sizeof(IrError));
+	x.rc = ir_xcalloc((size_t)S, sizeof(int));
+	x.jobs = ir_xmalloc(sizeof(int) * (size_t)S);
+	uint64_t *hash = ir_xmalloc(sizeof(uint64_t) * (size_t)S);
+	int *ops = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
+	int *ops2 = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
+	int *pos = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
 	if (!x.solve_of || !x.out || !x.arenas || !x.err || !x.rc || !x.jobs || !hash || !ops ||
 	    !ops2 || !pos)
 		abort();

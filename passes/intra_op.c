@@ -150,7 +150,7 @@ static Group *new_group(Plan *P)
 {
 	if (P->ngroups == P->cap_groups) {
 		P->cap_groups = P->cap_groups ? 2 * P->cap_groups : 256;
-		P->groups = realloc(P->groups, sizeof *P->groups * (size_t)P->cap_groups);
+		P->groups = ir_xrealloc(P->groups, sizeof *P->groups * (size_t)P->cap_groups);
 	}
 	Group *gr = &P->groups[P->ngroups++];
 	memset(gr, 0, sizeof *gr);
@@ -163,7 +163,7 @@ static void add_link(Plan *P, Link l)
 {
 	if (P->nlinks == P->cap_links) {
 		P->cap_links = P->cap_links ? 2 * P->cap_links : 1024;
-		P->links = realloc(P->links, sizeof *P->links * (size_t)P->cap_links);
+		P->links = ir_xrealloc(P->links, sizeof *P->links * (size_t)P->cap_links);
 	}
 	P->links[P->nlinks++] = l;
 }
@@ -259,10 +259,10 @@ static int candidates(const Plan *P, const IrOp *op, char *labs)
 static void group_push(Plan *P, Group *gr, const PassOpChoice *chs, double mem)
 {
 	int s = gr->nstrat++;
-	gr->ch = realloc(gr->ch, sizeof *gr->ch * (size_t)gr->nstrat * (size_t)gr->nops);
-	gr->cost = realloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
-	gr->comm = realloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
-	gr->mem = realloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
+	gr->ch = ir_xrealloc(gr->ch, sizeof *gr->ch * (size_t)gr->nstrat * (size_t)gr->nops);
+	gr->cost = ir_xrealloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
+	gr->comm = ir_xrealloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
+	gr->mem = ir_xrealloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
 	memcpy(&gr->ch[(size_t)s * (size_t)gr->nops], chs, sizeof *chs * (size_t)gr->nops);
 	double cost = 0, comm = 0;
 	for (int i = 0; i < gr->nops; i++) {
@@ -310,7 +310,7 @@ static double ops_memory(const Plan *P, const Group *gr, const PassOpChoice *chs
  */
 static uint8_t *expert_dims(const IrGraph *g)
 {
-	uint8_t *x = calloc((size_t)g->ntensors + 1, 1);
+	uint8_t *x = ir_xcalloc((size_t)g->ntensors + 1, 1);
 	if (!x)
 		abort();
 	for (int o = 0; o < g->nfwd_ops; o++) {
@@ -455,10 +455,10 @@ static void enumerate_weight(Plan *P, Group *gr, int w)
 			if (!ok || !weight_allowed(P, w, &s))
 				continue;
 			gr->nstrat++;
-			gr->wspec = realloc(gr->wspec, sizeof *gr->wspec * (size_t)gr->nstrat);
-			gr->cost = realloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
-			gr->comm = realloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
-			gr->mem = realloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
+			gr->wspec = ir_xrealloc(gr->wspec, sizeof *gr->wspec * (size_t)gr->nstrat);
+			gr->cost = ir_xrealloc(gr->cost, sizeof(double) * (size_t)gr->nstrat);
+			gr->comm = ir_xrealloc(gr->comm, sizeof(double) * (size_t)gr->nstrat);
+			gr->mem = ir_xrealloc(gr->mem, sizeof(double) * (size_t)gr->nstrat);
 			gr->wspec[gr->nstrat - 1] = s;
 			gr->cost[gr->nstrat - 1] = 0;
 			gr->comm[gr->nstrat - 1] = 0;
@@ -493,7 +493,7 @@ static void enumerate_group(Plan *P, Group *gr)
 	const IrOp *op = &g->ops[lead];
 	char labs[64];
 	int nl = candidates(P, op, labs);
-	PassOpChoice *chs = calloc((size_t)gr->nops, sizeof *chs);
+	PassOpChoice *chs = ir_xcalloc((size_t)gr->nops, sizeof *chs);
 	int n0 = m->n[0] > 1 ? nl : 0, n1 = m->n[1] > 1 ? nl : 0;
 	for (int i0 = -1; i0 < n0; i0++)
 		for (int i1 = -1; i1 < n1; i1++) {
@@ -534,8 +534,8 @@ static void mark_partial(Plan *P)
 {
 	const IrGraph *g = P->x.g;
 	size_t nt = g->ntensors > 0 ? (size_t)g->ntensors : 1;
-	bool *other = calloc(nt, sizeof(bool));
-	bool *used = calloc(nt, sizeof(bool));
+	bool *other = ir_xcalloc(nt, sizeof(bool));
+	bool *used = ir_xcalloc(nt, sizeof(bool));
 	for (int i = 0; i < g->nops; i++) {
 		const IrOp *op = &g->ops[i];
 		bool sum = is_grad_sum(op) || op->kind == IR_ACCUM;
@@ -567,13 +567,13 @@ static void build_groups(Plan *P)
 		    P->group_of[p] >= 0 &&
 		    P->groups[P->group_of[p]].weight < 0) {
 			Group *gr = &P->groups[P->group_of[p]];
-			gr->ops = realloc(gr->ops, sizeof(int) * (size_t)(gr->nops + 1));
+			gr->ops = ir_xrealloc(gr->ops, sizeof(int) * (size_t)(gr->nops + 1));
 			P->pos_in_group[i] = gr->nops;
 			gr->ops[gr->nops++] = i;
 			P->group_of[i] = P->group_of[p];
 		} else {
 			Group *gr = new_group(P);
-			gr->ops = malloc(sizeof(int));
+			gr->ops = ir_xmalloc(sizeof(int));
 			gr->ops[0] = i;
 			gr->nops = 1;
 			P->group_of[i] = P->ngroups - 1;
@@ -699,7 +699,7 @@ static int classes(const double *C, int na, int nb, int dir, int *cls)
 {
 	int n = 0;
 	int len = dir ? na : nb, cnt = dir ? nb : na;
-	int *rep = malloc(sizeof(int) * (size_t)cnt);
+	int *rep = ir_xmalloc(sizeof(int) * (size_t)cnt);
 	for (int i = 0; i < cnt; i++) {
 		int found = -1;
 		for (int c = 0; c < n && found < 0; c++) {
@@ -769,8 +769,8 @@ static int solve_exhaustive(Plan *P, PassIntraResult *r)
 			 combos);
 		return -1;
 	}
-	int *pick = calloc((size_t)P->ngroups, sizeof(int));
-	int *best = calloc((size_t)P->ngroups, sizeof(int));
+	int *pick = ir_xcalloc((size_t)P->ngroups, sizeof(int));
+	int *best = ir_xcalloc((size_t)P->ngroups, sizeof(int));
 	double best_c = INFINITY;
 	for (;;) {
 		double mem, c = assignment_cost(P, pick, &mem);
@@ -828,7 +828,7 @@ static int solve(Plan *P, PassIntraResult *r)
 		}
 		Group *A = &P->groups[e.a], *B = &P->groups[e.b];
 		int na = A->nstrat, nb = B->nstrat;
-		double *C = malloc(sizeof(double) * (size_t)na * (size_t)nb);
+		double *C = ir_xmalloc(sizeof(double) * (size_t)na * (size_t)nb);
 		double maxc = 0;
 		for (int a = 0; a < na; a++)
 			for (int b = 0; b < nb; b++) {
@@ -848,7 +848,7 @@ static int solve(Plan *P, PassIntraResult *r)
 				V->cost[s] += na == 1 ? C[s] : C[(size_t)s * nb];
 		}
 		if (maxc > 0 && na > 1 && nb > 1) {
-			blocks = realloc(blocks, sizeof *blocks * (size_t)(nblocks + 1));
+			blocks = ir_xrealloc(blocks, sizeof *blocks * (size_t)(nblocks + 1));
 			blocks[nblocks++] = (Block){e, C};
 		} else {
 			free(C);
@@ -856,18 +856,22 @@ static int solve(Plan *P, PassIntraResult *r)
 	}
 	/* 2. one-hot choice per group */
 	IlpProblem *ilp = ilp_new();
+	if (!ilp)
+		ir_oom();
+	int ilp_bad = 0; /* an ilp_add_* failed */
 	for (int gi = 0; gi < P->ngroups; gi++) {
 		Group *gr = &P->groups[gi];
 		if (gr->nstrat == 1)
 			continue;
 		gr->var0 = ilp_ncols(ilp);
-		int *cols = malloc(sizeof(int) * (size_t)gr->nstrat);
-		double *ones = malloc(sizeof(double) * (size_t)gr->nstrat);
+		int *cols = ir_xmalloc(sizeof(int) * (size_t)gr->nstrat);
+		double *ones = ir_xmalloc(sizeof(double) * (size_t)gr->nstrat);
 		for (int s = 0; s < gr->nstrat; s++) {
 			cols[s] = ilp_add_binary(ilp, gr->cost[s] * ILP_UNIT);
+			ilp_bad |= cols[s] < 0;
 			ones[s] = 1;
 		}
-		ilp_add_row(ilp, gr->nstrat, cols, ones, ILP_EQ, 1);
+		ilp_bad |= ilp_add_row(ilp, gr->nstrat, cols, ones, ILP_EQ, 1) < 0;
 		free(cols);
 		free(ones);
 	}
@@ -877,9 +881,9 @@ static int solve(Plan *P, PassIntraResult *r)
 		double *C = blocks[bi].C;
 		Group *A = &P->groups[e.a], *B = &P->groups[e.b];
 		int na = A->nstrat, nb = B->nstrat;
-		int *ra = malloc(sizeof(int) * (size_t)na), *cb = malloc(sizeof(int) * (size_t)nb);
+		int *ra = ir_xmalloc(sizeof(int) * (size_t)na), *cb = ir_xmalloc(sizeof(int) * (size_t)nb);
 		int P_ = classes(C, na, nb, 0, ra), Q = classes(C, na, nb, 1, cb);
-		int *ya = malloc(sizeof(int) * (size_t)P_ * (size_t)Q);
+		int *ya = ir_xmalloc(sizeof(int) * (size_t)P_ * (size_t)Q);
 		for (int p = 0; p < P_; p++)
 			for (int q = 0; q < Q; q++) {
 				int a = 0, b = 0;
@@ -889,10 +893,11 @@ static int solve(Plan *P, PassIntraResult *r)
 					b++;
 				ya[p * Q + q] =
 					ilp_add_continuous(ilp, 0, 1, C[(size_t)a * nb + b] * ILP_UNIT);
+				ilp_bad |= ya[p * Q + q] < 0;
 			}
 		int cap = (na > nb ? na : nb) + P_ + Q;
-		int *cols = malloc(sizeof(int) * (size_t)cap);
-		double *vals = malloc(sizeof(double) * (size_t)cap);
+		int *cols = ir_xmalloc(sizeof(int) * (size_t)cap);
+		double *vals = ir_xmalloc(sizeof(double) * (size_t)cap);
 		for (int p = 0; p < P_; p++) {
 			int n = 0;
 			for (int q = 0; q < Q; q++) {
@@ -904,7 +909,7 @@ static int solve(Plan *P, PassIntraResult *r)
 					cols[n] = A->var0 + a;
 					vals[n++] = -1;
 				}
-			ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0);
+			ilp_bad |= ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0) < 0;
 		}
 		for (int q = 0; q < Q; q++) {
 			int n = 0;
@@ -917,7 +922,7 @@ static int solve(Plan *P, PassIntraResult *r)
 					cols[n] = B->var0 + b;
 					vals[n++] = -1;
 				}
-			ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0);
+			ilp_bad |= ilp_add_row(ilp, n, cols, vals, ILP_EQ, 0) < 0;
 		}
 		free(cols);
 		free(vals);
@@ -931,8 +936,8 @@ static int solve(Plan *P, PassIntraResult *r)
 	if (P->o->memory_budget > 0) {
 		double fixed = 0;
 		int n = 0;
-		int *cols = malloc(sizeof(int) * (size_t)(ilp_ncols(ilp) + 1));
-		double *vals = malloc(sizeof(double) * (size_t)(ilp_ncols(ilp) + 1));
+		int *cols = ir_xmalloc(sizeof(int) * (size_t)(ilp_ncols(ilp) + 1));
+		double *vals = ir_xmalloc(sizeof(double) * (size_t)(ilp_ncols(ilp) + 1));
 		for (int gi = 0; gi < P->ngroups; gi++) {
 			Group *gr = &P->groups[gi];
 			if (gr->nstrat == 1) {
@@ -956,12 +961,20 @@ static int solve(Plan *P, PassIntraResult *r)
 			return -1;
 		}
 		if (n)
-			ilp_add_row(ilp, n, cols, vals, ILP_LE, (P->o->memory_budget - fixed) / 1e9);
+			ilp_bad |= ilp_add_row(ilp, n, cols, vals, ILP_LE,
+					       (P->o->memory_budget - fixed) / 1e9) < 0;
 		free(cols);
 		free(vals);
 	}
 	r->variables = ilp_ncols(ilp);
 	r->constraints = ilp_nrows(ilp);
+	if (ilp_bad) {
+		r->status = PASS_ERROR;
+		snprintf(r->message, sizeof r->message, "building the ILP failed (%d columns)",
+			 r->variables);
+		ilp_free(ilp);
+		return -1;
+	}
 	IlpOptions io = {.time_limit_s = P->o->time_limit_s};
 	IlpResult ir;
 	IlpStatus st = ilp_solve(ilp, &io, &ir);
@@ -1004,7 +1017,7 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 		nops += in_stage(P, i);
 	/* collectives: own ones plus resharding on links */
 	int ncomm = 0, cap = 64;
-	IrComm *comm = malloc(sizeof *comm * (size_t)cap);
+	IrComm *comm = ir_xmalloc(sizeof *comm * (size_t)cap);
 	double compute = 0, own = 0, reshard = 0;
 	for (int gi = 0; gi < P->ngroups; gi++) {
 		Group *gr = &P->groups[gi];
@@ -1015,7 +1028,7 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 			own += n * c->comm;
 			for (int k = 0; k < c->nown; k++) {
 				if (ncomm + 1 > cap)
-					comm = realloc(comm, sizeof *comm * (size_t)(cap *= 2));
+					comm = ir_xrealloc(comm, sizeof *comm * (size_t)(cap *= 2));
 				comm[ncomm] = c->own[k];
 				comm[ncomm].op = gr->ops[i];
 				comm[ncomm].per_step = g->ops[gr->ops[i]].phase == IR_UPDATE;
@@ -1034,7 +1047,7 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 							link_spec(P, l, false, B->chosen), tmp, &n, 4);
 		for (int k = 0; k < n; k++) {
 			if (ncomm + 1 > cap)
-				comm = realloc(comm, sizeof *comm * (size_t)(cap *= 2));
+				comm = ir_xrealloc(comm, sizeof *comm * (size_t)(cap *= 2));
 			comm[ncomm] = tmp[k];
 			comm[ncomm].op = l->dst_op >= 0 ? l->dst_op : l->src_op;
 			comm[ncomm].per_step = l->count == 1.0 && (l->dst_op < 0 ||
@@ -1145,21 +1158,21 @@ static void find_runs(Plan *P)
 {
 	const IrGraph *g = P->x.g;
 	int L = g->nlayers;
-	int *count = calloc((size_t)L, sizeof(int)), **lists = calloc((size_t)L, sizeof(int *));
+	int *count = ir_xcalloc((size_t)L, sizeof(int)), **lists = ir_xcalloc((size_t)L, sizeof(int *));
 	for (int i = 0; i < g->nops; i++) {
 		int l = g->ops[i].layer;
 		if (l < P->first_layer || l > P->last_layer)
 			continue;
-		lists[l] = realloc(lists[l], sizeof(int) * (size_t)(count[l] + 1));
+		lists[l] = ir_xrealloc(lists[l], sizeof(int) * (size_t)(count[l] + 1));
 		lists[l][count[l]++] = i;
 	}
-	uint64_t *h = calloc((size_t)L, sizeof(uint64_t));
+	uint64_t *h = ir_xcalloc((size_t)L, sizeof(uint64_t));
 	for (int l = P->first_layer; l <= P->last_layer; l++)
 		h[l] = layer_hash(g, lists[l], count[l]);
-	P->skip_layer = calloc((size_t)L, sizeof(bool));
-	P->scale = malloc(sizeof(double) * (size_t)L);
-	P->run = malloc(sizeof(int) * (size_t)L);
-	P->rep_op = malloc(sizeof(int) * (size_t)g->nops);
+	P->skip_layer = ir_xcalloc((size_t)L, sizeof(bool));
+	P->scale = ir_xmalloc(sizeof(double) * (size_t)L);
+	P->run = ir_xmalloc(sizeof(int) * (size_t)L);
+	P->rep_op = ir_xmalloc(sizeof(int) * (size_t)g->nops);
 	for (int i = 0; i < g->nops; i++)
 		P->rep_op[i] = -1;
 	for (int l = 0; l < L; l++) {
@@ -1213,10 +1226,10 @@ static void scale_groups(Plan *P)
 static void plan_build(Plan *P)
 {
 	const IrGraph *g = P->x.g;
-	P->group_of = malloc(sizeof(int) * (size_t)g->nops);
-	P->pos_in_group = calloc((size_t)g->nops, sizeof(int));
-	P->wgroup = malloc(sizeof(int) * (size_t)g->ntensors);
-	P->keep_partial = calloc((size_t)g->ntensors, sizeof(bool));
+	P->group_of = ir_xmalloc(sizeof(int) * (size_t)g->nops);
+	P->pos_in_group = ir_xcalloc((size_t)g->nops, sizeof(int));
+	P->wgroup = ir_xmalloc(sizeof(int) * (size_t)g->ntensors);
+	P->keep_partial = ir_xcalloc((size_t)g->ntensors, sizeof(bool));
 	for (int i = 0; i < g->nops; i++)
 		P->group_of[i] = -1;
 	for (int i = 0; i < g->ntensors; i++)
@@ -1343,7 +1356,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 		out->n1 = m->n[1];
 		if (R.skip_layer) {
 			/* the full plan groups ops as the reduced one did */
-			bool *lead = calloc((size_t)g->nops, sizeof(bool));
+			bool *lead = ir_xcalloc((size_t)g->nops, sizeof(bool));
 			for (int i = 0; i < g->nops; i++) {
 				int rl = R.rep_op[i] >= 0 ? R.rep_op[i] : i;
 				lead[i] = in_range(&R, i) && R.group_of[rl] >= 0 &&

@@ -99,9 +99,9 @@ int pass_manual_split(const IrGraph *g, int S, int *first, int *last)
 		return 0;
 	}
 	/* min-max partition: best[k][j] = layers [0, j) in k groups */
-	double *pre = calloc((size_t)L + 1, sizeof(double));
-	double *best = malloc(sizeof(double) * (size_t)(S + 1) * (size_t)(L + 1));
-	int *cut = malloc(sizeof(int) * (size_t)(S + 1) * (size_t)(L + 1));
+	double *pre = ir_xcalloc((size_t)L + 1, sizeof(double));
+	double *best = ir_xmalloc(sizeof(double) * (size_t)(S + 1) * (size_t)(L + 1));
+	int *cut = ir_xmalloc(sizeof(int) * (size_t)(S + 1) * (size_t)(L + 1));
 	if (!pre || !best || !cut)
 		abort();
 	for (int l = 0; l < L; l++)
@@ -153,7 +153,7 @@ static int shard(const IrGraph *g, const IrCluster *c, const PassManual *m, IrPl
 		 int threads, int *solves, IrError *e)
 {
 	int S = p->nstages;
-	PassIntraOptions *opt = calloc((size_t)S, sizeof *opt);
+	PassIntraOptions *opt = ir_xcalloc((size_t)S, sizeof *opt);
 	if (!opt)
 		abort();
 	for (int i = 0; i < S; i++) {
@@ -186,7 +186,7 @@ int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 	if (pass_manual_check(c, m, global_batch, why, sizeof why))
 		return ir_fail(e, "", 0, "%s", why);
 	int S = m->pp * m->v;
-	int *first = malloc(sizeof(int) * (size_t)S), *last = malloc(sizeof(int) * (size_t)S);
+	int *first = ir_xmalloc(sizeof(int) * (size_t)S), *last = ir_xmalloc(sizeof(int) * (size_t)S);
 	if (!first || !last)
 		abort();
 	if (pass_manual_split(g, S, first, last)) {
@@ -253,7 +253,7 @@ static IrGraph *graph_at(const IrModelDoc *md, const IrParamSet *ps, GraphAt *ca
 	for (int i = 0; i < *n; i++)
 		if (cache[i].batch == b)
 			return cache[i].g;
-	IrGraph *g = calloc(1, sizeof *g);
+	IrGraph *g = ir_xcalloc(1, sizeof *g);
 	if (!g)
 		abort();
 	if (ir_model_training(md, ps, b, g, e)) {
@@ -301,11 +301,19 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	int gpus = ir_cluster_gpus(c), M = c->gpus_per_node;
 	int max_tp = o->max_tp > 0 ? o->max_tp : M;
 	int64_t B = o->global_batch;
-	GraphAt cache[64];
+	/* one graph per distinct microbatch dp * mbs: at most 64 mbs per divisor dp of gpus */
+	int ndiv = 0;
+	for (int d = 1; (long)d * d <= gpus; d++)
+		ndiv += gpus % d ? 0 : d * d == gpus ? 1 : 2;
+	GraphAt *cache = ir_xcalloc((size_t)ndiv * 64 + 1, sizeof *cache);
 	int ncache = 0;
+	IrError first_err = {0}; /* the first grid point that failed other than by memory */
+	bool errored = false;
 	IrGraph *g1 = graph_at(md, ps, cache, &ncache, 1, e);
-	if (!g1)
+	if (!g1) {
+		free(cache);
 		return r->status = PASS_ERROR, -1;
+	}
 	int L = g1->nlayers;
 	int max_pp = o->max_pp > 0 ? o->max_pp : L;
 	bool have = false;
@@ -328,8 +336,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 				m.zero = 0;
 				if (pass_manual_check(c, &m, B, why, sizeof why))
 					continue;
-				if (ncache == 64)
-					break;
 				IrGraph *gm = graph_at(md, ps, cache, &ncache, (int64_t)dp * mbs, e);
 				if (!gm) {
 					rc = -1;
@@ -356,6 +362,9 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 					IrError e2;
 					if (pass_manual_plan(gm, c, &m, B, o->time_limit_s, o->threads, false,
 							     &p, &s, &r->ilp_solves, &e2)) {
+						if (!errored)
+							first_err = e2;
+						errored = true;
 						ir_plan_free(&p);
 						break;
 					}
@@ -366,8 +375,12 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 							continue;
 						m.recompute = p.recompute = modes[k];
 						r->tried++;
-						if (sim_plan(gm, c, &p, &s, &e2))
+						if (sim_plan(gm, c, &p, &s, &e2)) {
+							if (!errored)
+								first_err = e2;
+							errored = true;
 							break;
+						}
 						fit = s.fits;
 						if (fit)
 							r->fitted++;
@@ -424,12 +437,18 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			ir_graph_free(cache[i].g);
 			free(cache[i].g);
 		}
+	free(cache);
 	if (rc) {
 		if (have) {
 			ir_plan_free(plan);
 			sim_result_free(res);
 		}
 		ir_plan_init(plan);
+		return r->status = PASS_ERROR, -1;
+	}
+	if (!have && errored && r->need_bytes <= 0) {
+		/* nothing was even simulated: the failure is the answer */
+		*e = first_err;
 		return r->status = PASS_ERROR, -1;
 	}
 	if (!have) {

@@ -64,8 +64,8 @@ static int view_open(View *v, const IrGraph *g, const IrStagePlan *s, IrError *e
 	v->s = s;
 	v->n[0] = s->n0;
 	v->n[1] = s->n1;
-	v->pos = malloc(sizeof(int) * (size_t)(g->nops ? g->nops : 1));
-	v->ax = malloc(64 * (size_t)(s->nops ? s->nops : 1));
+	v->pos = ir_xmalloc(sizeof(int) * (size_t)(g->nops ? g->nops : 1));
+	v->ax = ir_xmalloc(64 * (size_t)(s->nops ? s->nops : 1));
 	if (!v->pos || !v->ax) {
 		free(v->pos);
 		free(v->ax);
@@ -224,7 +224,7 @@ int sim_attention_cores(const IrGraph *g, unsigned char *core)
 
 int sim_attention_groups(const IrGraph *g, int *grp)
 {
-	unsigned char *core = calloc((size_t)g->nops + 1, 1);
+	unsigned char *core = ir_xcalloc((size_t)g->nops + 1, 1);
 	if (!core)
 		abort();
 	int n = find_cores(g, core, grp);
@@ -273,7 +273,7 @@ static void push(Items *it, Item x)
 {
 	if (it->n == it->cap) {
 		it->cap = it->cap ? 2 * it->cap : 256;
-		it->v = realloc(it->v, sizeof(Item) * (size_t)it->cap);
+		it->v = ir_xrealloc(it->v, sizeof(Item) * (size_t)it->cap);
 		if (!it->v)
 			abort();
 	}
@@ -353,9 +353,9 @@ static bool layer_has_loss(const View *v, int layer)
 static void activations(const View *v, IrRecompute rc, SimStageMemory *m)
 {
 	const IrGraph *g = v->g;
-	unsigned char *core = calloc((size_t)g->nops + 1, 1);
-	unsigned char *seen_mask = calloc((size_t)g->nops + 1, 1);
-	unsigned char *seen_t = calloc((size_t)g->ntensors + 1, 1);
+	unsigned char *core = ir_xcalloc((size_t)g->nops + 1, 1);
+	unsigned char *seen_mask = ir_xcalloc((size_t)g->nops + 1, 1);
+	unsigned char *seen_t = ir_xcalloc((size_t)g->ntensors + 1, 1);
 	if (!core || !seen_mask || !seen_t)
 		abort();
 	sim_attention_cores(g, core);
@@ -363,8 +363,8 @@ static void activations(const View *v, IrRecompute rc, SimStageMemory *m)
 	backward_reads(v, core, seen_t, seen_mask, &it);
 
 	int L0 = v->s->first_layer, nl = v->s->last_layer - L0 + 1;
-	double *work = calloc((size_t)nl, sizeof(double));
-	double *stats = calloc((size_t)nl, sizeof(double));
+	double *work = ir_xcalloc((size_t)nl, sizeof(double));
+	double *stats = ir_xcalloc((size_t)nl, sizeof(double));
 	if (!work || !stats)
 		abort();
 	m->act_bytes = m->act_work_bytes = 0;
@@ -426,8 +426,8 @@ static void model_state(const View *v, int zero, SimStageMemory *m)
 {
 	const IrGraph *g = v->g;
 	const IrStagePlan *s = v->s;
-	int *adam = malloc(sizeof(int) * (size_t)(g->ntensors + 1)); /* weight -> entry */
-	unsigned char *done = calloc((size_t)g->ntensors + 1, 1);
+	int *adam = ir_xmalloc(sizeof(int) * (size_t)(g->ntensors + 1)); /* weight -> entry */
+	unsigned char *done = ir_xcalloc((size_t)g->ntensors + 1, 1);
 	if (!adam || !done)
 		abort();
 	for (int t = 0; t < g->ntensors; t++)

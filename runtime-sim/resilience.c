@@ -188,7 +188,7 @@ static void heap_down(Free *h, int n, int i)
  */
 static double dynamic_pace(const double *speed, int n, int spw)
 {
-	Free *h = malloc(sizeof *h * (size_t)n);
+	Free *h = ir_xmalloc(sizeof *h * (size_t)n);
 	if (!h)
 		abort();
 	for (int i = 0; i < n; i++)
@@ -440,7 +440,7 @@ static void strike(Run *s)
 	if (s->f->policy == SIM_ELASTIC && s->last_hard && s->out < s->nodes) {
 		if (s->out == s->cap_back) {
 			s->cap_back = s->cap_back ? 2 * s->cap_back : 16;
-			s->back = realloc(s->back, sizeof *s->back * (size_t)s->cap_back);
+			s->back = ir_xrealloc(s->back, sizeof *s->back * (size_t)s->cap_back);
 			if (!s->back)
 				abort();
 		}
@@ -696,7 +696,7 @@ int sim_ckpt_sweep(const SimRunSpec *r, const SimFailureModel *f, double lo_s, d
 {
 	if (!(lo_s > 0) || !(hi_s >= lo_s) || !isfinite(hi_s) || n < 1)
 		return res_fail(e, "sweep needs 0 < LO <= HI and at least one point");
-	double *u = malloc(sizeof *u * (size_t)n);
+	double *u = ir_xmalloc(sizeof *u * (size_t)n);
 	if (!u)
 		abort();
 	int best = 0;

@@ -43,9 +43,9 @@ typedef struct {
 
 static void readers_build(const IrGraph *g, Readers *r)
 {
-	r->nread = calloc((size_t)g->ntensors + 1, sizeof(int));
-	r->nphase = calloc(3 * ((size_t)g->ntensors + 1), sizeof(int));
-	r->reader = malloc(sizeof(int) * ((size_t)g->ntensors + 1));
+	r->nread = ir_xcalloc((size_t)g->ntensors + 1, sizeof(int));
+	r->nphase = ir_xcalloc(3 * ((size_t)g->ntensors + 1), sizeof(int));
+	r->reader = ir_xmalloc(sizeof(int) * ((size_t)g->ntensors + 1));
 	if (!r->nread || !r->nphase || !r->reader)
 		abort();
 	for (int o = 0; o < g->nops; o++) {
@@ -191,13 +191,13 @@ static void fused_build(const IrGraph *g, const IrCluster *c, const IrStagePlan 
 	memset(f, 0, sizeof *f);
 	if (!g->fused_attention)
 		return;
-	f->grp = malloc(sizeof(int) * ((size_t)g->nops + 1));
-	f->fwd_t = calloc((size_t)g->nops + 1, sizeof(double));
-	f->bwd_t = calloc((size_t)g->nops + 1, sizeof(double));
-	f->fwd_hw = calloc((size_t)g->nops + 1, sizeof(double));
-	f->bwd_done = calloc((size_t)g->nops + 1, 1);
-	double *bytes = calloc((size_t)g->nops + 1, sizeof(double));
-	unsigned char *causal = calloc((size_t)g->nops + 1, 1);
+	f->grp = ir_xmalloc(sizeof(int) * ((size_t)g->nops + 1));
+	f->fwd_t = ir_xcalloc((size_t)g->nops + 1, sizeof(double));
+	f->bwd_t = ir_xcalloc((size_t)g->nops + 1, sizeof(double));
+	f->fwd_hw = ir_xcalloc((size_t)g->nops + 1, sizeof(double));
+	f->bwd_done = ir_xcalloc((size_t)g->nops + 1, 1);
+	double *bytes = ir_xcalloc((size_t)g->nops + 1, sizeof(double));
+	unsigned char *causal = ir_xcalloc((size_t)g->nops + 1, 1);
 	if (!f->grp || !f->fwd_t || !f->bwd_t || !f->fwd_hw || !f->bwd_done || !bytes || !causal)
 		abort();
 	sim_attention_groups(g, f->grp);
@@ -245,7 +245,7 @@ static void fused_free(Fused *f)
 /* Whole bytes of forward tensors the stage writes and later stages read. */
 static double send_bytes(const IrGraph *g, const int *pos)
 {
-	unsigned char *seen = calloc((size_t)g->ntensors + 1, 1);
+	unsigned char *seen = ir_xcalloc((size_t)g->ntensors + 1, 1);
 	if (!seen)
 		abort();
 	double sum = 0;
@@ -314,10 +314,10 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 	int ndev = s->n0 * s->n1;
 	out->devices = ndev;
 
-	int *pos = malloc(sizeof(int) * (size_t)(g->nops + 1));
-	uint8_t(*ax)[64] = malloc(64 * (size_t)(s->nops + 1));
-	unsigned char *core = calloc((size_t)g->nops + 1, 1);
-	double *t_op = calloc((size_t)s->nops + 1, sizeof(double));
+	int *pos = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
+	uint8_t(*ax)[64] = ir_xmalloc(64 * (size_t)(s->nops + 1));
+	unsigned char *core = ir_xcalloc((size_t)g->nops + 1, 1);
+	double *t_op = ir_xcalloc((size_t)s->nops + 1, sizeof(double));
 	if (!pos || !ax || !core || !t_op)
 		abort();
 	for (int o = 0; o < g->nops; o++)
@@ -334,7 +334,7 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		sim_attention_cores(g, core);
 
 	int L0 = s->first_layer, nl = s->last_layer - s->first_layer + 1;
-	LayerWork *lw = calloc((size_t)(nl > 0 ? nl : 1), sizeof *lw);
+	LayerWork *lw = ir_xcalloc((size_t)(nl > 0 ? nl : 1), sizeof *lw);
 	if (!lw)
 		abort();
 #define LW(o) (&lw[g->ops[o].layer < L0 ? 0 : g->ops[o].layer - L0 >= nl ? nl - 1 \
@@ -598,15 +598,15 @@ int sim_pipeline(const SimPipeline *pl, SimTimeline *t, IrError *e)
 	int per = 2 * v * m;
 	t->nranks = p;
 	t->ntasks = p * per;
-	t->task = calloc((size_t)t->ntasks, sizeof(SimTask));
-	t->rank_end = calloc((size_t)p, sizeof(double));
-	t->rank_busy = calloc((size_t)p, sizeof(double));
-	t->rank_act = calloc((size_t)p, sizeof(double));
-	Slot *order = malloc(sizeof(Slot) * (size_t)t->ntasks);
-	double *fdone = malloc(sizeof(double) * (size_t)S * (size_t)m);
-	double *bdone = malloc(sizeof(double) * (size_t)S * (size_t)m);
-	int *idx = calloc((size_t)p, sizeof(int));
-	double *cur = calloc((size_t)p, sizeof(double));
+	t->task = ir_xcalloc((size_t)t->ntasks, sizeof(SimTask));
+	t->rank_end = ir_xcalloc((size_t)p, sizeof(double));
+	t->rank_busy = ir_xcalloc((size_t)p, sizeof(double));
+	t->rank_act = ir_xcalloc((size_t)p, sizeof(double));
+	Slot *order = ir_xmalloc(sizeof(Slot) * (size_t)t->ntasks);
+	double *fdone = ir_xmalloc(sizeof(double) * (size_t)S * (size_t)m);
+	double *bdone = ir_xmalloc(sizeof(double) * (size_t)S * (size_t)m);
+	int *idx = ir_xcalloc((size_t)p, sizeof(int));
+	double *cur = ir_xcalloc((size_t)p, sizeof(double));
 	if (!t->task || !t->rank_end || !t->rank_busy || !t->rank_act || !order || !fdone ||
 	    !bdone || !idx || !cur)
 		abort();
@@ -775,15 +775,15 @@ int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r
 	int S = p->nstages, v = p->chunks < 1 ? 1 : p->chunks, P = S / v;
 	r->nstages = S;
 	r->nranks = P;
-	r->stage = calloc((size_t)S, sizeof(SimStageCost));
-	r->xfer_s = calloc((size_t)S, sizeof(double));
-	r->rank_step_s = calloc((size_t)P, sizeof(double));
-	r->rank_mem = calloc((size_t)P, sizeof(double));
-	r->rank_weight = calloc((size_t)P, sizeof(double));
-	r->rank_grad = calloc((size_t)P, sizeof(double));
-	r->rank_opt = calloc((size_t)P, sizeof(double));
-	r->rank_sync_start = calloc((size_t)P, sizeof(double));
-	r->rank_sync_end = calloc((size_t)P, sizeof(double));
+	r->stage = ir_xcalloc((size_t)S, sizeof(SimStageCost));
+	r->xfer_s = ir_xcalloc((size_t)S, sizeof(double));
+	r->rank_step_s = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_mem = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_weight = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_grad = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_opt = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_sync_start = ir_xcalloc((size_t)P, sizeof(double));
+	r->rank_sync_end = ir_xcalloc((size_t)P, sizeof(double));
 	if (!r->stage || !r->xfer_s || !r->rank_step_s || !r->rank_mem || !r->rank_weight ||
 	    !r->rank_grad || !r->rank_opt || !r->rank_sync_start || !r->rank_sync_end)
 		abort();

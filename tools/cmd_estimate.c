@@ -232,7 +232,7 @@ static int load_speeds(const Val *v, int default_workers, uint64_t seed, double 
 		int cap = 1;
 		for (const char *p = s; *p; p++)
 			cap += *p == ',';
-		double *sp = malloc(sizeof *sp * (size_t)cap);
+		double *sp = ir_xmalloc(sizeof *sp * (size_t)cap);
 		char buf[64];
 		int k = 0;
 		for (const char *p = s;; k++) {
@@ -262,7 +262,7 @@ static int load_speeds(const Val *v, int default_workers, uint64_t seed, double 
 		int w = v[O_DP_WORKERS].set ? (int)v[O_DP_WORKERS].num : default_workers;
 		if (w <= 0)
 			return tool_error(VERB, EXIT_BADINPUT, "--speed-dist needs --dp-workers or --gpus");
-		double *sp = malloc(sizeof *sp * (size_t)w);
+		double *sp = ir_xmalloc(sizeof *sp * (size_t)w);
 		IrError e;
 		if (sim_speeds_draw(v[O_SPEED_DIST].str, w, seed, sp, &e)) {
 			free(sp);
