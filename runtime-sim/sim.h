@@ -230,6 +230,20 @@ int sim_ckpt_sweep(const SimRunSpec *r, const SimFailureModel *f, double lo_s, d
  */
 int sim_strategy_parse(const char *strategy, uint8_t axes[64]);
 
+/*
+ * Devices operand k of op is divided over when its labels are split over
+ * mesh axes `axes` (as sim_strategy_parse gives them) of an n0 x n1 mesh:
+ * its elements over the elements one device holds, each split dim padded
+ * to the ceiling (a dim its axes do not divide holds ceil(dim / n) per
+ * device, as FSDP pads its flat buffer).  The product of the axes' sizes
+ * when they divide every dim.
+ */
+double sim_operand_ways(const IrGraph *g, const IrOp *op, int k, const uint8_t axes[64], int n0,
+			int n1);
+/* Padding of op's work under `axes`: the product over its split labels of
+ * ceil(size / n) * n / size (1 when the axes divide every split label). */
+double sim_op_padding(const IrGraph *g, const IrOp *op, const uint8_t axes[64], int n0, int n1);
+
 /* Memory of one stage, bytes per device of its mesh. */
 typedef struct SimStageMemory {
 	double weight_bytes;   /* weights at rest (tied copies of other stages' weights too) */
