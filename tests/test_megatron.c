@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "passes/passes.h"
+#include "passes/intra.h"
 #include "tests/helpers.h"
 
 #define DATA MESHPLAN_DATA_DIR "/tests/data"
@@ -425,6 +425,70 @@ Test(zero, each_stage_shards_what_it_says)
 			  want[z]);
 		sim_result_free(&r);
 		ir_plan_free(&p);
+	}
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* The ILP's sequence-split attention pays for keys and values          */
+
+static int op_named(const IrGraph *g, const char *name)
+{
+	for (int o = 0; o < g->nfwd_ops; o++)
+		if (!strcmp(g->ops[o].name, name))
+			return o;
+	cr_assert_fail("no op %s", name);
+	return -1;
+}
+
+/* An attention op (score: q.k, context: p.v) whose query sequence is
+ * split over the tp axis needs the whole sequence of the other operand
+ * (k, v) on every device: the intra-op pass's layouts say so, and turning
+ * a sequence-split k or v into that layout costs an all-gather of the
+ * whole tensor over the axis (the edge cost the ILP pays). */
+Test(seqsplit, attention_split_over_the_sequence_gathers_keys_and_values)
+{
+	IrCluster c = test_cluster(TINY_CLUSTER, 1);
+	IrGraph g = gpt("layers=1,hidden=512,heads=8,seq=128,vocab=4096", 2);
+	IrLogicalMesh lm;
+	IrError e;
+	IrMesh mesh = {0, 1, 0, 4};
+	cr_assert_eq(ir_logical_mesh(&c, &mesh, 1, 4, &lm, &e), 0, "%s", e.msg);
+	PassCtx x = {&g, &c, &lm};
+	const char *user[2] = {"block0/score", "block0/context"};
+	const char *prod[2] = {"block0/k_bias", "block0/v_bias"};
+	for (int i = 0; i < 2; i++) {
+		int o = op_named(&g, user[i]);
+		const IrOp *op = &g.ops[o];
+		/* the query side's sequence label: dim 1 of the output */
+		uint8_t ax[64] = {0};
+		char sq = i == 0 ? op->lab[0][1] : op->lab[op->nin][1];
+		ax[pass_label_index(sq)] = 2;
+		PassOpChoice ch;
+		cr_assert_eq(pass_op_choice(&x, o, ax, false, &ch), 0);
+		cr_expect_eq(ch.in[1].dim[1], 0, "%s: its k/v operand must be whole over the sequence",
+			     user[i]);
+		/* k (v) as its producer writes it when that splits the sequence */
+		int p = op_named(&g, prod[i]);
+		const IrOp *po = &g.ops[p];
+		uint8_t pax[64] = {0};
+		pax[pass_label_index(po->lab[po->nin][1])] = 2;
+		PassOpChoice pc;
+		cr_assert_eq(pass_op_choice(&x, p, pax, false, &pc), 0);
+		cr_assert_eq(pc.out[0].dim[1], 2);
+		cr_assert_eq(po->out[0], op->in[1], "%s reads what %s writes", user[i], prod[i]);
+		double kv = ir_tensor_bytes(&g.tensors[po->out[0]]);
+		IrComm cm[4];
+		int n = 0;
+		double t = pass_reshard_time(&lm, kv, &pc.out[0], &ch.in[1], cm, &n, 4);
+		double want = sim_mesh_collective_time(&lm, 1, SIM_ALL_GATHER, kv);
+		cr_expect_gt(want, 0);
+		cr_expect(fabs(t - want) <= 1e-12 + 1e-9 * want, "%s: %.3g s, all-gather %.3g s",
+			  user[i], t, want);
+		cr_expect_eq(n, 1);
+		cr_expect_eq(cm[0].kind, SIM_ALL_GATHER);
+		cr_expect(fabs(cm[0].bytes - kv) <= 1e-9 * kv, "gathers the whole k/v");
 	}
 	ir_graph_free(&g);
 	ir_cluster_free(&c);
