@@ -23,7 +23,7 @@
  * published step time is turned into TFLOPS by the same count).  The
  * simulator's own hardware-FLOP count is printed beside it.  With --ilp
  * each run's best (mbs, v) is simulated again with the sharding the
- * intra-op ILP chooses on the same meshes (`meshplan simulate --manual`).
+ * intra-op ILP chooses on the same meshes (`meshplan simulate --manual ...,shard=ilp`).
  *
  * usage: bench_megatron [published_runs.tsv] [--ilp]
  * Anchor: every run within 10% of its published figure (issue 4's bar for
@@ -234,7 +234,7 @@ static double ilp_tflops(const char *bin, const Run *r, const Best *b, double *s
 	int dp = r->gpus / (r->tp * r->pp);
 	snprintf(cmd, sizeof cmd,
 		 "'%s' simulate %s --cluster %s --nodes %d --batch %ld --manual "
-		 "dp=%d,tp=%d,pp=%d,mbs=%d,v=%d,recompute=%s --json 2>/dev/null",
+		 "dp=%d,tp=%d,pp=%d,mbs=%d,v=%d,recompute=%s,shard=ilp --json 2>/dev/null",
 		 bin, r->model, r->cluster, r->gpus / 8, r->batch, dp, r->tp, r->pp, b->mbs, b->v,
 		 ir_recompute_name(r->recompute));
 	FILE *f = popen(cmd, "r");
