@@ -71,9 +71,11 @@ int ir_cluster_load(const char *spec_in, int nodes_override, IrCluster *c, IrErr
 		struct stat st;
 		if (stat(path, &st) != 0) {
 			ir_arena_free(&c->arena);
+			char hint[512];
+			ir_zoo_suggest("clusters", spec, hint, sizeof hint);
 			return ir_fail(e, spec, 0,
-				       "no such cluster file or zoo cluster (zoo: %s/clusters)",
-				       ir_data_dir());
+				       "no such cluster file or zoo cluster%s%s (meshplan list clusters)",
+				       hint[0] ? "; " : "", hint);
 		}
 	}
 	c->file = ir_strdup(&c->arena, path);

@@ -29,6 +29,12 @@ int ir_fail(IrError *e, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* "file:line: msg" (or the parts that are set) into buf. */
 const char *ir_error_str(const IrError *e, char *buf, size_t n);
+/* "did you mean 'x'?" when one of names is a near miss of name (edit distance),
+ * else "valid: a, b, c" when there are at most IR_SUGGEST_LIST names, else "".
+ * Returns buf. */
+enum { IR_SUGGEST_LIST = 24 };
+const char *ir_suggest(const char *name, const char *const *names, int n, char *buf,
+		       size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Arena: every string and small array of a graph lives in one pool.   */
@@ -246,6 +252,9 @@ const char *ir_model_name(const IrModelDoc *m);
 const char *ir_model_file(const IrModelDoc *m);
 /* Presets and parameters as declared (for --help and listings). */
 int ir_model_presets(const IrModelDoc *m, const char **names, int max);
+/* A preset's doc attribute, or (preset NULL) the model's <description>;
+ * NULL if none. */
+const char *ir_model_preset_doc(const IrModelDoc *m, const char *preset);
 /* Builds the forward graph with defaults < preset (from open) < overrides. */
 int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *overrides, IrGraph *g,
 			 IrError *e);
@@ -265,6 +274,13 @@ int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out,
 
 /* Directory holding models/ and clusters/ (env MESHPLAN_DATA, else built-in). */
 const char *ir_data_dir(void);
+
+/* The zoo: names of the .xml files in ir_data_dir()/kind ("models",
+ * "clusters"), sorted, at most max; their count. */
+enum { IR_ZOO_NAME = 64, IR_ZOO_MAX = 64 };
+int ir_zoo_names(const char *kind, char (*names)[IR_ZOO_NAME], int max);
+/* ir_suggest over the zoo names of kind. */
+const char *ir_zoo_suggest(const char *kind, const char *name, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Clusters and device meshes.                                          */

@@ -7,18 +7,36 @@
 
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan info MODEL [--set NAME=VALUE,...] [--json]\n"
-	"       meshplan info --cluster CLUSTER [--nodes N] [--json]\n"
-	"\n"
-	"For a model: parameter count, op and tensor counts of the forward and the\n"
-	"training graph, FLOPs per sample (forward, backward, total), bytes of\n"
-	"weights, gradients and optimizer state (mixed-precision Adam), activation\n"
-	"bytes per sample: what backward reads of the forward pass on one GPU without\n"
-	"recomputation, with the model's attention kernel (fused: FlashAttention's\n"
-	"softmax statistics only; eager: the s x s scores; --set attention=fused|eager).\n"
-	"MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
-	"For a cluster: GPUs, peak FLOP/s, memory, links and economics.\n";
+static const char *VERB = "info";
+
+enum { O_CLUSTER, O_NODES, O_SET, O_JSON, O_HELP, NOPT };
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, false, 0,
+		       "describe this cluster (file or zoo name) instead of a model"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1000000, false, 0,
+		     "with --cluster: node count"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "override model parameters"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan info MODEL [--set NAME=VALUE,...] [--json]\n"
+	      "       meshplan info --cluster CLUSTER [--nodes N] [--json]\n"
+	      "\n"
+	      "For a model: parameter count, op and tensor counts of the forward and the\n"
+	      "training graph, FLOPs per sample (forward, backward, total), bytes of\n"
+	      "weights, gradients and optimizer state (mixed-precision Adam), activation\n"
+	      "bytes per sample: what backward reads of the forward pass on one GPU without\n"
+	      "recomputation, with the model's attention kernel (fused: FlashAttention's\n"
+	      "softmax statistics only; eager: the s x s scores; --set attention=fused|eager).\n"
+	      "MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
+	      "For a cluster: GPUs, peak FLOP/s, memory, links and economics.\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+}
 
 static int info_cluster(const char *name, int nodes, bool json)
 {
@@ -185,41 +203,28 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 
 int cmd_info(int argc, char **argv)
 {
-	const char *model = NULL, *cluster = NULL;
-	long nodes = 0;
-	bool json = false;
 	IrParamSet ps = {0};
-	IrError e;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--json")) {
-			json = true;
-		} else if (!strcmp(a, "--set") && i + 1 < argc) {
-			if (ir_params_parse(&ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(a, "--cluster") && i + 1 < argc) {
-			cluster = argv[++i];
-		} else if (!strcmp(a, "--nodes") && i + 1 < argc) {
-			if (!tool_parse_int(argv[++i], &nodes) || nodes <= 0 || nodes > 1000000)
-				return tool_error("info", EXIT_BADINPUT,
-						  "--nodes needs a positive integer, got '%s'", argv[i]);
-		} else if (a[0] == '-') {
-			return tool_error("info", EXIT_BADINPUT, "unknown or incomplete option '%s'\n%s",
-					  a, usage_text);
-		} else if (!model) {
-			model = a;
-		} else {
-			return tool_error("info", EXIT_BADINPUT, "unexpected argument '%s'", a);
-		}
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps};
+	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code)
+		return code;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
 	}
+	const char *model = npos ? pos[0] : NULL, *cluster = v[O_CLUSTER].str;
+	bool json = v[O_JSON].set;
 	if (cluster && !model)
-		return info_cluster(cluster, (int)nodes, json);
-	if (!model)
-		return tool_error("info", EXIT_BADINPUT, "name a model or --cluster\n%s", usage_text);
+		return info_cluster(cluster, (int)v[O_NODES].num, json);
+	if (!model) {
+		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	if (cluster)
-		return tool_error("info", EXIT_BADINPUT, "give a model or --cluster, not both");
+		return tool_error(VERB, EXIT_BADINPUT, "give a model or --cluster, not both");
 	return info_model(model, &ps, json);
 }
