@@ -443,4 +443,52 @@ char *sim_trace_json(const IrPlan *p, const SimResult *r);
 /* Writes it to `path`; -1 with e on failure. */
 int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
 
+/* ================================================================== */
+/* Calibration (calibrate.c): a cluster's software profile fitted to   */
+/* measured runs.  docs/calibration.md.                                 */
+
+/* The profile's parameters (cluster file <profile> attributes). */
+enum {
+	SIM_CAL_GEMM,     /* gemm-scale: factor on GEMM and fused-attention efficiency */
+	SIM_CAL_MEMORY,   /* memory-scale: factor on HBM efficiency */
+	SIM_CAL_COMM,     /* comm-scale: factor on NCCL bus-bandwidth efficiency, both links */
+	SIM_CAL_OVERHEAD, /* kernel-overhead-us: microseconds added to every kernel */
+	SIM_CAL_NPARAM
+};
+const char *sim_cal_name(int k);
+/* "gemm-scale,kernel-overhead-us" into bits 1 << SIM_CAL_*; -1 unknown or empty. */
+int sim_cal_parse(const char *list, unsigned *mask);
+/* The uncalibrated values: factors 1, overhead 0. */
+void sim_cal_default(double v[SIM_CAL_NPARAM]);
+/* Writes the values into a cluster (IrGpu/IrLink profile fields). */
+void sim_cal_apply(IrCluster *c, const double v[SIM_CAL_NPARAM]);
+
+/* One measured run: its plan is fixed, only its timing is refitted. */
+typedef struct SimCalRun {
+	const char *name;
+	const IrGraph *g;
+	const IrPlan *p;
+	IrCluster *c;       /* the run's cluster: the fit writes the profile into it */
+	double measured_s;  /* measured step time */
+} SimCalRun;
+
+typedef struct SimCalFit {
+	double rms_log;     /* root mean square of log(predicted / measured), fitted runs */
+	int iterations;
+	double *pred_s;     /* NULL or per run (all n): predicted step time at the fit */
+} SimCalFit;
+
+/* Step times of the runs with profile values v, into pred. */
+int sim_cal_predict(const SimCalRun *runs, int n, const double v[SIM_CAL_NPARAM], double *pred,
+		    IrError *e);
+/*
+ * Fits the parameters in `mask` (the others stay at v's values) to the
+ * runs but `skip` (-1: none; leave-one-out passes one) by least squares on
+ * log(predicted / measured), Levenberg-Marquardt from v; v gets the fit.
+ * Factors stay within [1/4, the one that takes the model's default
+ * efficiency to 1], the overhead >= 0.
+ */
+int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
+		  double v[SIM_CAL_NPARAM], SimCalFit *fit, IrError *e);
+
 #endif

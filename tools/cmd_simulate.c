@@ -314,66 +314,85 @@ static int simulate_file(const Args *a)
 	return code;
 }
 
-static int simulate_manual(const Args *a)
+int tool_manual_plan(const char *model, const IrParamSet *ps, const IrCluster *c,
+		     const char *cluster_spec, int64_t batch, const char *keys, double time_limit,
+		     IrPlan *plan, IrGraph *g, SimResult *r, IrError *e)
 {
-	IrError e;
 	Manual m;
 	char why[256];
-	if (parse_manual(a->manual, &m, why, sizeof why))
-		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
-	if (!a->cluster || !a->batch)
-		return tool_error(VERB, EXIT_BADINPUT, "--manual needs --cluster and --batch");
-	IrCluster c;
-	if (ir_cluster_load(a->cluster, (int)a->nodes, &c, &e))
-		return tool_input_error(&e);
+	ir_plan_init(plan);
+	memset(g, 0, sizeof *g);
+	if (parse_manual(keys, &m, why, sizeof why))
+		return ir_fail(e, "", 0, "%s", why), EXIT_BADINPUT;
 	PassManual pm = {.dp = (int)m.dp, .tp = (int)m.tp, .pp = (int)m.pp, .mbs = m.mbs,
 			 .v = (int)m.v, .schedule = m.schedule, .recompute = m.recompute,
 			 .zero = (int)m.zero, .method = m.method, .shard = m.shard,
 			 .sp = m.sp != 0, .nsplit = m.nsplit};
 	memcpy(pm.split, m.split, sizeof pm.split);
-	if (pass_manual_check(&c, &pm, a->batch, why, sizeof why)) {
-		ir_cluster_free(&c);
-		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
-	}
-	IrPlan plan;
-	ir_plan_init(&plan);
-	plan.overlap = m.overlap;
-	plan.params = a->ps;
-	ir_params_set(&plan.params, "batch", m.dp * m.mbs);
-	IrGraph g;
-	if (tool_load_training_graph(a->target, &plan.params, &g, &e)) {
-		ir_cluster_free(&c);
-		ir_plan_free(&plan);
-		return tool_input_error(&e);
-	}
-	int code = EXIT_OK, S = (int)(m.pp * m.v), solves = 0;
+	if (pass_manual_check(c, &pm, batch, why, sizeof why))
+		return ir_fail(e, "", 0, "%s", why), EXIT_BADINPUT;
+	plan->overlap = m.overlap;
+	plan->params = *ps;
+	ir_params_set(&plan->params, "batch", m.dp * m.mbs);
+	if (tool_load_training_graph(model, &plan->params, g, e))
+		return EXIT_BADINPUT;
+	int S = (int)(m.pp * m.v), solves = 0;
 	int *first = malloc(sizeof(int) * (size_t)S), *last = malloc(sizeof(int) * (size_t)S);
 	if (!first || !last)
 		abort();
-	if (m.nsplit && m.nsplit != S) {
-		code = tool_error(VERB, EXIT_BADINPUT, "--manual: layers= gives %d stages but "
-				  "pp*v = %d", m.nsplit, S);
-	} else if (pass_megatron_split(&g, S, m.nsplit ? m.split : NULL, first, last, why,
-				       sizeof why)) {
-		code = tool_error(VERB, EXIT_BADINPUT, "--manual: %s", why);
-	} else {
-		plan.model = ir_strdup(&plan.arena, a->target);
-		plan.cluster = ir_strdup(&plan.arena, a->cluster);
-		plan.nodes = c.nodes;
-		SimResult r;
-		if (pass_manual_plan(&g, &c, &pm, a->batch, a->time_limit, 0, true, &plan, &r, &solves,
-				     &e)) {
-			code = tool_error(VERB, EXIT_INFEASIBLE, "no sharding: %s", e.msg);
-		} else {
-			code = finish(a, &g, &c, &plan, &r, &m);
-			sim_result_free(&r);
-		}
-	}
+	int bad = m.nsplit && m.nsplit != S ?
+			  snprintf(why, sizeof why, "layers= gives %d stages but pp*v = %d", m.nsplit,
+				   S) :
+			  pass_megatron_split(g, S, m.nsplit ? m.split : NULL, first, last, why,
+					      sizeof why);
 	free(first);
 	free(last);
+	if (bad) {
+		ir_graph_free(g);
+		return ir_fail(e, "", 0, "--manual: %s", why), EXIT_BADINPUT;
+	}
+	plan->model = ir_strdup(&plan->arena, model);
+	plan->cluster = ir_strdup(&plan->arena, cluster_spec);
+	plan->nodes = c->nodes;
+	if (pass_manual_plan(g, c, &pm, batch, time_limit, 0, true, plan, r, &solves, e)) {
+		static const char pre[] = "no sharding: ";
+		size_t k = sizeof pre - 1, len = strnlen(e->msg, sizeof e->msg - 1 - k);
+		memmove(e->msg + k, e->msg, len);
+		memcpy(e->msg, pre, k);
+		e->msg[k + len] = 0;
+		ir_graph_free(g);
+		return EXIT_INFEASIBLE;
+	}
 	if (getenv("MESHPLAN_SIM_VERBOSE"))
 		fprintf(stderr, "meshplan simulate: %d intra-op solves\n", solves);
-	ir_graph_free(&g);
+	return 0;
+}
+
+static int simulate_manual(const Args *a)
+{
+	IrError e;
+	if (!a->cluster || !a->batch)
+		return tool_error(VERB, EXIT_BADINPUT, "--manual needs --cluster and --batch");
+	IrCluster c;
+	if (ir_cluster_load(a->cluster, (int)a->nodes, &c, &e))
+		return tool_input_error(&e);
+	IrPlan plan;
+	IrGraph g;
+	SimResult r;
+	int code = tool_manual_plan(a->target, &a->ps, &c, a->cluster, a->batch, a->manual,
+				    a->time_limit, &plan, &g, &r, &e);
+	if (code == EXIT_BADINPUT && e.file[0]) /* the model file's own error */
+		code = tool_input_error(&e);
+	else if (code)
+		code = tool_error(VERB, code, "%s", e.msg);
+	if (!code) {
+		Manual m;
+		char why[8];
+		parse_manual(a->manual, &m, why, sizeof why);
+		code = finish(a, &g, &c, &plan, &r, &m);
+		sim_result_free(&r);
+		ir_graph_free(&g);
+	}
 	ir_cluster_free(&c);
 	ir_plan_free(&plan);
 	return code;
