@@ -105,12 +105,54 @@ static int read_economics(IrCluster *c, xmlNodePtr n, IrError *e)
 	return 0;
 }
 
-int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError *e)
+/* Applies <profile name="..."> of the cluster file (calibrated factors). */
+static int apply_profile(IrCluster *c, xmlNodePtr root, const char *want, IrError *e)
+{
+	for (xmlNodePtr n = root->children; n; n = n->next) {
+		if (!ir_xml_is(n, "profile"))
+			continue;
+		const char *name = ir_xml_attr(&c->arena, n, "name");
+		if (!name || strcmp(name, want))
+			continue;
+		double v;
+		int got;
+		if ((got = ir_xml_real(n, "gemm-scale", c->file, 0, true, MAXFIG, &v, e)) < 0)
+			return -1;
+		if (got)
+			c->gpu.gemm_scale = v;
+		if ((got = ir_xml_real(n, "memory-scale", c->file, 0, true, MAXFIG, &v, e)) < 0)
+			return -1;
+		if (got)
+			c->gpu.hbm_scale = v;
+		if ((got = ir_xml_real(n, "comm-scale", c->file, 0, true, MAXFIG, &v, e)) < 0)
+			return -1;
+		if (got)
+			c->intra.scale = c->inter.scale = v;
+		if ((got = ir_xml_real(n, "kernel-overhead-us", c->file, 0, false, MAXFIG, &v, e)) < 0)
+			return -1;
+		if (got)
+			c->gpu.overhead_s = v * 1e-6;
+		c->profile = name;
+		c->profile_note = ir_xml_attr(&c->arena, n, "fitted-from");
+		return 0;
+	}
+	return ir_fail(e, c->file, ir_xml_line(root), "cluster '%s' has no profile '%s'", c->name,
+		       want);
+}
+
+int ir_cluster_load(const char *spec_in, int nodes_override, IrCluster *c, IrError *e)
 {
 	memset(c, 0, sizeof *c);
 	if (nodes_override < 0 || nodes_override > IR_MAX_NODES)
 		return ir_fail(e, "", 0, "a cluster has 1..%d nodes, not %d", IR_MAX_NODES,
 			       nodes_override);
+	/* "cluster:profile" selects a named profile of the file */
+	const char *spec = spec_in, *want = NULL;
+	const char *colon = strrchr(spec_in, ':');
+	if (colon && colon[1] && !strchr(colon, '/')) {
+		spec = ir_strfmt(&c->arena, "%.*s", (int)(colon - spec_in), spec_in);
+		want = ir_strdup(&c->arena, colon + 1);
+	}
 	const char *path = spec;
 	if (!ir_xml_is_path(spec)) {
 		path = ir_strfmt(&c->arena, "%s/clusters/%s.xml", ir_data_dir(), spec);
@@ -160,6 +202,11 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 	}
 	if (!rc && (c->nodes <= 0 || c->gpus_per_node <= 0))
 		rc = ir_fail(e, c->file, 0, "cluster has no <nodes count=... gpus-per-node=...>");
+	if (!rc) {
+		const char *dflt = ir_xml_attr(&c->arena, root, "profile");
+		if (want || dflt)
+			rc = apply_profile(c, root, want ? want : dflt, e);
+	}
 	if (!rc && c->gpu.peak_flops[IR_BF16] <= 0 && c->gpu.peak_flops[IR_F16] <= 0)
 		rc = ir_fail(e, c->file, 0, "gpu has no bf16 or fp16 peak");
 	/* A dtype without its own figure runs at the nearest one given. */

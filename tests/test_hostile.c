@@ -294,7 +294,7 @@ Test(hostile, infinite_comm_bytes_in_a_plan_are_refused)
 	edit_copy(plan, bad, "</stage>",
 		  "<comm op=\"2\" kind=\"all-reduce\" axis=\"0\" bytes=\"INF\"/></stage>");
 	snprintf(args, sizeof args, "simulate %s", bad);
-	refused(args, 2, "bad.xml:16: bytes must be a finite number in [0, 1e+18], not 'INF'");
+	refused(args, 2, "bytes must be a finite number in [0, 1e+18], not 'INF'");
 }
 
 /* ---- 6. integers ---- */
