@@ -628,6 +628,28 @@ Test(overlap, only_the_last_bucket_is_exposed_when_each_fits_in_the_backward_lef
 	/* the other buckets ran during the last backward, on the comm stream */
 	cr_assert(on.rank_sync_start[0] < on.tl.span_s);
 	cr_assert_float_eq(on.rank_sync_end[0], on.tl.span_s + t0, 1e-12);
+	/* the trace shows them on the communication stream (thread 1) */
+	p.overlap = IR_OVERLAP_DEFAULT;
+	char *tr = sim_trace_json(&p, &on);
+	cr_assert_not_null(tr);
+	json_error_t je;
+	json_t *j = json_loads(tr, 0, &je);
+	cr_assert_not_null(j, "%s", je.text);
+	size_t k;
+	json_t *ev;
+	int buckets = 0;
+	json_array_foreach(json_object_get(j, "traceEvents"), k, ev) {
+		const char *nm = json_string_value(json_object_get(ev, "name"));
+		if (nm && !strcmp(nm, "gradient reduce (buckets)")) {
+			buckets++;
+			cr_assert_eq(json_integer_value(json_object_get(ev, "tid")), 1);
+			double ts = json_number_value(json_object_get(ev, "ts")) * 1e-6;
+			cr_assert(ts < on.tl.span_s, "starts during the last backward");
+		}
+	}
+	cr_assert_eq(buckets, 1);
+	json_decref(j);
+	free(tr);
 	sim_result_free(&on);
 	sim_result_free(&off);
 
