@@ -419,7 +419,7 @@ static char *slurp(const char *path)
 }
 
 Test(compile, the_written_plan_simulates_to_the_same_figures_and_is_reproducible,
-     .timeout = 300)
+     .timeout = 900)
 {
 	char a[] = "/tmp/meshplan-inter-XXXXXX", b[] = "/tmp/meshplan-inter-XXXXXX";
 	int fa = mkstemp(a), fb = mkstemp(b);
