@@ -95,6 +95,7 @@ static void suite_setup(const char *suite, IrParamSet *ps, int64_t *batch, PassM
 		ir_params_set(ps, "seq", 1024);
 		ir_params_set(ps, "vocab", 51200);
 		*batch = 1024;
+		o->shard = PASS_SHARD_MEGATRON; /* Megatron-LM's layout on each grid point */
 		o->method = PASS_ILP;
 		*family = "dp x tp x pp";
 	} else if (!strcmp(suite, "moe")) {

@@ -4,8 +4,9 @@
  * GPU; Korthikanti et al. 2022, iteration times of the full-recomputation
  * baseline).
  *
- * For each run the plan Megatron-LM executed is built here by rule, not
- * by the ILP, so that the comparison tests the simulator alone: tensor
+ * For each run the plan Megatron-LM executed is built by rule
+ * (pass_megatron_plan, the layout `simulate --manual` uses), not by the
+ * ILP, so that the comparison tests the simulator alone: tensor
  * parallelism over the tp axis of each stage's dp x tp mesh (attention
  * heads, MLP width and vocabulary split, Megatron's all-reduces of partial
  * sums, the vocabulary-parallel embedding and loss), data parallelism over
@@ -22,7 +23,7 @@
  * published step time is turned into TFLOPS by the same count).  The
  * simulator's own hardware-FLOP count is printed beside it.  With --ilp
  * each run's best (mbs, v) is simulated again with the sharding the
- * intra-op ILP chooses on the same meshes (`meshplan simulate --manual`).
+ * intra-op ILP chooses on the same meshes (`meshplan simulate --manual ...,shard=ilp`).
  *
  * usage: bench_megatron [published_runs.tsv] [--ilp]
  * Anchor: every run within 10% of its published figure (issue 4's bar for
@@ -38,6 +39,7 @@
 
 #include <jansson.h>
 
+#include "passes/passes.h"
 #include "runtime-sim/sim.h"
 
 typedef struct {
@@ -62,195 +64,23 @@ static double now_s(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Megatron-LM's plan, by rule                                          */
-
-static int label_index(char c) { return __builtin_ctzll(ir_label_bit(c)); }
-
-/* batched[t]: the tensor carries the batch dim first (propagated from the
- * inputs: an output is batched when it keeps the batch label of a batched
- * input at dim 0; weight gradients are not). */
-static unsigned char *batched_tensors(const IrGraph *g, const Dims *d)
-{
-	unsigned char *b = calloc((size_t)g->ntensors, 1);
-	for (int t = 0; t < g->ntensors; t++)
-		b[t] = g->tensors[t].role == IR_T_INPUT && g->tensors[t].dim[0] == d->B;
-	for (int o = 0; o < g->nops; o++) {
-		const IrOp *op = &g->ops[o];
-		char bl = 0;
-		for (int k = 0; k < op->nin && !bl; k++)
-			if (b[op->in[k]])
-				bl = op->lab[k][0];
-		for (int k = 0; k < op->nout; k++)
-			b[op->out[k]] = bl && op->lab[op->nin + k][0] == bl;
-	}
-	return b;
-}
-
-/* Axes per label: the batch label on axis 0, the first label sized like
- * the heads, the MLP width or the vocabulary on axis 1. */
-static void rule_axes(const IrGraph *g, const IrOp *op, const Dims *d,
-		      const unsigned char *batched, int n0, int n1, uint8_t ax[64])
-{
-	memset(ax, 0, 64);
-	for (int k = 0; k < op->nin; k++)
-		if (batched[op->in[k]]) {
-			if (n0 > 1)
-				ax[label_index(op->lab[k][0])] = 1;
-			break;
-		}
-	if (n1 == 1)
-		return;
-	for (int k = 0; k < op->nin + op->nout; k++) {
-		const IrTensor *t = &g->tensors[k < op->nin ? op->in[k] : op->out[k - op->nin]];
-		for (int i = 0; i < t->ndim; i++) {
-			int64_t n = t->dim[i];
-			int li = label_index(op->lab[k][i]);
-			if (ax[li] || (n != d->heads && n != d->ffn && n != d->vocab))
-				continue;
-			ax[li] = 2;
-			return;
-		}
-	}
-}
-
-static double operand_split(const IrOp *op, int k, const uint8_t *ax, int n0, int n1)
-{
-	double w = 1;
-	for (const char *l = op->lab[k]; *l; l++) {
-		int a = ax[label_index(*l)];
-		w *= ((a & 1) ? n0 : 1) * ((a & 2) ? n1 : 1);
-	}
-	return w;
-}
-
-static const char *strategy_string(IrArena *ar, const IrOp *op, const uint8_t *ax)
-{
-	char buf[128];
-	size_t o = 0;
-	uint64_t seen = 0;
-	buf[0] = 0;
-	for (int k = 0; k < op->nin + op->nout; k++)
-		for (const char *l = op->lab[k]; *l; l++) {
-			int a = ax[label_index(*l)];
-			if (!a || (seen & ir_label_bit(*l)))
-				continue;
-			seen |= ir_label_bit(*l);
-			o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%c=%s", o ? "," : "", *l,
-					      a == 3 ? "01" : a == 1 ? "0" : "1");
-		}
-	return ir_strdup(ar, buf);
-}
-
-/* A sum of two gradients of one tensor. */
-static bool gsum_add(const IrOp *op)
-{
-	return op->phase == IR_BWD && op->kind == IR_ELEMENTWISE && op->nin == 2 && op->fn &&
-	       !strcmp(op->fn, "add");
-}
-
-static void megatron_stage(const IrGraph *g, const Dims *d, const unsigned char *batched,
-			   IrPlan *p, IrStagePlan *s)
-{
-	int n0 = s->n0, n1 = s->n1;
-	int nops = 0;
-	for (int o = 0; o < g->nops; o++)
-		nops += g->ops[o].layer >= s->first_layer && g->ops[o].layer <= s->last_layer;
-	IrComm *comm = malloc(sizeof(IrComm) * (size_t)(3 * nops + 1));
-	unsigned char *part = calloc((size_t)g->ntensors, 1); /* partial over the tp axis */
-	int ncomm = 0;
-	int *ops = malloc(sizeof(int) * (size_t)nops);
-	const char **strat = malloc(sizeof(char *) * (size_t)nops);
-	int *ways = malloc(sizeof(int) * (size_t)nops);
-	int j = 0;
-	for (int o = 0; o < g->nops; o++) {
-		const IrOp *op = &g->ops[o];
-		if (op->layer < s->first_layer || op->layer > s->last_layer)
-			continue;
-		uint8_t ax[64];
-		rule_axes(g, op, d, batched, n0, n1, ax);
-		int used = 0, partial = 0;
-		for (int k = 0; k < op->nin + op->nout; k++)
-			for (const char *l = op->lab[k]; *l; l++) {
-				int a = ax[label_index(*l)];
-				used |= a;
-				if (a && k < op->nin && op->nout && !strchr(op->lab[op->nin], *l))
-					partial |= a;
-			}
-		ops[j] = o;
-		strat[j] = strategy_string(&p->arena, op, ax);
-		ways[j] = ((used & 1) ? n0 : 1) * ((used & 2) ? n1 : 1);
-		j++;
-		/* tensor parallelism: partial sums over the tp axis are all-reduced
-		 * before an op that needs the whole sum; gradient sums (the
-		 * backward of q, k and v into one input) add partial sums first,
-		 * as Megatron's fused QKV GEMM does */
-		for (int k = 0; k < op->nin; k++)
-			if (part[op->in[k]] && !(gsum_add(op) && part[op->in[1 - k]])) {
-				comm[ncomm++] = (IrComm){
-					.op = o, .kind = SIM_ALL_REDUCE, .axis = 1,
-					.bytes = ir_tensor_bytes(&g->tensors[op->in[k]]) /
-						 operand_split(op, k, ax, n0, n1)};
-				part[op->in[k]] = 0; /* reduced once for every reader */
-			}
-		if (op->nout && ((partial & 2) || (gsum_add(op) && part[op->in[0]] &&
-						   part[op->in[1]])))
-			part[op->out[0]] = 1;
-		/* data parallelism: accumulated gradients all-reduced once per step */
-		if (op->kind == IR_ACCUM && n0 > 1)
-			comm[ncomm++] = (IrComm){
-				.op = o, .kind = SIM_ALL_REDUCE, .axis = 0, .per_step = true,
-				.bytes = ir_tensor_bytes(&g->tensors[op->out[0]]) /
-					 operand_split(op, 1, ax, n0, n1)};
-	}
-	IrStagePlan keep = *s;
-	ir_stage_alloc(p, s, nops, ncomm);
-	s->first_layer = keep.first_layer;
-	s->last_layer = keep.last_layer;
-	s->mesh = keep.mesh;
-	s->n0 = n0;
-	s->n1 = n1;
-	memcpy(s->op, ops, sizeof(int) * (size_t)nops);
-	memcpy(s->strategy, strat, sizeof(char *) * (size_t)nops);
-	memcpy(s->ways, ways, sizeof(int) * (size_t)nops);
-	memcpy(s->comm, comm, sizeof(IrComm) * (size_t)ncomm);
-	free(comm);
-	free(part);
-	free(ops);
-	free(strat);
-	free(ways);
-}
+/* Megatron-LM's plan: the shared rule (passes/megatron.c)              */
 
 /* The plan of run r with microbatch mbs per replica and v chunks per rank. */
-static int megatron_plan(const IrGraph *g, const IrCluster *c, const Run *r, const Dims *d,
-			 const unsigned char *batched, int mbs, int v, IrPlan *p)
+static int megatron_plan(const IrGraph *g, const IrCluster *c, const Run *r, int mbs, int v,
+			 IrPlan *p, IrError *e)
 {
-	int dp = r->gpus / (r->tp * r->pp), S = r->pp * v;
-	int mid = g->nlayers - 2;
-	if (mid % S)
-		return -1;
+	int dp = r->gpus / (r->tp * r->pp);
 	ir_plan_init(p);
 	p->model = r->model;
 	p->cluster = r->cluster;
 	p->nodes = c->nodes;
-	p->global_batch = r->batch;
-	p->microbatch = (int64_t)dp * mbs;
-	p->nmicro = (int)(r->batch / p->microbatch);
-	p->schedule = v > 1 ? IR_SCHED_INTERLEAVED : IR_SCHED_1F1B;
-	p->chunks = v;
-	p->recompute = r->recompute;
-	p->nstages = S;
-	p->stages = ir_alloc(&p->arena, sizeof(IrStagePlan) * (size_t)S);
-	int per = mid / S, M = c->gpus_per_node, block = dp * r->tp;
-	for (int i = 0; i < S; i++) {
-		IrStagePlan *s = &p->stages[i];
-		s->first_layer = i ? 1 + i * per : 0;
-		s->last_layer = i == S - 1 ? g->nlayers - 1 : i * per + per;
-		int off = (i % r->pp) * block;
-		s->mesh = block <= M ? (IrMesh){off / M, 1, off % M, block}
-				     : (IrMesh){off / M, block / M, 0, M};
-		s->n0 = dp;
-		s->n1 = r->tp;
-		megatron_stage(g, d, batched, p, s);
+	PassManual m = {.dp = dp, .tp = r->tp, .pp = r->pp, .mbs = mbs, .v = v,
+			.schedule = v > 1 ? IR_SCHED_INTERLEAVED : IR_SCHED_1F1B,
+			.recompute = r->recompute, .zero = 0, .shard = PASS_SHARD_MEGATRON};
+	if (pass_megatron_plan(g, c, &m, r->batch, p, e)) {
+		ir_plan_free(p);
+		return -1;
 	}
 	return 0;
 }
@@ -345,7 +175,6 @@ static void bench_run(const Run *r, Best *best)
 		ir_model_param(m, &ps, "hidden", &d.hidden, &e);
 		ir_model_param(m, &ps, "seq", &d.seq, &e);
 		ir_model_param(m, &ps, "layers", &d.layers, &e);
-		unsigned char *batched = batched_tensors(&g, &d);
 		long nmicro = r->batch / ((long)dp * mbs);
 		int per_rank = (g.nlayers - 2) / r->pp;
 		for (int v = r->v ? r->v : 1; v <= (r->v ? r->v : 8); v++) {
@@ -353,8 +182,10 @@ static void bench_run(const Run *r, Best *best)
 			    (v > 1 && nmicro % r->pp) || per_rank % v)
 				continue;
 			IrPlan p;
-			if (megatron_plan(&g, &c, r, &d, batched, mbs, v, &p))
+			if (megatron_plan(&g, &c, r, mbs, v, &p, &e)) {
+				fprintf(stderr, "%s mbs %d v %d: %s\n", r->name, mbs, v, e.msg);
 				continue;
+			}
 			SimResult res;
 			double t0 = now_s();
 			int rc = sim_plan(&g, &c, &p, &res, &e);
@@ -390,7 +221,6 @@ static void bench_run(const Run *r, Best *best)
 			}
 			ir_plan_free(&p);
 		}
-		free(batched);
 		ir_graph_free(&g);
 	}
 	ir_model_close(m);
@@ -404,7 +234,7 @@ static double ilp_tflops(const char *bin, const Run *r, const Best *b, double *s
 	int dp = r->gpus / (r->tp * r->pp);
 	snprintf(cmd, sizeof cmd,
 		 "'%s' simulate %s --cluster %s --nodes %d --batch %ld --manual "
-		 "dp=%d,tp=%d,pp=%d,mbs=%d,v=%d,recompute=%s --json 2>/dev/null",
+		 "dp=%d,tp=%d,pp=%d,mbs=%d,v=%d,recompute=%s,shard=ilp --json 2>/dev/null",
 		 bin, r->model, r->cluster, r->gpus / 8, r->batch, dp, r->tp, r->pp, b->mbs, b->v,
 		 ir_recompute_name(r->recompute));
 	FILE *f = popen(cmd, "r");

@@ -29,9 +29,42 @@ static int read_link(const IrCluster *c, xmlNodePtr n, IrLink *l, IrError *e)
 	return 0;
 }
 
-int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError *e)
+/* Applies <profile name="..."> of the cluster file (calibrated factors). */
+static int apply_profile(IrCluster *c, xmlNodePtr root, const char *want, IrError *e)
+{
+	for (xmlNodePtr n = root->children; n; n = n->next) {
+		if (!ir_xml_is(n, "profile"))
+			continue;
+		const char *name = ir_xml_attr(&c->arena, n, "name");
+		if (!name || strcmp(name, want))
+			continue;
+		double v;
+		if (ir_xml_double(n, "gemm-scale", &v))
+			c->gpu.gemm_scale = v;
+		if (ir_xml_double(n, "memory-scale", &v))
+			c->gpu.hbm_scale = v;
+		if (ir_xml_double(n, "comm-scale", &v))
+			c->intra.scale = c->inter.scale = v;
+		if (ir_xml_double(n, "kernel-overhead-us", &v))
+			c->gpu.overhead_s = v * 1e-6;
+		c->profile = name;
+		c->profile_note = ir_xml_attr(&c->arena, n, "fitted-from");
+		return 0;
+	}
+	return ir_fail(e, c->file, ir_xml_line(root), "cluster '%s' has no profile '%s'", c->name,
+		       want);
+}
+
+int ir_cluster_load(const char *spec_in, int nodes_override, IrCluster *c, IrError *e)
 {
 	memset(c, 0, sizeof *c);
+	/* "cluster:profile" selects a named profile of the file */
+	const char *spec = spec_in, *want = NULL;
+	const char *colon = strrchr(spec_in, ':');
+	if (colon && colon[1] && !strchr(colon, '/')) {
+		spec = ir_strfmt(&c->arena, "%.*s", (int)(colon - spec_in), spec_in);
+		want = ir_strdup(&c->arena, colon + 1);
+	}
 	const char *path = spec;
 	if (!ir_xml_is_path(spec)) {
 		path = ir_strfmt(&c->arena, "%s/clusters/%s.xml", ir_data_dir(), spec);
@@ -100,6 +133,11 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 			ir_xml_double(n, "carbon-kg-per-kwh", &c->carbon_kg_per_kwh);
 			ir_xml_double(n, "pue", &c->pue);
 		}
+	}
+	if (!rc) {
+		const char *dflt = ir_xml_attr(&c->arena, root, "profile");
+		if (want || dflt)
+			rc = apply_profile(c, root, want ? want : dflt, e);
 	}
 	if (!rc && c->gpu.peak_flops[IR_BF16] <= 0 && c->gpu.peak_flops[IR_F16] <= 0)
 		rc = ir_fail(e, c->file, 0, "gpu has no bf16 or fp16 peak");

@@ -293,9 +293,12 @@ typedef struct IrGpu {
 	double power_w;                /* board power (TDP) */
 	double matmul_eff;             /* fraction of peak a large GEMM reaches (measured);
 					  0: the hardware model's default */
-	double hbm_eff;                /* fraction of HBM bandwidth a streaming kernel
-					  reaches; 0: the model's default */
-	double launch_s;               /* fixed cost per kernel; 0: the model's default */
+	/* A calibrated software profile (cluster file <profile>; 0: none):
+	 * factors on the hardware model's efficiencies and an extra cost per
+	 * kernel, fitted by `meshplan calibrate` (docs/calibration.md). */
+	double gemm_scale;             /* on GEMM and fused-attention efficiency */
+	double hbm_scale;              /* on HBM efficiency (memory-bound kernels) */
+	double overhead_s;             /* added to every kernel's launch cost */
 	double attn_fwd_eff;           /* fraction of peak a fused attention forward
 					  (FlashAttention) reaches; 0: the model's default */
 	double attn_bwd_eff;           /* the same for its backward */
@@ -304,8 +307,8 @@ typedef struct IrGpu {
 typedef struct IrLink {
 	double bw;      /* bytes/s per GPU per direction */
 	double latency; /* seconds per message */
-	double eff;     /* fraction of bw NCCL rings reach; 0: the model's default
-			   for the link's kind */
+	double scale;   /* calibrated factor on the bus-bandwidth efficiency NCCL
+			   reaches on this link's kind; 0: none */
 } IrLink;
 
 typedef struct IrCluster {
@@ -321,9 +324,14 @@ typedef struct IrCluster {
 	const char *currency;      /* "USD" if not given */
 	double carbon_kg_per_kwh;  /* 0 if not given */
 	double pue;                /* 1 if not given */
+	const char *profile;       /* calibrated profile applied (NULL: none) */
+	const char *profile_note;  /* its provenance as the file states it */
 } IrCluster;
 
-/* Reads a cluster by path or zoo name; nodes_override > 0 replaces N. */
+/* Reads a cluster by path or zoo name; nodes_override > 0 replaces N.
+ * "name:profile" applies the file's <profile name="profile"> (calibrated
+ * efficiency factors); without it, the profile the root's profile=
+ * attribute names, if any. */
 int ir_cluster_load(const char *name_or_path, int nodes_override, IrCluster *c, IrError *e);
 void ir_cluster_free(IrCluster *c);
 int ir_cluster_gpus(const IrCluster *c);

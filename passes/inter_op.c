@@ -1090,8 +1090,9 @@ static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
  * Megatron-style neighbours of the chosen plan: pp equal stages for pp
  * dividing the devices within a factor of two of its stage count, each on
  * a dp x tp mesh with the tp of the logical view that covers most of its
- * devices, the same microbatch and recomputation, ZeRO 0 or 1 (the
- * candidates a hand-written grid plan would be), kept when faster in the
+ * devices, the same microbatch and recomputation, ZeRO 0 or 1, sharded by
+ * the ILP and laid out as Megatron-LM does (the candidates a hand-written
+ * grid plan would be), kept when faster in the
  * simulator and fitting.  The DP's layer units and per-layer sums can miss
  * such a plan by a little.  0, or -1 with e.
  */
@@ -1117,9 +1118,12 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 		int dp = devices / pp / tp;
 		if (plan->microbatch % dp)
 			continue;
-		for (int z = 0; z <= (dp > 1 ? 1 : 0); z++) {
-			PassManual m = {dp, tp, pp, plan->microbatch / dp, 1, IR_SCHED_1F1B,
-					plan->recompute, z, PASS_ILP};
+		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
+			int z = zs / 2;
+			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = plan->microbatch / dp,
+					.v = 1, .schedule = IR_SCHED_1F1B,
+					.recompute = plan->recompute, .zero = z, .method = PASS_ILP,
+					.shard = zs % 2 ? PASS_SHARD_MEGATRON : PASS_SHARD_METHOD};
 			char why[256];
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;

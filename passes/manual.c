@@ -1,8 +1,10 @@
 /*
  * manual.c -- plans written the way people write them by hand: a grid of
- * dp x tp x pp with a microbatch size, pp stages of equal layers, stage i
- * on the i-th block of dp*tp GPUs seen as a dp x tp logical mesh, each
- * stage sharded by the intra-op pass (the ILP, or a baseline rule).
+ * dp x tp x pp with a microbatch size, pp stages of equal layers
+ * (pass_megatron_split), stage i on the i-th block of dp*tp GPUs seen as a
+ * dp x tp logical mesh, each stage laid out as Megatron-LM does
+ * (pass_megatron_plan) or sharded by the intra-op pass (the ILP, or a
+ * baseline rule).
  * pass_manual_plan builds and simulates one such plan; pass_manual_search
  * tries every grid point and keeps the fastest that fits, the baseline
  * `compare --against manual` and the suite benchmarks hold compiled plans
@@ -63,74 +65,6 @@ int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t batch, ch
 	return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Layers to stages                                                     */
-
-static double layer_cost(const IrGraph *g, int l)
-{
-	double f = 1;
-	for (int o = g->layers[l].first_op; o <= g->layers[l].last_op; o++)
-		f += g->ops[o].flops;
-	return f;
-}
-
-int pass_manual_split(const IrGraph *g, int S, int *first, int *last)
-{
-	int L = g->nlayers;
-	if (S < 1 || S > L)
-		return -1;
-	if (S == 1) {
-		first[0] = 0;
-		last[0] = L - 1;
-		return 0;
-	}
-	int mid = L - 2;
-	if (mid >= S && mid % S == 0) {
-		int per = mid / S;
-		for (int i = 0; i < S; i++) {
-			first[i] = 1 + i * per;
-			last[i] = first[i] + per - 1;
-		}
-		first[0] = 0;
-		last[S - 1] = L - 1;
-		return 0;
-	}
-	/* min-max partition: best[k][j] = layers [0, j) in k groups */
-	double *pre = calloc((size_t)L + 1, sizeof(double));
-	double *best = malloc(sizeof(double) * (size_t)(S + 1) * (size_t)(L + 1));
-	int *cut = malloc(sizeof(int) * (size_t)(S + 1) * (size_t)(L + 1));
-	if (!pre || !best || !cut)
-		abort();
-	for (int l = 0; l < L; l++)
-		pre[l + 1] = pre[l] + layer_cost(g, l);
-#define AT(k, j) ((size_t)(k) * (size_t)(L + 1) + (size_t)(j))
-	for (size_t i = 0; i < (size_t)(S + 1) * (size_t)(L + 1); i++)
-		best[i] = INFINITY;
-	best[AT(0, 0)] = 0;
-	for (int k = 1; k <= S; k++)
-		for (int j = k; j <= L; j++)
-			for (int i = k - 1; i < j; i++) {
-				double c = pre[j] - pre[i];
-				double v = best[AT(k - 1, i)] > c ? best[AT(k - 1, i)] : c;
-				if (v < best[AT(k, j)]) {
-					best[AT(k, j)] = v;
-					cut[AT(k, j)] = i;
-				}
-			}
-	int j = L;
-	for (int k = S; k >= 1; k--) {
-		int i = cut[AT(k, j)];
-		first[k - 1] = i;
-		last[k - 1] = j - 1;
-		j = i;
-	}
-#undef AT
-	free(pre);
-	free(best);
-	free(cut);
-	return 0;
-}
-
 /* Pipeline rank r's block of `devices` GPUs: part of a node, or whole nodes. */
 static IrMesh rank_mesh(const IrCluster *c, int devices, int rank)
 {
@@ -182,15 +116,21 @@ int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 		solves = &dummy;
 	if (pass_manual_check(c, m, global_batch, why, sizeof why))
 		return ir_fail(e, "", 0, "%s", why);
+	if (m->shard == PASS_SHARD_MEGATRON) {
+		if (pass_megatron_plan(g, c, m, global_batch, plan, e))
+			return -1;
+		return sim_plan(g, c, plan, res, e);
+	}
 	int S = m->pp * m->v;
+	if (m->nsplit && m->nsplit != S)
+		return ir_fail(e, "", 0, "layers= gives %d stages but pp*v = %d", m->nsplit, S);
 	int *first = malloc(sizeof(int) * (size_t)S), *last = malloc(sizeof(int) * (size_t)S);
 	if (!first || !last)
 		abort();
-	if (pass_manual_split(g, S, first, last)) {
+	if (pass_megatron_split(g, S, m->nsplit ? m->split : NULL, first, last, why, sizeof why)) {
 		free(first);
 		free(last);
-		return ir_fail(e, "", 0, "pp*v = %d stages but the model has %d layers", S,
-			       g->nlayers);
+		return ir_fail(e, "", 0, "%s", why);
 	}
 	plan->global_batch = global_batch;
 	plan->microbatch = (int64_t)m->dp * m->mbs;
@@ -317,7 +257,8 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 				continue;
 			int dp = gpus / tp / pp;
 			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .v = 1,
-					.schedule = IR_SCHED_1F1B, .method = o->method};
+					.schedule = IR_SCHED_1F1B, .method = o->method,
+					.shard = o->shard};
 			char why[256];
 			for (int64_t mbs = 1; mbs * dp <= B && !rc; mbs *= 2) {
 				m.mbs = mbs;

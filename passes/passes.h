@@ -365,32 +365,66 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 /* ------------------------------------------------------------------ */
 /* Hand-written grid plans (manual.c)                                    */
 
+/* How a hand-written plan's stages are sharded on their dp x tp meshes. */
+typedef enum {
+	PASS_SHARD_METHOD,   /* the intra-op pass with PassManual.method (the ILP or a baseline) */
+	PASS_SHARD_MEGATRON, /* Megatron-LM's own layout, by rule (megatron.c) */
+} PassShard;
+
+enum { PASS_MAX_SPLIT = 256 }; /* stages an explicit layer split may name */
+
 typedef struct PassManual {
 	int dp, tp, pp;      /* dp*tp*pp = the cluster's GPUs */
 	int64_t mbs;         /* samples per microbatch per data-parallel replica */
 	int v;               /* model chunks per pipeline rank (> 1: interleaved) */
 	IrSchedule schedule;
 	IrRecompute recompute;
-	int zero;            /* forced ZeRO stage over the dp axis (0: the ILP decides) */
-	PassMethod method;   /* how each stage is sharded on its dp x tp mesh */
+	int zero;            /* ZeRO stage over the dp axis (METHOD: forced, 0: the ILP decides;
+				MEGATRON: exactly this stage) */
+	PassMethod method;   /* PASS_SHARD_METHOD: how each stage is sharded */
+	PassShard shard;
+	bool sp;             /* MEGATRON: sequence parallelism over tp */
+	int nsplit;          /* > 0: split[0..nsplit) transformer layers per stage (pp*v of them) */
+	int split[PASS_MAX_SPLIT];
 } PassManual;
 
 /* 0 when m can run on c with this global batch; else -1 and why. */
 int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t global_batch, char *why,
 		      size_t n);
 /*
- * S contiguous groups of g's layers.  When the layers between the first and
- * the last split evenly, that split, the first layer (embedding) joining
- * stage 0 and the last (head) the last stage, as Megatron-LM does;
- * otherwise the split minimising the largest stage's forward FLOPs.
- * -1 when S is not in 1..layers.
+ * S contiguous groups of g's layers, the rule of every hand-written plan
+ * (megatron.c).  The first layer (embedding) joins stage 0 and the last
+ * (head) stage S-1.  `layers` (NULL: default) gives the layers between
+ * them per stage; by default they split evenly when S divides them
+ * (Megatron-LM), else embedding and head count as one layer each and the
+ * layers + 2 split as evenly as possible, stages 1, 2, .. taking one more
+ * (Megatron-Core's account-for-embedding/loss-in-pipeline-split).  -1 with
+ * why when S is not in 1..layers or `layers` does not add up.
  */
-int pass_manual_split(const IrGraph *g, int S, int *first, int *last);
+int pass_megatron_split(const IrGraph *g, int S, const int *layers, int *first, int *last,
+			char *why, size_t n);
 /*
- * Builds and simulates manual plan m: pp*v stages of equal layers, stage i
- * on pipeline rank i % pp's block of dp*tp GPUs as a dp x tp logical mesh,
- * sharded by the intra-op pass (m->method; ILP time limit per solve,
- * 0: none).  g is the training graph at batch = dp*mbs.  When the plan does
+ * Megatron-LM's plan m (m->shard is not read) of training graph g (batch =
+ * dp*mbs) on cluster c, by rule: stages as pass_megatron_split cuts them
+ * (m->split when m->nsplit), stage i on pipeline rank i % pp's block of
+ * dp*tp GPUs as a dp x tp logical mesh; column- then row-parallel linears,
+ * attention heads (or key/value groups) over tp, vocabulary-parallel
+ * embedding and loss, sequence parallelism when m->sp, the batch over dp,
+ * ZeRO stage m->zero exactly (0: gradients all-reduced; 1: Megatron's
+ * distributed optimizer; 2: gradient accumulators sharded too; 3: FSDP,
+ * weights sharded and gathered per use), a dim a mesh axis does not
+ * divide padded to the ceiling.  The collectives and their sizes are in
+ * the stage plans.  The caller initialises plan (model, cluster, params,
+ * nodes); this fills its batch, schedule and stages.  0, or -1 with e.
+ */
+int pass_megatron_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
+		       int64_t global_batch, IrPlan *plan, IrError *e);
+/*
+ * Builds and simulates manual plan m: pp*v stages cut by
+ * pass_megatron_split, stage i on pipeline rank i % pp's block of dp*tp
+ * GPUs as a dp x tp logical mesh, laid out by pass_megatron_plan
+ * (m->shard MEGATRON) or sharded by the intra-op pass (METHOD: m->method;
+ * ILP time limit per solve, 0: none).  g is the training graph at batch = dp*mbs.  When the plan does
  * not fit and second_round is set, a second sharding bounds model state by
  * what activations leave (the ILP's memory budget) and is kept if it fits
  * or holds less.  The caller initialises plan and
@@ -403,7 +437,8 @@ int pass_manual_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 
 typedef struct PassManualSearch {
 	int64_t global_batch;
-	PassMethod method;     /* sharding inside each stage */
+	PassShard shard;       /* MEGATRON: Megatron-LM's layout; METHOD: `method` */
+	PassMethod method;     /* sharding inside each stage (shard METHOD) */
 	int max_tp;            /* largest tp (0: GPUs per node) */
 	int max_pp;            /* largest pp (0: the layer count) */
 	bool tp_if_needed;     /* tp > 1 only when no tp = 1 plan fits (expert parallelism:

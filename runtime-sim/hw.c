@@ -145,14 +145,15 @@ double sim_kernel_time(const IrGpu *gpu, IrDType dt, double flops, double bytes)
 		return 0;
 	double tc = 0, tm = 0;
 	double peak = peak_flops(gpu, dt);
-	double eff = gpu->matmul_eff > 0 ? gpu->matmul_eff : sim_hw.eff_matmul;
-	double heff = gpu->hbm_eff > 0 ? gpu->hbm_eff : sim_hw.eff_hbm;
+	double eff = (gpu->matmul_eff > 0 ? gpu->matmul_eff : sim_hw.eff_matmul) *
+		     (gpu->gemm_scale > 0 ? gpu->gemm_scale : 1);
+	double heff = sim_hw.eff_hbm * (gpu->hbm_scale > 0 ? gpu->hbm_scale : 1);
 	/* flops / (peak * eff_c(flops)), written without the division by eff. */
 	if (flops > 0 && peak > 0)
 		tc = (flops + sim_hw.flops_half) / (peak * eff);
 	if (bytes > 0 && gpu->hbm_bw > 0)
 		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * heff);
-	return (tc > tm ? tc : tm) + (gpu->launch_s > 0 ? gpu->launch_s : sim_hw.launch_s);
+	return (tc > tm ? tc : tm) + sim_hw.launch_s + gpu->overhead_s;
 }
 
 double sim_attention_time(const IrGpu *gpu, IrDType dt, double flops, double bytes,
@@ -164,12 +165,13 @@ double sim_attention_time(const IrGpu *gpu, IrDType dt, double flops, double byt
 	double peak = peak_flops(gpu, dt), tc = 0, tm = 0;
 	double eff = backward ? (gpu->attn_bwd_eff > 0 ? gpu->attn_bwd_eff : sim_hw.eff_attn_bwd)
 			      : (gpu->attn_fwd_eff > 0 ? gpu->attn_fwd_eff : sim_hw.eff_attn_fwd);
-	double heff = gpu->hbm_eff > 0 ? gpu->hbm_eff : sim_hw.eff_hbm;
+	eff *= gpu->gemm_scale > 0 ? gpu->gemm_scale : 1;
+	double heff = sim_hw.eff_hbm * (gpu->hbm_scale > 0 ? gpu->hbm_scale : 1);
 	if (flops > 0 && peak > 0)
 		tc = flops / (peak * eff);
 	if (bytes > 0 && gpu->hbm_bw > 0)
 		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * heff);
-	return (tc > tm ? tc : tm) + (gpu->launch_s > 0 ? gpu->launch_s : sim_hw.launch_s);
+	return (tc > tm ? tc : tm) + sim_hw.launch_s + gpu->overhead_s;
 }
 
 double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink *link,
@@ -179,8 +181,8 @@ double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink 
 	if (ndev <= 1 || !(bytes > 0))
 		return 0;
 	double n = ndev;
-	double bw = link->bw * (link->eff > 0 ? link->eff
-					      : network ? sim_hw.eff_network : sim_hw.eff_nvlink);
+	double bw = link->bw * (network ? sim_hw.eff_network : sim_hw.eff_nvlink) *
+		    (link->scale > 0 ? link->scale : 1);
 	double lat = link->latency;
 	assert(bw > 0);
 	switch (k) {

@@ -99,16 +99,48 @@ static void view_close(View *v)
 	free(v->ax);
 }
 
-/* Devices operand k of stage entry i is divided over. */
+double sim_operand_ways(const IrGraph *g, const IrOp *op, int k, const uint8_t axes[64], int n0,
+			int n1)
+{
+	const IrTensor *t = &g->tensors[k < op->nin ? op->in[k] : op->out[k - op->nin]];
+	double numel = 1, local = 1, w = 1;
+	bool padded = false;
+	for (int d = 0; op->lab[k][d]; d++) {
+		int a = axes[__builtin_ctzll(ir_label_bit(op->lab[k][d]))];
+		int64_t n = (int64_t)((a & 1) ? n0 : 1) * ((a & 2) ? n1 : 1);
+		w *= (double)n;
+		if (d < t->ndim) {
+			numel *= (double)t->dim[d];
+			local *= (double)((t->dim[d] + n - 1) / n);
+			padded |= t->dim[d] % n != 0;
+		}
+	}
+	return padded && local > 0 ? numel / local : w;
+}
+
+double sim_op_padding(const IrGraph *g, const IrOp *op, const uint8_t axes[64], int n0, int n1)
+{
+	double f = 1;
+	uint64_t seen = 0;
+	for (int k = 0; k < op->nin + op->nout; k++)
+		for (const char *l = op->lab[k]; *l; l++) {
+			uint64_t bit = ir_label_bit(*l);
+			int a = axes[__builtin_ctzll(bit)];
+			if (!a || (seen & bit))
+				continue;
+			seen |= bit;
+			int64_t n = (int64_t)((a & 1) ? n0 : 1) * ((a & 2) ? n1 : 1);
+			int64_t L = ir_op_label_size(g, op, *l);
+			if (L > 0 && L % n)
+				f *= (double)((L + n - 1) / n * n) / (double)L;
+		}
+	return f;
+}
+
+/* Devices operand k of stage entry i is divided over (padded). */
 static double split(const View *v, int i, int k)
 {
-	const IrOp *op = &v->g->ops[v->s->op[i]];
-	double w = 1;
-	for (const char *l = op->lab[k]; *l; l++) {
-		int a = v->ax[i][__builtin_ctzll(ir_label_bit(*l))];
-		w *= ((a & 1) ? v->n[0] : 1) * ((a & 2) ? v->n[1] : 1);
-	}
-	return w;
+	return sim_operand_ways(v->g, &v->g->ops[v->s->op[i]], k, v->ax[i], v->n[0], v->n[1]);
 }
 
 /* Bytes per device of tensor t as read by operand k of entry i: in its

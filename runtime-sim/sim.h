@@ -241,6 +241,20 @@ int sim_ckpt_sweep(const SimRunSpec *r, const SimFailureModel *f, double lo_s, d
  */
 int sim_strategy_parse(const char *strategy, uint8_t axes[64]);
 
+/*
+ * Devices operand k of op is divided over when its labels are split over
+ * mesh axes `axes` (as sim_strategy_parse gives them) of an n0 x n1 mesh:
+ * its elements over the elements one device holds, each split dim padded
+ * to the ceiling (a dim its axes do not divide holds ceil(dim / n) per
+ * device, as FSDP pads its flat buffer).  The product of the axes' sizes
+ * when they divide every dim.
+ */
+double sim_operand_ways(const IrGraph *g, const IrOp *op, int k, const uint8_t axes[64], int n0,
+			int n1);
+/* Padding of op's work under `axes`: the product over its split labels of
+ * ceil(size / n) * n / size (1 when the axes divide every split label). */
+double sim_op_padding(const IrGraph *g, const IrOp *op, const uint8_t axes[64], int n0, int n1);
+
 /* Memory of one stage, bytes per device of its mesh. */
 typedef struct SimStageMemory {
 	double weight_bytes;   /* weights at rest (tied copies of other stages' weights too) */
@@ -428,5 +442,53 @@ void sim_result_free(SimResult *r);
 char *sim_trace_json(const IrPlan *p, const SimResult *r);
 /* Writes it to `path`; -1 with e on failure. */
 int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
+
+/* ================================================================== */
+/* Calibration (calibrate.c): a cluster's software profile fitted to   */
+/* measured runs.  docs/calibration.md.                                 */
+
+/* The profile's parameters (cluster file <profile> attributes). */
+enum {
+	SIM_CAL_GEMM,     /* gemm-scale: factor on GEMM and fused-attention efficiency */
+	SIM_CAL_MEMORY,   /* memory-scale: factor on HBM efficiency */
+	SIM_CAL_COMM,     /* comm-scale: factor on NCCL bus-bandwidth efficiency, both links */
+	SIM_CAL_OVERHEAD, /* kernel-overhead-us: microseconds added to every kernel */
+	SIM_CAL_NPARAM
+};
+const char *sim_cal_name(int k);
+/* "gemm-scale,kernel-overhead-us" into bits 1 << SIM_CAL_*; -1 unknown or empty. */
+int sim_cal_parse(const char *list, unsigned *mask);
+/* The uncalibrated values: factors 1, overhead 0. */
+void sim_cal_default(double v[SIM_CAL_NPARAM]);
+/* Writes the values into a cluster (IrGpu/IrLink profile fields). */
+void sim_cal_apply(IrCluster *c, const double v[SIM_CAL_NPARAM]);
+
+/* One measured run: its plan is fixed, only its timing is refitted. */
+typedef struct SimCalRun {
+	const char *name;
+	const IrGraph *g;
+	const IrPlan *p;
+	IrCluster *c;       /* the run's cluster: the fit writes the profile into it */
+	double measured_s;  /* measured step time */
+} SimCalRun;
+
+typedef struct SimCalFit {
+	double rms_log;     /* root mean square of log(predicted / measured), fitted runs */
+	int iterations;
+	double *pred_s;     /* NULL or per run (all n): predicted step time at the fit */
+} SimCalFit;
+
+/* Step times of the runs with profile values v, into pred. */
+int sim_cal_predict(const SimCalRun *runs, int n, const double v[SIM_CAL_NPARAM], double *pred,
+		    IrError *e);
+/*
+ * Fits the parameters in `mask` (the others stay at v's values) to the
+ * runs but `skip` (-1: none; leave-one-out passes one) by least squares on
+ * log(predicted / measured), Levenberg-Marquardt from v; v gets the fit.
+ * Factors stay within [1/4, the one that takes the model's default
+ * efficiency to 1], the overhead >= 0.
+ */
+int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
+		  double v[SIM_CAL_NPARAM], SimCalFit *fit, IrError *e);
 
 #endif

@@ -29,11 +29,6 @@
 /* ------------------------------------------------------------------ */
 /* Stage cost                                                           */
 
-static double axes_ways(const IrStagePlan *s, int a)
-{
-	return ((a & 1) ? s->n0 : 1) * ((a & 2) ? s->n1 : 1);
-}
-
 /* Who reads each tensor, over the whole graph, as sim_bwd_reads has it. */
 typedef struct {
 	int *nread;  /* per tensor: ops that read it */
@@ -96,9 +91,7 @@ static double op_dev_bytes(const IrGraph *g, const IrStagePlan *s, const int *po
 	double b = 0;
 	for (int k = 0; k < op->nin + op->nout; k++) {
 		int t = k < op->nin ? op->in[k] : op->out[k - op->nin];
-		double w = 1;
-		for (const char *l = op->lab[k]; *l; l++)
-			w *= axes_ways(s, ax[__builtin_ctzll(ir_label_bit(*l))]);
+		double w = sim_operand_ways(g, op, k, ax, s->n0, s->n1);
 		double tb = ir_tensor_bytes(&g->tensors[t]);
 		if (k < op->nin) {
 			SimRead how = sim_bwd_reads(g, op, k);
@@ -133,7 +126,9 @@ static double op_time(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 	IrDType dt = op->nout ? g->tensors[op->out[0]].dtype : IR_F32;
 	if (dt == IR_I32)
 		dt = IR_F32;
-	return sim_kernel_time(&c->gpu, dt, op->flops / s->ways[i], bytes);
+	return sim_kernel_time(&c->gpu, dt,
+			       op->flops / s->ways[i] * sim_op_padding(g, op, ax, s->n0, s->n1),
+			       bytes);
 }
 
 static bool layer_has_loss(const IrGraph *g, int layer)
@@ -163,10 +158,7 @@ static double operand_dev_bytes(const IrGraph *g, const IrStagePlan *s, int i, i
 {
 	const IrOp *op = &g->ops[s->op[i]];
 	int t = k < op->nin ? op->in[k] : op->out[k - op->nin];
-	double w = 1;
-	for (const char *l = op->lab[k]; *l; l++)
-		w *= axes_ways(s, ax[__builtin_ctzll(ir_label_bit(*l))]);
-	return ir_tensor_bytes(&g->tensors[t]) / w;
+	return ir_tensor_bytes(&g->tensors[t]) / sim_operand_ways(g, op, k, ax, s->n0, s->n1);
 }
 
 /*

@@ -48,8 +48,10 @@ Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 				/* the sharding does not depend on the recomputation mode:
 				 * one per ZeRO stage, simulated under each mode */
 				for (int z = 0; z <= (dp > 1 ? 3 : 0); z++) {
-					PassManual m = {dp, tp, pp, mbs, 1, IR_SCHED_1F1B, IR_RECOMP_NONE,
-							z, PASS_ILP};
+					PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = mbs, .v = 1,
+							.schedule = IR_SCHED_1F1B,
+							.recompute = IR_RECOMP_NONE, .zero = z,
+							.method = PASS_ILP};
 					IrPlan p;
 					ir_plan_init(&p);
 					SimResult s;
@@ -217,7 +219,9 @@ Test(baselines, data_parallelism_takes_the_zero_stage, .timeout = 300)
 	const double N = 4;
 	const double want[4] = {16 * P, 4 * P + 12 * P / N, 2 * P + 14 * P / N, 16 * P / N};
 	for (int z = 0; z <= 3; z++) {
-		PassManual m = {4, 1, 1, 1, 1, IR_SCHED_1F1B, IR_RECOMP_NONE, z, PASS_DATA};
+		PassManual m = {.dp = 4, .tp = 1, .pp = 1, .mbs = 1, .v = 1,
+				.schedule = IR_SCHED_1F1B, .recompute = IR_RECOMP_NONE, .zero = z,
+				.method = PASS_DATA};
 		IrPlan p;
 		ir_plan_init(&p);
 		SimResult s;

@@ -680,6 +680,86 @@ Test(overlap, prefetched_weight_gathers_hide_behind_the_previous_layer)
 	ir_graph_free(&g);
 }
 
+/* ---- calibration ---- */
+
+Test(calibrate, recovers_planted_profile_factors_from_their_own_step_times)
+{
+	/* four runs of different make-up: small and large microbatches (launch
+	 * versus compute bound), tensor parallelism over NVLink, data parallelism
+	 * with a large once-per-step all-reduce */
+	static const char *sets[4] = {GPT_SMALL, "hidden=512,heads=8,seq=256,vocab=1024,batch=8,layers=2",
+				      "hidden=256,heads=4,seq=64,vocab=512,batch=1,layers=2",
+				      "hidden=1024,heads=16,seq=512,vocab=2048,batch=4,layers=2"};
+	IrGraph g[4];
+	IrPlan p[4];
+	IrCluster c[4];
+	SimCalRun runs[4];
+	double truth[SIM_CAL_NPARAM] = {0.8, 1.1, 0.7, 4.0}, meas[4];
+	for (int i = 0; i < 4; i++) {
+		g[i] = test_graph("gpt", sets[i]);
+		c[i] = cluster();
+		ir_plan_init(&p[i]);
+		p[i].microbatch = g[i].batch;
+		p[i].nmicro = 2;
+		p[i].global_batch = 2 * g[i].batch;
+		p[i].nstages = 1;
+		p[i].stages = ir_alloc(&p[i].arena, sizeof(IrStagePlan));
+		IrStagePlan *st = &p[i].stages[0];
+		if (i % 2)
+			stage(&p[i], &g[i], st, 0, g[i].nlayers - 1, (IrMesh){0, 1, 0, 4}, 1, 4,
+			      tensor_sequence);
+		else
+			stage(&p[i], &g[i], st, 0, g[i].nlayers - 1, (IrMesh){0, 1, 0, 1}, 1, 1,
+			      replicated);
+		if (i == 2) { /* data parallel over 2 nodes: a per-step all-reduce */
+			ir_plan_free(&p[i]);
+			ir_cluster_free(&c[i]);
+			c[i] = test_cluster("dgx-a100", 2);
+			ir_plan_init(&p[i]);
+			p[i].microbatch = g[i].batch;
+			p[i].nmicro = 2;
+			p[i].global_batch = 2 * g[i].batch;
+			p[i].nstages = 1;
+			p[i].stages = ir_alloc(&p[i].arena, sizeof(IrStagePlan));
+			st = &p[i].stages[0];
+			stage(&p[i], &g[i], st, 0, g[i].nlayers - 1, (IrMesh){0, 2, 0, 1}, 2, 1,
+			      replicated);
+			st->comm = ir_alloc(&p[i].arena, sizeof(IrComm));
+			st->ncomm = 1;
+			int upd = g[i].nops - 1;
+			cr_assert_eq(g[i].ops[upd].phase, IR_UPDATE);
+			st->comm[0] = (IrComm){.op = upd, .kind = SIM_ALL_REDUCE, .axis = 0,
+					       .bytes = 4e8, .per_step = true};
+		}
+		runs[i] = (SimCalRun){"r", &g[i], &p[i], &c[i], 0};
+	}
+	IrError e = {0};
+	cr_assert_eq(sim_cal_predict(runs, 4, truth, meas, &e), 0, "%s", e.msg);
+	for (int i = 0; i < 4; i++)
+		runs[i].measured_s = meas[i];
+	double v[SIM_CAL_NPARAM], pred[4];
+	sim_cal_default(v);
+	SimCalFit fit = {.pred_s = pred};
+	cr_assert_eq(sim_calibrate(runs, 4, (1u << SIM_CAL_NPARAM) - 1, -1, v, &fit, &e), 0, "%s",
+		     e.msg);
+	for (int i = 0; i < 4; i++)
+		cr_assert(fabs(pred[i] / meas[i] - 1) < 1e-4, "run %d: %.9g vs %.9g", i, pred[i],
+			  meas[i]);
+	for (int j = 0; j < SIM_CAL_NPARAM; j++)
+		cr_assert(fabs(v[j] / truth[j] - 1) < 2e-2, "%s: fitted %.6g, planted %.6g",
+			  sim_cal_name(j), v[j], truth[j]);
+	cr_assert(fit.rms_log < 1e-4);
+	unsigned m;
+	cr_assert_eq(sim_cal_parse("gemm-scale,kernel-overhead-us", &m), 0);
+	cr_assert_eq(m, (1u << SIM_CAL_GEMM) | (1u << SIM_CAL_OVERHEAD));
+	cr_assert_neq(sim_cal_parse("gemm,foo", &m), 0);
+	for (int i = 0; i < 4; i++) {
+		ir_plan_free(&p[i]);
+		ir_cluster_free(&c[i]);
+		ir_graph_free(&g[i]);
+	}
+}
+
 /* ---- whole plans ---- */
 
 /* Two-stage pipeline of GPT_SMALL on 2 x (1 x 2) GPUs. */

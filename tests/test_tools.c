@@ -4,8 +4,10 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,4 +96,67 @@ Test(tools, estimate_of_a_model_compiles_it_first)
 	cr_expect_float_eq(json_real_value(json_object_get(in, "steps")), 100.0, 1e-9);
 	json_decref(one);
 	json_decref(est);
+}
+
+/* ---- calibrate ---- */
+
+#define CAL_GPT "hidden=256,heads=4,seq=128,vocab=512,layers=2"
+
+Test(calibrate, fits_writes_a_cluster_with_the_profile_and_refuses_bad_rows)
+{
+	char dir[] = "/tmp/meshplan-cal-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char runs[256], out[256], bad[256], args[1200];
+	snprintf(runs, sizeof runs, "%s/runs.tsv", dir);
+	snprintf(out, sizeof out, "%s/cal.xml", dir);
+	snprintf(bad, sizeof bad, "%s/bad.tsv", dir);
+	FILE *f = fopen(runs, "w");
+	/* the measured figures were set against the ILP's sharding (shard=ilp) */
+	fprintf(f, "# two runs\n"
+		   "a gpt 16 dp=8,tp=1,pp=1,mbs=2,shard=ilp step_s 0.00135 " CAL_GPT "\n"
+		   "b gpt 8 dp=1,tp=8,pp=1,mbs=8,shard=ilp step_s 0.00128 " CAL_GPT "\n");
+	fclose(f);
+	snprintf(args, sizeof args, "calibrate %s --cluster dgx-a100 --fit gemm-scale -o %s --json",
+		 runs, out);
+	int code;
+	json_t *j = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	/* both runs about 9% slower than the model: a GEMM factor below 1 that
+	 * brings both within 1% */
+	double s = test_num(json_object_get(j, "parameters"), "gemm-scale");
+	cr_assert(s > 0.5 && s < 1, "%g", s);
+	for (int i = 0; i < 2; i++) {
+		json_t *x = json_array_get(json_object_get(j, "runs"), (size_t)i);
+		cr_assert(test_num(x, "uncalibrated_s") < 0.93 * test_num(x, "measured_s"));
+		cr_assert(fabs(test_num(x, "fitted_s") / test_num(x, "measured_s") - 1) < 0.01);
+	}
+	json_t *r = json_array_get(json_object_get(j, "runs"), 0);
+	cr_assert_float_eq(test_num(r, "measured_s"), 0.00135, 1e-15);
+	cr_assert(json_is_number(json_object_get(r, "leave_one_out_s")));
+	/* the written cluster carries the fitted factor as its default profile */
+	IrCluster c;
+	IrError e;
+	cr_assert_eq(ir_cluster_load(out, 1, &c, &e), 0, "%s", e.msg);
+	cr_assert_str_eq(c.profile, "calibrated");
+	cr_assert(fabs(c.gpu.gemm_scale / s - 1) < 1e-5, "%g vs %g", c.gpu.gemm_scale, s);
+	ir_cluster_free(&c);
+	char spec[300];
+	snprintf(spec, sizeof spec, "%s:nope", out);
+	cr_assert_neq(ir_cluster_load(spec, 1, &c, &e), 0);
+	cr_assert(strstr(e.msg, "no profile 'nope'"), "%s", e.msg);
+	json_decref(j);
+	/* a bad row: file:line, exit 2 */
+	f = fopen(bad, "w");
+	fprintf(f, "# header\na gpt 16 dp=8,tp=1,pp=1,mbs=2 watts 3\n");
+	fclose(f);
+	char buf[2048];
+	snprintf(args, sizeof args, "calibrate %s --cluster dgx-a100", bad);
+	cr_assert_eq(test_run(args, buf, sizeof buf), 2);
+	char want[300];
+	snprintf(want, sizeof want, "%s:2:", bad);
+	cr_assert(strstr(buf, want), "%s", buf);
+	remove(runs);
+	remove(out);
+	remove(bad);
+	rmdir(dir);
 }

@@ -127,9 +127,11 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 {
 	/* no time limit on the grid's ILPs: one that bound under load cut the
 	 * search at another point, and two runs tried different plans */
-	PassManualSearch o = {.global_batch = batch, .method = PASS_ILP, .recompute = -1,
+	PassManualSearch o = {.global_batch = batch, .shard = PASS_SHARD_MEGATRON,
+			      .method = PASS_ILP, .recompute = -1,
 			      .progress = isatty(2) ? tool_progress : NULL};
 	if (against != AGAINST_MANUAL) {
+		o.shard = PASS_SHARD_METHOD;
 		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
 		/* data: one axis; expert: a dp x ep mesh (the tp slot is ep) */
 		o.max_tp = against == AGAINST_DATA ? 1 : 0;

@@ -1,9 +1,9 @@
 /*
  * cmd_simulate.c -- `meshplan simulate`: one training step of a plan on a
  * described cluster.  The plan comes from a file, or is written the way
- * people write them by hand (--manual dp=,tp=,pp=,mbs=...): pp stages of
- * equal layers, each on a dp x tp logical mesh whose sharding the intra-op
- * ILP chooses.
+ * people write them by hand (--manual dp=,tp=,pp=,mbs=...): pp stages,
+ * each on a dp x tp logical mesh, laid out as Megatron-LM does
+ * (pass_megatron_plan), or sharded by the intra-op ILP or a baseline.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +46,7 @@ static void usage(FILE *f)
 	      "                 --manual dp=D,tp=T,pp=P,mbs=B[,v=V][,recompute=none|selective|full]\n"
 	      "                          [,zero=0|1|2|3][,schedule=gpipe|1f1b|interleaved]\n"
 	      "                          [,overlap=default|none|grad-reduce+param-gather+tp]\n"
+	      "                          [,sp=0|1][,layers=A:B:C...][,shard=megatron|ilp]\n"
 	      "                          [,method=ilp|data|zero2|zero3|heuristic|expert]\n"
 	      "                 [--set NAME=VALUE,...] [--time-limit S] [--trace FILE] [--json] [-o PLAN.xml]\n"
 	      "\n"
@@ -60,14 +61,28 @@ static void usage(FILE *f)
 	      "replica: the model is instantiated with batch = D*mbs (the samples one stage mesh\n"
 	      "works on at a time; the ILP normally splits them over the D axis), and a step has\n"
 	      "GLOBAL/(D*mbs) microbatches.  v > 1 interleaves v model chunks per pipeline rank\n"
-	      "(schedule interleaved, microbatches a multiple of P).  Layers are split evenly,\n"
-	      "the first and last (embedding, head) joining the first and last stage.\n"
+	      "(schedule interleaved, microbatches a multiple of P).\n"
+	      "Layers: the transformer layers split evenly over the P*V stages, the embedding\n"
+	      "joining the first and the head the last; when P*V does not divide them,\n"
+	      "embedding and head count as one layer each and the layers + 2 split as evenly\n"
+	      "as possible, stages 1, 2, .. taking one more (Megatron-Core's account-for-\n"
+	      "embedding/loss-in-pipeline-split).  layers=A:B:C.. gives the transformer layers\n"
+	      "of each stage instead (P*V numbers; the first and last may be 0).\n"
+	      "Sharding (shard=megatron, the default): Megatron-LM's own layout, column- then\n"
+	      "row-parallel linears, attention heads over T, vocabulary-parallel embedding\n"
+	      "and loss, the batch over D, ZeRO exactly as given (zero=0 gradients\n"
+	      "all-reduced, 1 distributed optimizer, 2 gradients sharded too, 3 FSDP: weights\n"
+	      "sharded and gathered per use; a dim D does not divide is padded).  sp=1 adds\n"
+	      "sequence parallelism: all-gathers and reduce-scatters instead of all-reduces,\n"
+	      "norm and dropout activations split over T.  shard=ilp lets the intra-op ILP\n"
+	      "choose each stage's sharding on its D x T mesh (zero forces that much\n"
+	      "sharding, 0 leaves it to the ILP).\n"
 	      "overlap: communication run beside compute on each device's communication stream\n"
 	      "(default: grad-reduce+param-gather, gradient reductions in buckets during the\n"
 	      "last backward as DDP does, ZeRO-3 weight all-gathers prefetched a layer ahead;\n"
 	      "tp also hides tensor-parallel collectives; none: every collective blocks).\n"
-	      "method: how each stage is sharded on its mesh (default ilp; the others are the\n"
-	      "baselines of meshplan shard --method).\n"
+	      "method: shard the stages by the intra-op pass with this method (ilp, or the\n"
+	      "baselines of meshplan shard --method) instead of Megatron's layout.\n"
 	      "A solve stopped by --time-limit keeps the best sharding found.\n\noptions:\n", f);
 	tool_opts_help(f, opts, NOPT);
 	fputs("\nExit: 0 the plan fits in memory, 1 it does not (the report says fits=false) or no\n"
@@ -75,19 +90,46 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-	long dp, tp, pp, mbs, v, zero;
+	long dp, tp, pp, mbs, v, zero, sp;
 	IrRecompute recompute;
 	IrSchedule schedule;
 	bool schedule_set;
 	PassMethod method;
+	PassShard shard;
+	int nsplit;
+	int split[PASS_MAX_SPLIT];
 	unsigned overlap;
 } Manual;
+
+/* "A:B:C" into m->split; -1 with why. */
+static int parse_split(const char *v, Manual *m, char *why, size_t n)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "%s", v);
+	m->nsplit = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+		long x;
+		if (!tool_parse_int(t, &x) || x < 0 || x > 1 << 20 || m->nsplit == PASS_MAX_SPLIT) {
+			snprintf(why, n, "--manual: layers=%s is not up to %d layer counts A:B:C..", v,
+				 PASS_MAX_SPLIT);
+			return -1;
+		}
+		m->split[m->nsplit++] = (int)x;
+	}
+	if (!m->nsplit) {
+		snprintf(why, n, "--manual: layers= needs layer counts A:B:C..");
+		return -1;
+	}
+	return 0;
+}
 
 static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 {
 	memset(m, 0, sizeof *m);
 	m->v = 1;
 	m->schedule = IR_SCHED_1F1B;
+	m->shard = PASS_SHARD_MEGATRON;
 	m->overlap = IR_OVERLAP_DEFAULT;
 	char buf[512];
 	if (strlen(text) >= sizeof buf) {
@@ -106,12 +148,29 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 		const char *k = kv, *v = eq + 1;
 		long *num = !strcmp(k, "dp") ? &m->dp : !strcmp(k, "tp") ? &m->tp :
 			    !strcmp(k, "pp") ? &m->pp : !strcmp(k, "mbs") ? &m->mbs :
-			    !strcmp(k, "v") ? &m->v : !strcmp(k, "zero") ? &m->zero : NULL;
+			    !strcmp(k, "v") ? &m->v : !strcmp(k, "zero") ? &m->zero :
+			    !strcmp(k, "sp") ? &m->sp : NULL;
 		if (num) {
-			if (!tool_parse_int(v, num) || *num < (num == &m->zero ? 0 : 1) ||
-			    *num > (num == &m->zero ? 3 : 1 << 20)) {
+			bool z = num == &m->zero || num == &m->sp;
+			long hi = num == &m->zero ? 3 : num == &m->sp ? 1 : 1 << 20;
+			if (!tool_parse_int(v, num) || *num < (z ? 0 : 1) || *num > hi) {
 				snprintf(why, n, "--manual: %s=%s is not %s", k, v,
-					 num == &m->zero ? "0, 1, 2 or 3" : "a positive integer");
+					 num == &m->zero ? "0, 1, 2 or 3" :
+					 num == &m->sp	 ? "0 or 1" :
+							   "a positive integer");
+				return -1;
+			}
+		} else if (!strcmp(k, "layers")) {
+			if (parse_split(v, m, why, n))
+				return -1;
+		} else if (!strcmp(k, "shard")) {
+			if (!strcmp(v, "megatron")) {
+				m->shard = PASS_SHARD_MEGATRON;
+			} else if (!strcmp(v, "ilp")) {
+				m->shard = PASS_SHARD_METHOD;
+				m->method = PASS_ILP;
+			} else {
+				snprintf(why, n, "--manual: shard=%s is not megatron or ilp", v);
 				return -1;
 			}
 		} else if (!strcmp(k, "recompute")) {
@@ -125,6 +184,7 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 					 "heuristic or expert", v);
 				return -1;
 			}
+			m->shard = PASS_SHARD_METHOD;
 		} else if (!strcmp(k, "overlap")) {
 			if (ir_overlap_parse(v, &m->overlap)) {
 				snprintf(why, n, "--manual: overlap=%s is not default, none or a + list "
@@ -140,12 +200,16 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 			m->schedule_set = true;
 		} else {
 			snprintf(why, n, "--manual: unknown key '%s' (dp, tp, pp, mbs, v, recompute, "
-				 "zero, schedule, method, overlap)", k);
+				 "zero, schedule, sp, layers, shard, method, overlap)", k);
 			return -1;
 		}
 	}
 	if (!m->dp || !m->tp || !m->pp || !m->mbs) {
 		snprintf(why, n, "--manual needs dp, tp, pp and mbs");
+		return -1;
+	}
+	if (m->sp && m->shard != PASS_SHARD_MEGATRON) {
+		snprintf(why, n, "--manual: sp=1 is part of Megatron's layout (shard=megatron)");
 		return -1;
 	}
 	if (m->v > 1 && !m->schedule_set)
@@ -166,7 +230,10 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	const double GiB = 1073741824.0;
 	printf("%s on %s, %d GPUs", p->model, c->name, r->ngpus);
 	if (m)
-		printf(": dp %ld x tp %ld x pp %ld, mbs %ld", m->dp, m->tp, m->pp, m->mbs);
+		printf(": dp %ld x tp %ld x pp %ld, mbs %ld, %s%s", m->dp, m->tp, m->pp, m->mbs,
+		       m->shard == PASS_SHARD_MEGATRON ? "megatron layout" :
+							 pass_method_name(m->method),
+		       m->sp ? ", sequence parallel" : "");
 	printf("\n  batch %lld = %d microbatches of %lld, %s", (long long)p->global_batch,
 	       p->nmicro, (long long)p->microbatch, ir_schedule_name(p->schedule));
 	if (p->chunks > 1)
@@ -175,6 +242,17 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	printf(", recompute %s, zero %d, overlap %s, attention %s\n",
 	       ir_recompute_name(p->recompute), p->zero, ir_overlap_name(p->overlap, ov, sizeof ov),
 	       g->fused_attention ? "fused" : "eager");
+	if (p->nstages > 1) {
+		/* transformer layers per stage, embedding and head aside */
+		printf("  layers per stage  ");
+		for (int i = 0; i < p->nstages; i++) {
+			const IrStagePlan *s = &p->stages[i];
+			int n = s->last_layer - s->first_layer + 1 - (s->first_layer == 0) -
+				(s->last_layer == g->nlayers - 1);
+			printf("%s%d", i ? ":" : "", n);
+		}
+		printf("  (embedding with the first, head with the last)\n");
+	}
 	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%)\n", r->step_time_s,
 	       r->tl.span_s, 100 * r->bubble_fraction);
 	tool_print_step_summary(c, r);
@@ -236,56 +314,85 @@ static int simulate_file(const Args *a)
 	return code;
 }
 
+int tool_manual_plan(const char *model, const IrParamSet *ps, const IrCluster *c,
+		     const char *cluster_spec, int64_t batch, const char *keys, double time_limit,
+		     IrPlan *plan, IrGraph *g, SimResult *r, IrError *e)
+{
+	Manual m;
+	char why[256];
+	ir_plan_init(plan);
+	memset(g, 0, sizeof *g);
+	if (parse_manual(keys, &m, why, sizeof why))
+		return ir_fail(e, "", 0, "%s", why), EXIT_BADINPUT;
+	PassManual pm = {.dp = (int)m.dp, .tp = (int)m.tp, .pp = (int)m.pp, .mbs = m.mbs,
+			 .v = (int)m.v, .schedule = m.schedule, .recompute = m.recompute,
+			 .zero = (int)m.zero, .method = m.method, .shard = m.shard,
+			 .sp = m.sp != 0, .nsplit = m.nsplit};
+	memcpy(pm.split, m.split, sizeof pm.split);
+	if (pass_manual_check(c, &pm, batch, why, sizeof why))
+		return ir_fail(e, "", 0, "%s", why), EXIT_BADINPUT;
+	plan->overlap = m.overlap;
+	plan->params = *ps;
+	ir_params_set(&plan->params, "batch", m.dp * m.mbs);
+	if (tool_load_training_graph(model, &plan->params, g, e))
+		return EXIT_BADINPUT;
+	int S = (int)(m.pp * m.v), solves = 0;
+	int *first = malloc(sizeof(int) * (size_t)S), *last = malloc(sizeof(int) * (size_t)S);
+	if (!first || !last)
+		abort();
+	int bad = m.nsplit && m.nsplit != S ?
+			  snprintf(why, sizeof why, "layers= gives %d stages but pp*v = %d", m.nsplit,
+				   S) :
+			  pass_megatron_split(g, S, m.nsplit ? m.split : NULL, first, last, why,
+					      sizeof why);
+	free(first);
+	free(last);
+	if (bad) {
+		ir_graph_free(g);
+		return ir_fail(e, "", 0, "--manual: %s", why), EXIT_BADINPUT;
+	}
+	plan->model = ir_strdup(&plan->arena, model);
+	plan->cluster = ir_strdup(&plan->arena, cluster_spec);
+	plan->nodes = c->nodes;
+	if (pass_manual_plan(g, c, &pm, batch, time_limit, 0, true, plan, r, &solves, e)) {
+		static const char pre[] = "no sharding: ";
+		size_t k = sizeof pre - 1, len = strnlen(e->msg, sizeof e->msg - 1 - k);
+		memmove(e->msg + k, e->msg, len);
+		memcpy(e->msg, pre, k);
+		e->msg[k + len] = 0;
+		ir_graph_free(g);
+		return EXIT_INFEASIBLE;
+	}
+	if (getenv("MESHPLAN_SIM_VERBOSE"))
+		fprintf(stderr, "meshplan simulate: %d intra-op solves\n", solves);
+	return 0;
+}
+
 static int simulate_manual(const Args *a)
 {
 	IrError e;
-	Manual m;
-	char why[256];
-	if (parse_manual(a->manual, &m, why, sizeof why))
-		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
 	if (!a->cluster || !a->batch)
 		return tool_error(VERB, EXIT_BADINPUT, "--manual needs --cluster and --batch");
 	IrCluster c;
 	if (ir_cluster_load(a->cluster, (int)a->nodes, &c, &e))
 		return tool_input_error(&e);
-	PassManual pm = {.dp = (int)m.dp, .tp = (int)m.tp, .pp = (int)m.pp, .mbs = m.mbs,
-			 .v = (int)m.v, .schedule = m.schedule, .recompute = m.recompute,
-			 .zero = (int)m.zero, .method = m.method};
-	if (pass_manual_check(&c, &pm, a->batch, why, sizeof why)) {
-		ir_cluster_free(&c);
-		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
-	}
 	IrPlan plan;
-	ir_plan_init(&plan);
-	plan.overlap = m.overlap;
-	plan.params = a->ps;
-	ir_params_set(&plan.params, "batch", m.dp * m.mbs);
 	IrGraph g;
-	if (tool_load_training_graph(a->target, &plan.params, &g, &e)) {
-		ir_cluster_free(&c);
-		ir_plan_free(&plan);
-		return tool_input_error(&e);
+	SimResult r;
+	int code = tool_manual_plan(a->target, &a->ps, &c, a->cluster, a->batch, a->manual,
+				    a->time_limit, &plan, &g, &r, &e);
+	if (code == EXIT_BADINPUT && e.file[0]) /* the model file's own error */
+		code = tool_input_error(&e);
+	else if (code)
+		code = tool_error(VERB, code, "%s", e.msg);
+	if (!code) {
+		Manual m;
+		char why[8];
+		parse_manual(a->manual, &m, why, sizeof why);
+		code = finish(a, &g, &c, &plan, &r, &m);
+		sim_result_free(&r);
+		ir_graph_free(&g);
 	}
-	int code = EXIT_OK, S = (int)(m.pp * m.v), solves = 0;
-	if (S > g.nlayers) {
-		code = tool_error(VERB, EXIT_BADINPUT,
-				  "pp*v = %d stages but the model has %d layers", S, g.nlayers);
-	} else {
-		plan.model = ir_strdup(&plan.arena, a->target);
-		plan.cluster = ir_strdup(&plan.arena, a->cluster);
-		plan.nodes = c.nodes;
-		SimResult r;
-		if (pass_manual_plan(&g, &c, &pm, a->batch, a->time_limit, 0, true, &plan, &r, &solves,
-				     &e)) {
-			code = tool_error(VERB, EXIT_INFEASIBLE, "no sharding: %s", e.msg);
-		} else {
-			code = finish(a, &g, &c, &plan, &r, &m);
-			sim_result_free(&r);
-		}
-	}
-	if (getenv("MESHPLAN_SIM_VERBOSE"))
-		fprintf(stderr, "meshplan simulate: %d intra-op solves\n", solves);
-	ir_graph_free(&g);
 	ir_cluster_free(&c);
 	ir_plan_free(&plan);
 	return code;

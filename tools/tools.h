@@ -19,6 +19,7 @@ enum { EXIT_OK = 0, EXIT_INFEASIBLE = 1, EXIT_BADINPUT = 2 };
 /* Each verb: argv[0] is the verb name.  Returns the process exit code. */
 int cmd_info(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
@@ -102,6 +103,15 @@ const char *tool_si(double v, char *buf, size_t n);
 
 /* Opens a model, instantiates it with ps and builds its training graph. */
 int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g, IrError *e);
+/*
+ * The plan of `simulate MODEL --manual KEYS` on cluster c (loaded from
+ * cluster_spec), simulated: plan, its training graph g and result r filled.
+ * 0, or EXIT_BADINPUT / EXIT_INFEASIBLE with e (plan initialised, g and r
+ * not to be freed).
+ */
+int tool_manual_plan(const char *model, const IrParamSet *ps, const IrCluster *c,
+		     const char *cluster_spec, int64_t batch, const char *keys, double time_limit,
+		     IrPlan *plan, IrGraph *g, SimResult *r, IrError *e);
 /* Reads PLAN.xml with its cluster (nodes > 0 overrides) and model and
  * simulates it; on success the caller frees p, c, g and r. */
 int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrGraph *g,
