@@ -141,7 +141,9 @@ static void child(const Row *r, int point, int threads, Out *out)
 	int dp = devices / (pt.tp * pt.pp);
 	out->step_s = INFINITY;
 	for (int rc = IR_RECOMP_SELECTIVE; rc <= IR_RECOMP_FULL; rc++) {
-		PassManual mm = {dp, pt.tp, pt.pp, 1, 1, IR_SCHED_1F1B, (IrRecompute)rc, 0, PASS_ILP};
+		PassManual mm = {.dp = dp, .tp = pt.tp, .pp = pt.pp, .mbs = 1, .v = 1,
+				 .schedule = IR_SCHED_1F1B, .recompute = (IrRecompute)rc,
+				 .method = PASS_ILP, .shard = PASS_SHARD_MEGATRON};
 		IrGraph g;
 		if (ir_model_training(m, &ps, dp, &g, &e)) {
 			snprintf(out->msg, sizeof out->msg, "%s", e.msg);
