@@ -48,13 +48,13 @@
 
 #include "passes/passes.h"
 
-/* Seconds the ILP may take to meet a lean stage's memory budget before
- * the stage falls back to ZeRO-2 sharding (GLPK finds budgeted solutions
- * slowly on 2D meshes). */
-static const double LEAN_TIME_LIMIT_S = 2;
-/* ... and to shard a uniform neighbour (no budget: a limit that binds only
- * on a pathological stage). */
-static const double UNIFORM_TIME_LIMIT_S = 30;
+/* Branch-and-bound nodes the ILP may create to meet a lean stage's memory
+ * budget before the stage falls back to ZeRO-2 sharding (GLPK finds
+ * budgeted solutions slowly on 2D meshes).  A count, not seconds: the same
+ * input gives the same plan on any machine under any load. */
+static const int LEAN_NODE_LIMIT = 2000;
+/* DP reruns after solving stages whole, per microbatch size refined. */
+static const int REFINE_ROUNDS = 12;
 
 static double now_s(void)
 {
@@ -312,9 +312,16 @@ static double dp_bottleneck(Dp *x)
 						int rest = d - x->dev[h], nc = dp_next(x, c, h);
 						if (rest < s - 1 || nc < 0)
 							continue;
-						for (int i = k; i + s <= U; i++)
-							best = fmin(best, fmax(x->C[CI(x, s, k, i, h)],
-									       x->F[FI(x, s - 1, i + 1, rest, nc)]));
+						/* min and max written out: the values are never
+						 * NaN, and libm's fmin/fmax were a tenth of a
+						 * large compile's time */
+						for (int i = k; i + s <= U; i++) {
+							double a = x->C[CI(x, s, k, i, h)];
+							double b = x->F[FI(x, s - 1, i + 1, rest, nc)];
+							double m = a > b ? a : b;
+							if (m < best)
+								best = m;
+						}
 					}
 					x->F[FI(x, s, k, d, c)] = best;
 				}
@@ -333,6 +340,12 @@ static int cmp_double(const void *a, const void *b)
 
 int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPipeline *out,
 		  PassPipeline *by_stages)
+{
+	return pass_stage_dp_below(t, devices, tmax_gap, INFINITY, out, by_stages) ? -1 : 0;
+}
+
+int pass_stage_dp_below(const PassStageTable *t, int devices, double tmax_gap, double bound,
+			PassPipeline *out, PassPipeline *by_stages)
 {
 	Dp x;
 	if (dp_init(&x, t, devices))
@@ -358,7 +371,9 @@ int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPip
 		size_t lo = 0;
 		while (lo + 1 < m && cand[lo] < tmin)
 			lo++;
-		double best = INFINITY;
+		/* a plan whose slowest stage takes tmax costs at least B * tmax */
+		double best = bound;
+		rc = isfinite(bound) ? 1 : -1;
 		PassPipeline p;
 		for (size_t i = lo; i < m && t->nmicro * cand[i] < best;) {
 			size_t j = i;
@@ -548,6 +563,7 @@ typedef struct {
 	IrGraph *g;              /* training graph at batch b */
 	PassLayerCosts *lc;      /* its layer costs */
 	double est;              /* the DP's best step time (INFINITY: none fits) */
+	bool none[3];            /* per recomputation mode: the DP found no pipeline */
 	IrRecompute rc;          /* and its mode */
 	PassPipeline p;          /* and pipeline */
 	Exact *exact;            /* stages solved whole */
@@ -574,7 +590,6 @@ typedef struct {
 	int ncand;
 	int nunits;
 	int unit_first[PASS_MAX_UNITS + 1];
-	double need;        /* least memory any evaluated table needs */
 } Search;
 
 static const Exact *find_exact(const Cand *k, int i, int j, int h, int v)
@@ -649,17 +664,18 @@ static void pipeline_memory(const PassStageTable *t, PassPipeline *p)
 }
 
 /* Best pipeline of candidate k under mode rc (with its solved stages'
- * exact costs when `exact`): its total, INFINITY (the leanest memory
- * into *need) if none, NAN on error. */
+ * exact costs when `exact`) costing less than `bound`: its total, INFINITY
+ * if none (and *none set if no pipeline fits at all), NAN on error. */
 static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool exact,
-			    PassPipeline *p, double *need, PassPipeline *alts, IrError *e)
+			    double bound, PassPipeline *p, bool *none, PassPipeline *alts,
+			    IrError *e)
 {
 	PassStageTable t;
 	if (cand_table(x, k, rc, exact, NULL, &t, e))
 		return NAN;
 	double gap = x->o->tmax_gap < 0 ? 1e-3 : x->o->tmax_gap, total = INFINITY;
 	double t0 = now_s();
-	int found = pass_stage_dp(&t, x->devices, gap, p, alts);
+	int found = pass_stage_dp_below(&t, x->devices, gap, bound, p, alts);
 	x->r->dp_s += now_s() - t0;
 	if (found == -2) {
 		x->r->status = PASS_INFEASIBLE;
@@ -674,23 +690,26 @@ static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool
 	if (!found) {
 		total = p->total_s;
 		pipeline_memory(&t, p);
-	} else if (need) {
-		*need = fmin(*need, pass_stage_min_memory(&t, x->devices));
+	} else if (found < 0 && none) {
+		*none = true;
 	}
 	pass_stage_table_free(&t);
 	return total;
 }
 
 /* The best pipeline of candidate k over the recomputation modes allowed
- * into k->p, k->rc, k->est; -1 on error. */
-static int best_over_modes(const Search *x, Cand *k, bool exact, double *need, IrError *e)
+ * into k->p, k->rc, k->est (the modes with none into k->none when
+ * `record`); -1 on error. */
+static int best_over_modes(const Search *x, Cand *k, bool exact, bool record, IrError *e)
 {
 	k->est = INFINITY;
 	for (int rc = 0; rc < 3; rc++) {
 		if (x->o->recompute >= 0 && rc != x->o->recompute)
 			continue;
+		/* only a mode that beats the best so far matters */
 		PassPipeline p;
-		double total = best_pipeline(x, k, (IrRecompute)rc, exact, &p, need, NULL, e);
+		double total = best_pipeline(x, k, (IrRecompute)rc, exact, k->est, &p,
+					     record ? &k->none[rc] : NULL, NULL, e);
 		if (isnan(total))
 			return -1;
 		if (total < k->est) {
@@ -715,8 +734,11 @@ static int evaluate(Search *x, int i, IrError *e)
 	if (!k->g)
 		return -1;
 	double t = now_s();
-	k->lc = pass_layer_costs(k->g, x->c, B, x->o->threads, x->o->progress, x->o->progress_ctx,
-				 e);
+	/* the LPs start from the bases of the size evaluated last (only it keeps them) */
+	PassLayerCosts *prev = x->ncand > 0 ? x->cand[x->ncand - 1].lc : NULL;
+	k->lc = pass_layer_costs_warm(k->g, x->c, B, x->o->threads, prev, x->o->progress,
+				      x->o->progress_ctx, e);
+	pass_layer_costs_drop_warm(prev);
 	x->r->layer_cost_s += now_s() - t;
 	if (!k->lc) {
 		cand_free(k);
@@ -729,7 +751,7 @@ static int evaluate(Search *x, int i, IrError *e)
 	x->r->ilp_cached += cached;
 	if (!x->nunits)
 		x->nunits = pass_cluster_layers(k->g, x->o->max_units, x->unit_first);
-	if (best_over_modes(x, k, false, &x->need, e))
+	if (best_over_modes(x, k, false, true, e))
 		return -1;
 	if (x->r->ntried < 32) {
 		x->r->tried_microbatch[x->r->ntried] = k->b;
@@ -809,7 +831,7 @@ static int search(Search *x, IrError *e)
 
 /* Solves whole the stages of pipeline p (mode rc) not solved yet (a lean
  * one first with the memory its activations leave as the ILP's budget,
- * time-limited); how many there were, -1 on error. */
+ * node-limited); how many there were, -1 on error. */
 static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute rc, IrError *e)
 {
 	PassStageTable t; /* for the shapes, views and variants */
@@ -833,7 +855,7 @@ static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute 
 		opt[tmp.nstages] = (PassIntraOptions){.method = PASS_ILP, .zero = so->zero};
 		if (so->zero && room > 0)
 			opt[tmp.nstages] = (PassIntraOptions){.method = PASS_ILP, .memory_budget = room,
-							      .time_limit_s = LEAN_TIME_LIMIT_S};
+							      .node_limit = LEAN_NODE_LIMIT};
 		idx[tmp.nstages] = q;
 		tmp.stages[tmp.nstages++] = (IrStagePlan){
 			.first_layer = x->unit_first[p->first[q]],
@@ -907,18 +929,26 @@ static double exact_cost(const Search *x, const Cand *k, PassPipeline *p, IrReco
 	return c;
 }
 
+/* True once the user's time limit (if any) has passed; it is then
+ * recorded in the result. */
+static bool out_of_time(const Search *x)
+{
+	if (!(x->o->time_limit_s > 0) || now_s() - x->t0 <= x->o->time_limit_s)
+		return false;
+	x->r->time_limited = true;
+	return true;
+}
+
 /*
  * Refines candidate k: solves whole the stages the DP picks, puts their
  * exact costs in the table, reruns the DP (every recomputation mode),
- * until it picks only stages solved whole.  Stops early after 12 rounds or
- * once the compile has taken refine_budget_s and a pipeline solved whole
- * fits (the ILP of a long stage of distinct layers can take a while),
- * keeping the best pipeline solved whole:
+ * until it picks only stages solved whole.  Stops early after REFINE_ROUNDS
+ * rounds, or once the user's time limit has passed and a pipeline solved
+ * whole fits, keeping the best pipeline solved whole:
  * k->p, k->rc, k->cost (INFINITY: none fits once solved whole).
  */
 static int refine(Search *x, Cand *k, IrError *e)
 {
-	double budget = x->o->refine_budget_s > 0 ? x->o->refine_budget_s : 30;
 	PassPipeline best_p = k->p;
 	IrRecompute best_rc = k->rc;
 	k->cost = INFINITY;
@@ -937,10 +967,10 @@ static int refine(Search *x, Cand *k, IrError *e)
 			best_p = p;
 			best_rc = k->rc;
 		}
-		if (n == 0 || iter >= 12 || (isfinite(k->cost) && now_s() - x->t0 > budget))
+		if (n == 0 || iter >= REFINE_ROUNDS || (isfinite(k->cost) && out_of_time(x)))
 			break;
 		x->r->refinements++;
-		if (best_over_modes(x, k, true, NULL, e))
+		if (best_over_modes(x, k, true, false, e))
 			return -1;
 		if (!isfinite(k->est))
 			break;
@@ -960,14 +990,13 @@ static int refine(Search *x, Cand *k, IrError *e)
 	if (!alt)
 		abort();
 	PassPipeline p;
-	if (isnan(best_pipeline(x, k, k->rc, true, &p, NULL, alt, e))) {
+	if (isnan(best_pipeline(x, k, k->rc, true, INFINITY, &p, NULL, alt, e))) {
 		free(alt);
 		return -1;
 	}
 	int rc = 0;
 	for (int S = 1; S <= PASS_MAX_UNITS && !rc; S++) {
-		if (!(alt[S].total_s <= 1.03 * k->cost) || S == k->p.nstages ||
-		    now_s() - x->t0 > budget)
+		if (!(alt[S].total_s <= 1.03 * k->cost) || S == k->p.nstages || out_of_time(x))
 			continue;
 		if (solve_missing(x, k, &alt[S], k->rc, e) < 0) {
 			rc = -1;
@@ -988,12 +1017,11 @@ static int refine(Search *x, Cand *k, IrError *e)
 }
 
 /* Refines the candidates whose estimate is within 2% of the best simulated
- * step time so far, best estimate first (while the budget lasts); the
- * winner's index (the least simulated step time), -1 if none fits, -2 on
- * error. */
+ * step time so far, best estimate first (while the user's time limit, if
+ * any, lasts); the winner's index (the least simulated step time), -1 if
+ * none fits, -2 on error. */
 static int choose(Search *x, IrError *e)
 {
-	double budget = x->o->refine_budget_s > 0 ? x->o->refine_budget_s : 30;
 	int win = -1;
 	for (;;) {
 		int next = -1;
@@ -1006,7 +1034,7 @@ static int choose(Search *x, IrError *e)
 		if (next < 0)
 			break;
 		Cand *k = &x->cand[next];
-		if (win >= 0 && (k->est >= 1.02 * x->cand[win].sim_s || now_s() - x->t0 > budget))
+		if (win >= 0 && (k->est >= 1.02 * x->cand[win].sim_s || out_of_time(x)))
 			break;
 		if (refine(x, k, e))
 			return -2;
@@ -1130,8 +1158,8 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 			SimResult sr;
 			IrError e2;
 			int solves = 0;
-			if (!pass_manual_plan(g, c, &m, plan->global_batch, UNIFORM_TIME_LIMIT_S, threads,
-					      false, &p, &sr, &solves, &e2)) {
+			if (!pass_manual_plan(g, c, &m, plan->global_batch, 0, threads, false, &p, &sr,
+					      &solves, &e2)) {
 				r->stage_solves += solves;
 				if (sr.fits && sr.step_time_s < *best) {
 					*best = sr.step_time_s;
@@ -1221,6 +1249,25 @@ static int batch_divisors(int64_t G, int64_t *div, int max)
 	return k;
 }
 
+/* The least memory per device any pipeline needs, over the microbatch
+ * sizes and modes where the DP found none (INFINITY if none of them); NAN
+ * on error.  Only a compile that fails needs it, so it is found then. */
+static double least_need(const Search *x, IrError *e)
+{
+	double need = INFINITY;
+	for (int n = 0; n < x->ncand; n++)
+		for (int rc = 0; rc < 3; rc++) {
+			if (!x->cand[n].none[rc])
+				continue;
+			PassStageTable t;
+			if (cand_table(x, &x->cand[n], (IrRecompute)rc, false, NULL, &t, e))
+				return NAN;
+			need = fmin(need, pass_stage_min_memory(&t, x->devices));
+			pass_stage_table_free(&t);
+		}
+	return need;
+}
+
 static int infeasible(PassInterResult *r, const IrCluster *c, int nunits, double need,
 		      IrError *e)
 {
@@ -1265,7 +1312,6 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	x.o = o;
 	x.r = r;
 	x.devices = ir_cluster_gpus(c);
-	x.need = INFINITY;
 	int64_t G = o->global_batch;
 	if (G <= 0)
 		return ir_fail(e, "", 0, "the global batch must be positive");
@@ -1291,8 +1337,10 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 		win = choose(&x, e);
 		if (win == -2)
 			rc = -1;
-		else if (win < 0)
-			rc = infeasible(r, c, x.nunits, x.need, e);
+		else if (win < 0) {
+			double need = least_need(&x, e);
+			rc = isnan(need) ? -1 : infeasible(r, c, x.nunits, need, e);
+		}
 	}
 	if (!rc) {
 		Cand *k = &x.cand[win];

@@ -263,6 +263,8 @@ struct PassLayerCosts {
 	int *rep;             /* per key: a layer with it */
 	int *owner;           /* per layer: tied_owner */
 	LayerCost *cost;      /* [((key * nshapes + h) * maxviews + v) * NVAR + var] */
+	PassWarm *warm;       /* the same index: each solve's LP basis (NULL once dropped) */
+	const PassLayerCosts *prev; /* NULL, or the costs whose bases start these solves */
 	int solved, cached, ilps;
 	char error[512];      /* first failure of a solve or a timing */
 	pthread_mutex_t lock;
@@ -286,14 +288,15 @@ static LayerCost *cost_at(const PassLayerCosts *lc, int key, int h, int v, int v
 /* Shards layer l on view (forced ZeRO stage `zero`) and times it into
  * out; 0, or -1 with e (out->ok false). */
 static int cost_one(PassLayerCosts *lc, int l, const IrLogicalMesh *view, int zero,
-		    LayerCost *out, IrError *e)
+		    LayerCost *out, PassWarm *warm, IrError *e)
 {
 	const IrGraph *g = lc->g;
 	IrPlan plan;
 	ir_plan_init(&plan);
 	IrStagePlan st;
 	PassIntraResult r;
-	PassIntraOptions o = {.method = PASS_ILP, .nmicro = lc->nmicro, .zero = zero};
+	PassIntraOptions o = {.method = PASS_ILP, .nmicro = lc->nmicro, .zero = zero,
+			      .warm = warm};
 	memset(out, 0, sizeof *out);
 	int rc = pass_intra_op(g, lc->c, view, l, l, &o, &plan, &st, &r, e);
 	pthread_mutex_lock(&lc->lock);
@@ -337,12 +340,29 @@ static void solve_layer(void *ctx, int j)
 	const IrLogicalMesh *lv = &lc->lean[job->h * lc->maxviews + job->v];
 	LayerCost *fast = cost_at(lc, job->key, job->h, job->v, FAST);
 	LayerCost *lean = cost_at(lc, job->key, job->h, job->v, LEAN);
+	PassWarm *wf = NULL, *wl = NULL;
+	if (lc->warm) {
+		size_t i = (size_t)(fast - lc->cost);
+		wf = &lc->warm[i];
+		wl = &lc->warm[i + 1];
+		for (int var = 0; var < NVAR && lc->prev; var++) {
+			const PassWarm *from = &lc->prev->warm[i + (size_t)var];
+			PassWarm *to = &lc->warm[i + (size_t)var];
+			if (from->n > 0) {
+				to->basis = malloc((size_t)from->n);
+				if (!to->basis)
+					abort();
+				memcpy(to->basis, from->basis, (size_t)from->n);
+				to->n = from->n;
+			}
+		}
+	}
 	IrError e;
 	memset(&e, 0, sizeof e);
 	memset(lean, 0, sizeof *lean);
-	if (!cost_one(lc, l, view, 0, fast, &e)) {
+	if (!cost_one(lc, l, view, 0, fast, wf, &e)) {
 		IrError e2;
-		if (lv->n[0] > 1 && !cost_one(lc, l, lv, 2, lean, &e2) &&
+		if (lv->n[0] > 1 && !cost_one(lc, l, lv, 2, lean, wl, &e2) &&
 		    !(lean->state < 0.99 * fast->state))
 			lean->ok = false;
 		return;
@@ -440,6 +460,40 @@ static void setup_keys(PassLayerCosts *lc, int *nops)
 PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicro, int threads,
 				 PassProgress progress, void *progress_ctx, IrError *e)
 {
+	return pass_layer_costs_warm(g, c, nmicro, threads, NULL, progress, progress_ctx, e);
+}
+
+/* Whether prev's bases can start lc's solves: the same layer keys, shapes
+ * and views (each solve still checks its ILP's size). */
+static bool warm_fits(const PassLayerCosts *lc, const PassLayerCosts *prev)
+{
+	if (!prev || !prev->warm || prev->nkeys != lc->nkeys || prev->nshapes != lc->nshapes ||
+	    prev->maxviews != lc->maxviews)
+		return false;
+	for (int k = 0; k < lc->nkeys; k++)
+		if (prev->rep[k] != lc->rep[k])
+			return false;
+	for (int h = 0; h < lc->nshapes; h++)
+		if (prev->nviews[h] != lc->nviews[h])
+			return false;
+	return true;
+}
+
+void pass_layer_costs_drop_warm(PassLayerCosts *lc)
+{
+	if (!lc || !lc->warm)
+		return;
+	size_t n = (size_t)lc->nkeys * (size_t)lc->nshapes * (size_t)lc->maxviews * NVAR;
+	for (size_t i = 0; i < n; i++)
+		free(lc->warm[i].basis);
+	free(lc->warm);
+	lc->warm = NULL;
+}
+
+PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int nmicro,
+				      int threads, const PassLayerCosts *prev,
+				      PassProgress progress, void *progress_ctx, IrError *e)
+{
 	if (!g->training) {
 		ir_fail(e, g->file, 0, "the inter-op pass needs the training graph");
 		return NULL;
@@ -458,9 +512,11 @@ PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicr
 	 * largest (2D views, many ops) first */
 	size_t nv = (size_t)lc->nshapes * (size_t)lc->maxviews;
 	lc->cost = ir_xcalloc((size_t)lc->nkeys * nv * NVAR, sizeof(LayerCost));
+	lc->warm = ir_xcalloc((size_t)lc->nkeys * nv * NVAR + 1, sizeof(PassWarm));
 	Job *jobs = ir_xmalloc(sizeof(Job) * ((size_t)lc->nkeys * nv + 1));
-	if (!lc->cost || !jobs)
+	if (!lc->cost || !lc->warm || !jobs)
 		abort();
+	lc->prev = warm_fits(lc, prev) ? prev : NULL;
 	int njobs = 0;
 	for (int k = 0; k < lc->nkeys; k++)
 		for (int h = 0; h < lc->nshapes; h++)
@@ -474,6 +530,7 @@ PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicr
 	qsort(jobs, (size_t)njobs, sizeof *jobs, cmp_job);
 	JobCtx x = {lc, jobs};
 	run_parallel(njobs, threads, solve_layer, &x, progress, progress_ctx, "layer costs");
+	lc->prev = NULL;
 	free(jobs);
 	free(nops);
 	lc->solved = njobs;
@@ -514,6 +571,7 @@ void pass_layer_costs_free(PassLayerCosts *lc)
 	free(lc->owner);
 	free(lc->lean);
 	free(lc->cost);
+	pass_layer_costs_drop_warm(lc);
 	pthread_mutex_destroy(&lc->lock);
 	free(lc);
 }
@@ -841,9 +899,11 @@ static void shard_one(void *ctx, int j)
 	x->rc[q] = pass_intra_op(x->g, x->c, &lm, s->first_layer, s->last_layer, &o, &tmp,
 				 &x->out[q], &r, &x->err[q]);
 	if (x->rc[q] && o.memory_budget > 0) {
-		/* the budget not met (in time): gradients and optimizer state sharded */
+		/* the budget not met (within the ILP's limits): gradients and
+		 * optimizer state sharded */
 		o.memory_budget = 0;
 		o.time_limit_s = 0;
+		o.node_limit = 0;
 		o.zero = 2;
 		ir_plan_free(&tmp);
 		ir_plan_init(&tmp);
@@ -896,7 +956,7 @@ static bool same_options(const PassIntraOptions *o, int a, int b)
 {
 	return !o || (o[a].method == o[b].method && o[a].zero == o[b].zero &&
 		      o[a].memory_budget == o[b].memory_budget &&
-		      o[a].time_limit_s == o[b].time_limit_s);
+		      o[a].time_limit_s == o[b].time_limit_s && o[a].node_limit == o[b].node_limit);
 }
 
 int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,

@@ -975,9 +975,22 @@ static int solve(Plan *P, PassIntraResult *r)
 		ilp_free(ilp);
 		return -1;
 	}
-	IlpOptions io = {.time_limit_s = P->o->time_limit_s};
+	IlpOptions io = {.time_limit_s = P->o->time_limit_s, .node_limit = P->o->node_limit};
 	IlpResult ir;
+	PassWarm *w = P->o->warm;
+	if (w && w->n > 0 && ilp_warm_start(ilp, w->basis, w->n))
+		abort();
 	IlpStatus st = ilp_solve(ilp, &io, &ir);
+	int nb = 0;
+	const signed char *basis = ilp_basis(ilp, &nb);
+	if (w && basis) {
+		signed char *b = realloc(w->basis, (size_t)nb);
+		if (!b)
+			abort();
+		memcpy(b, basis, (size_t)nb);
+		w->basis = b;
+		w->n = nb;
+	}
 	r->solve_time_s = ir.solve_time_s;
 	r->gap = st == ILP_FEASIBLE ? ir.gap : 0;
 	snprintf(r->message, sizeof r->message, "%s", ir.message);

@@ -39,11 +39,22 @@ typedef enum {
 const char *pass_method_name(PassMethod m);
 int pass_method_parse(const char *s, PassMethod *m);
 
+/* An LP basis carried from one ILP solve to the next of the same
+ * structure (solver/ilp.h: ilp_basis, ilp_warm_start); basis is malloc'd. */
+typedef struct PassWarm {
+	signed char *basis;
+	int n;                 /* 0: none */
+} PassWarm;
+
 typedef struct PassIntraOptions {
 	PassMethod method;
 	int nmicro;            /* microbatches per step (per-microbatch costs count nmicro times) */
 	double memory_budget;  /* bytes per device for weights + gradients + optimizer; 0: none */
-	double time_limit_s;   /* ILP time limit; 0: none */
+	double time_limit_s;   /* ILP wall-clock limit, 0: none (a user's choice: the result
+				  then depends on the machine's load) */
+	int node_limit;        /* ILP branch-and-bound nodes, 0: none (a work limit) */
+	PassWarm *warm;        /* NULL, or the ILP starts from warm's basis when it fits and
+				  leaves its own there (the optimum is the same either way) */
 	int zero;              /* >0: force optimizer (1), +gradient (2), +weight (3) sharding
 				  over mesh axis 0, as a hand-written plan asks */
 	bool exhaustive;       /* enumerate every combination instead of the ILP
@@ -52,9 +63,9 @@ typedef struct PassIntraOptions {
 
 typedef enum {
 	PASS_OPTIMAL,    /* proven optimal (or a baseline's plan) */
-	PASS_FEASIBLE,   /* ILP time limit: best plan found, see gap */
+	PASS_FEASIBLE,   /* ILP time or node limit: best plan found, see gap */
 	PASS_INFEASIBLE, /* nothing fits the memory budget */
-	PASS_TIMEOUT,    /* ILP time limit with no plan */
+	PASS_TIMEOUT,    /* ILP time or node limit with no plan */
 	PASS_ERROR,
 } PassStatus;
 
@@ -198,6 +209,14 @@ typedef void (*PassProgress)(void *ctx, const char *what, int done, int total);
  */
 PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicro, int threads,
 				 PassProgress progress, void *progress_ctx, IrError *e);
+/* The same, each ILP's LP started from the basis of the same solve in prev
+ * (NULL: none; costs of another microbatch size of the same model and
+ * cluster) where its structure is the same: the same costs, found faster. */
+PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int nmicro,
+				      int threads, const PassLayerCosts *prev,
+				      PassProgress progress, void *progress_ctx, IrError *e);
+/* Frees the LP bases lc keeps for a later pass_layer_costs_warm. */
+void pass_layer_costs_drop_warm(PassLayerCosts *lc);
 void pass_layer_costs_free(PassLayerCosts *lc);
 /* Layer-view pairs solved, those taken from the cache instead, and the ILP
  * solves run (a pair takes one or two: fastest, then lean). */
@@ -262,6 +281,11 @@ double pass_pipeline_cost(const PassStageTable *t, PassPipeline *p);
  */
 int pass_stage_dp(const PassStageTable *t, int devices, double tmax_gap, PassPipeline *out,
 		  PassPipeline *by_stages);
+/* The same, looking only for a pipeline costing less than `bound` (the
+ * tmax loop stops once B * tmax >= bound): 0 found, 1 pipelines fit but
+ * none costs less, -1 none fits. */
+int pass_stage_dp_below(const PassStageTable *t, int devices, double tmax_gap, double bound,
+			PassPipeline *out, PassPipeline *by_stages);
 /* Every cut into stages and every shape per stage, for checking the DP. */
 int pass_stage_brute(const PassStageTable *t, int devices, PassPipeline *out);
 /* Least, over pipelines using exactly `devices` devices, of the largest
@@ -275,7 +299,7 @@ double pass_stage_min_memory(const PassStageTable *t, int devices);
  * ILP, nothing forced; nmicro is always plan->nmicro), in `threads` threads
  * (0: one per core); stages of identical structure on the same view with
  * the same options are solved once and copied.  A stage whose memory
- * budget the ILP cannot meet (within its time limit) is sharded with
+ * budget the ILP cannot meet (within its limits) is sharded with
  * gradients and optimizer state over axis 0 instead (zero = 2, no budget).
  * *solves (if non-NULL): the stages solved.  0, or -1 with e.
  */
@@ -289,7 +313,9 @@ typedef struct PassInterOptions {
 	int max_units;          /* layer clusters (0: 16) */
 	int threads;            /* 0: one per core */
 	double tmax_gap;        /* see pass_stage_dp (< 0: default 1e-3) */
-	double refine_budget_s; /* no new refinement round once the compile took this (0: 30) */
+	double time_limit_s;    /* a user's wall-clock limit on the compile, 0: none; once
+				   passed, refinement stops (with a plan solved whole) and
+				   time_limited says so: the plan then depends on the load */
 	PassProgress progress;  /* NULL: silent */
 	void *progress_ctx;
 } PassInterOptions;
@@ -313,6 +339,7 @@ typedef struct PassInterResult {
 	int64_t tried_microbatch[32];
 	double tried_estimate_s[32]; /* the DP's best step time there (INFINITY: none fits) */
 	int refinements;        /* DP reruns after solving the chosen stages whole */
+	bool time_limited;      /* options.time_limit_s cut the search short */
 	double need_bytes;      /* INFEASIBLE: least memory per device a plan needs */
 	double have_bytes;      /* the GPU's memory */
 	char message[256];

@@ -43,14 +43,19 @@ typedef enum {
 
 typedef enum {
 	ILP_OPTIMAL,    /* proven optimal (within IlpOptions.mip_gap if > 0) */
-	ILP_FEASIBLE,   /* time limit hit; the incumbent is returned with its gap */
+	ILP_FEASIBLE,   /* a limit hit; the incumbent is returned with its gap */
 	ILP_INFEASIBLE, /* no assignment satisfies the rows */
-	ILP_TIMEOUT,    /* time limit hit before any feasible assignment was found */
+	ILP_TIMEOUT,    /* a limit hit before any feasible assignment was found */
 	ILP_ERROR,      /* bad options, unbounded objective, or a GLPK failure */
 } IlpStatus;
 
 typedef struct IlpOptions {
-	double time_limit_s; /* wall clock for the whole solve (LP and branch-and-bound), 0 = none */
+	double time_limit_s; /* wall clock for the whole solve (LP and branch-and-bound), 0 = none;
+	                      * the result then depends on the machine's speed and load, so a
+	                      * user's choice only (work limits below give the same answer
+	                      * everywhere) */
+	int node_limit;      /* branch-and-bound subproblems created, 0 = none (a work limit) */
+	int iter_limit;      /* simplex iterations of the LP relaxation, 0 = none (a work limit) */
 	double mip_gap;      /* stop once (incumbent - bound) / |incumbent| <= mip_gap; 0 = exact */
 	int mem_limit_mb;    /* cap on GLPK's heap in MiB, 0 = none; exceeding it gives ILP_ERROR */
 	int verbose;         /* nonzero: let GLPK print its progress on stdout */
@@ -65,6 +70,7 @@ typedef struct IlpResult {
 	double build_time_s; /* time to hand the problem to GLPK */
 	double solve_time_s; /* whole ilp_solve(), build included */
 	int ncols, nrows;    /* size of the problem solved */
+	int nodes;           /* branch-and-bound subproblems created (0: solved at the root LP) */
 	char message[256];   /* one line on what happened, never empty after ilp_solve() */
 } IlpResult;
 
@@ -117,6 +123,23 @@ IlpStatus ilp_solve(IlpProblem *p, const IlpOptions *o, IlpResult *r);
  * was none yet) or col is out of range.
  */
 double ilp_value(const IlpProblem *p, int col);
+
+/*
+ * The optimal basis of the last solve's LP relaxation: n (rows + columns)
+ * statuses, rows first; NULL and n = 0 when it found none.  Valid until
+ * the next solve or ilp_free.
+ */
+const signed char *ilp_basis(const IlpProblem *p, int *n);
+
+/*
+ * Starts the next solve's LP from `basis` (from ilp_basis of a problem
+ * with the same rows and columns in the same order, costs may differ):
+ * primal simplex from it, falling back to the cold start when n is not
+ * rows + columns at solve time or the basis does not lead to the optimum.
+ * The optimum is the same either way; among equal optima another may be
+ * returned.  0, or -1 when out of memory.
+ */
+int ilp_warm_start(IlpProblem *p, const signed char *basis, int n);
 
 /* "optimal", "feasible", "infeasible", "timeout", "error". */
 const char *ilp_status_name(IlpStatus s);

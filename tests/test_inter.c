@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,7 +419,7 @@ static char *slurp(const char *path)
 }
 
 Test(compile, the_written_plan_simulates_to_the_same_figures_and_is_reproducible,
-     .timeout = 300)
+     .timeout = 900)
 {
 	char a[] = "/tmp/meshplan-inter-XXXXXX", b[] = "/tmp/meshplan-inter-XXXXXX";
 	int fa = mkstemp(a), fb = mkstemp(b);
@@ -453,4 +454,78 @@ Test(compile, the_written_plan_simulates_to_the_same_figures_and_is_reproducible
 	free(pb);
 	unlink(a);
 	unlink(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Results independent of the machine's load                            */
+
+/* A load helper: threads that spin until told to stop, taking the cores
+ * the compile would otherwise have. */
+typedef struct {
+	volatile int stop;
+	volatile unsigned long spins;
+} Load;
+
+static void *spin(void *arg)
+{
+	Load *l = arg;
+	while (!l->stop)
+		l->spins++;
+	return NULL;
+}
+
+/* The plan compiled for a tiny GPT on the two-node test cluster, written
+ * to a string; with `busy` spinning threads running alongside. */
+static char *compile_text(int busy, double time_limit_s, PassInterResult *r)
+{
+	Load l = {0, 0};
+	pthread_t tid[8];
+	for (int i = 0; i < busy; i++)
+		cr_assert_eq(pthread_create(&tid[i], NULL, spin, &l), 0);
+	IrPlan p;
+	IrGraph g;
+	PassInterOptions o = {.recompute = -1, .threads = 2, .tmax_gap = -1,
+			      .time_limit_s = time_limit_s};
+	int rc = compile("gpt", "layers=4,hidden=128,heads=4,seq=128,vocab=1024", TINY_CLUSTER, 64,
+			 o, &p, &g, r);
+	l.stop = 1;
+	for (int i = 0; i < busy; i++)
+		pthread_join(tid[i], NULL);
+	cr_assert_eq(rc, 0, "%s", r->message);
+	char path[] = "/tmp/meshplan-load-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	close(fd);
+	IrError e;
+	cr_assert_eq(ir_plan_write(&p, path, &e), 0, "%s", e.msg);
+	char *text = slurp(path);
+	unlink(path);
+	ir_plan_free(&p);
+	ir_graph_free(&g);
+	return text;
+}
+
+Test(compile, the_plan_is_the_same_on_an_idle_and_on_a_busy_machine, .timeout = 900)
+{
+	PassInterResult r1, r2;
+	char *idle = compile_text(0, 0, &r1);
+	char *busy = compile_text(2, 0, &r2);
+	cr_expect_str_eq(idle, busy, "the same inputs give a byte-identical plan under load");
+	cr_expect(!r1.time_limited && !r2.time_limited, "no time limit was asked for");
+	cr_expect_eq(r1.stage_solves, r2.stage_solves, "the same work both times");
+	cr_expect_eq(r1.refinements, r2.refinements);
+	free(idle);
+	free(busy);
+}
+
+Test(compile, a_users_time_limit_that_cuts_the_search_is_recorded, .timeout = 900)
+{
+	PassInterResult r1, r2;
+	char *cut = compile_text(0, 1e-9, &r1);
+	char *none = compile_text(0, 0, &r2);
+	cr_expect(r1.time_limited, "a limit already passed at the first refinement cuts it");
+	cr_expect(!r2.time_limited);
+	cr_expect_leq(r1.refinements, r2.refinements, "the cut search does no more work");
+	free(cut);
+	free(none);
 }

@@ -335,6 +335,63 @@ Test(ilp, tiny_time_limit_returns_incumbent_with_gap_or_timeout)
 	ilp_free(p);
 }
 
+/* A node limit is work, not time: the same problem stops at the same
+ * incumbent every time, whatever else the machine is doing. */
+Test(ilp, node_limit_stops_at_the_same_incumbent_every_time)
+{
+	enum { N = 150, M = 10 };
+	double w[M][150];
+	IlpProblem *p = hard_knapsack(N, M, 7, w);
+	IlpOptions o = { .node_limit = 50 };
+	IlpResult r1, r2;
+	IlpStatus st = ilp_solve(p, &o, &r1);
+	cr_assert(st == ILP_FEASIBLE, "%s: %s", ilp_status_name(st), r1.message);
+	cr_expect(strstr(r1.message, "node limit 50"), "%s", r1.message);
+	cr_expect(r1.nodes >= 50 && r1.nodes <= 52, "stops once 50 subproblems exist: %d",
+		  r1.nodes);
+	cr_expect_gt(r1.gap, 0.0, "the limit cut the search before the proof");
+	double x1[N];
+	for (int j = 0; j < N; j++)
+		x1[j] = ilp_value(p, j);
+	cr_assert_eq(ilp_solve(p, &o, &r2), ILP_FEASIBLE);
+	cr_expect_eq(r1.objective, r2.objective);
+	cr_expect_eq(r1.nodes, r2.nodes);
+	for (int j = 0; j < N; j++)
+		cr_expect_eq(ilp_value(p, j), x1[j], "column %d", j);
+	ilp_free(p);
+}
+
+Test(ilp, an_integral_lp_relaxation_is_taken_without_branching)
+{
+	/* one-hot rows with distinct costs: the LP optimum is 0-1 already */
+	IlpProblem *p = ilp_new();
+	int c[3];
+	for (int g = 0; g < 4; g++) {
+		for (int k = 0; k < 3; k++)
+			c[k] = ilp_add_binary(p, 1.0 + g + 0.5 * ((k + g) % 3));
+		double one[3] = { 1, 1, 1 };
+		ilp_add_row(p, 3, c, one, ILP_EQ, 1);
+	}
+	IlpResult r;
+	cr_assert_eq(ilp_solve(p, NULL, &r), ILP_OPTIMAL, "%s", r.message);
+	cr_expect_eq(r.nodes, 0, "no branch-and-bound node");
+	cr_expect(strstr(r.message, "integral"), "%s", r.message);
+	/* each group takes its cheapest, 1 + g: 4 + 0 + 1 + 2 + 3 */
+	cr_expect(fabs(r.objective - 10.0) < 1e-12, "objective %g", r.objective);
+	ilp_free(p);
+}
+
+Test(ilp, negative_node_or_iteration_limits_are_bad_options)
+{
+	IlpProblem *p = ilp_new();
+	ilp_add_binary(p, 1);
+	IlpResult r;
+	IlpOptions o1 = { .node_limit = -1 }, o2 = { .iter_limit = -1 };
+	cr_expect_eq(ilp_solve(p, &o1, &r), ILP_ERROR);
+	cr_expect_eq(ilp_solve(p, &o2, &r), ILP_ERROR);
+	ilp_free(p);
+}
+
 /* With a 20% gap tolerance the answer may be worse than the optimum, but by at most 20%. */
 Test(ilp, mip_gap_tolerance_stops_early_within_that_gap)
 {
