@@ -16,6 +16,7 @@ typedef struct {
 	char *why;
 	size_t why_n;
 	int failed;
+	int depth; /* brackets and unary minus open now */
 } Parser;
 
 static int fail(Parser *P, const char *fmt, const char *arg)
@@ -40,7 +41,21 @@ static void skip(Parser *P)
 
 static int expr(Parser *P, int64_t *v);
 
+static int primary_at(Parser *P, int64_t *v);
+
+/* Nesting is bounded so that a hostile expression cannot exhaust the
+ * stack: IR_MAX_EXPR_DEPTH brackets or minus signs, far past any shape. */
 static int primary(Parser *P, int64_t *v)
+{
+	if (P->depth >= IR_MAX_EXPR_DEPTH)
+		return fail(P, "'%s' nests brackets or minus signs deeper than 64", P->s);
+	P->depth++;
+	int rc = primary_at(P, v);
+	P->depth--;
+	return rc;
+}
+
+static int primary_at(Parser *P, int64_t *v)
 {
 	skip(P);
 	const char *c = P->p;
@@ -140,7 +155,7 @@ static int expr(Parser *P, int64_t *v)
 int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out, char *why,
 		 size_t why_n)
 {
-	Parser P = {text, text, lookup, ctx, why, why_n, 0};
+	Parser P = {text, text, lookup, ctx, why, why_n, 0, 0};
 	if (expr(&P, out))
 		return -1;
 	skip(&P);

@@ -437,3 +437,31 @@ Test(hostile, an_unknown_zoo_model_exits_2_without_a_leak)
 	/* under LeakSanitizer a leak would turn the exit code into 1 */
 	refused("info nosuchmodel", 2, "nosuchmodel: no such model file or zoo model");
 }
+
+/* ---- found by fuzzing: deep nesting in an expression ---- */
+
+Test(hostile, deeply_nested_brackets_in_set_are_refused_not_a_stack_overflow)
+{
+	char args[5000];
+	int n = snprintf(args, sizeof args, "info %s --set 'h=", TINY);
+	for (int i = 0; i < 2000; i++)
+		args[n++] = '(';
+	args[n++] = '1';
+	for (int i = 0; i < 2000; i++)
+		args[n++] = ')';
+	args[n++] = '\'';
+	args[n] = 0;
+	refused(args, 2, "nests brackets or minus signs deeper than 64");
+}
+
+Test(hostile, a_long_run_of_minus_signs_is_refused_not_a_stack_overflow)
+{
+	char args[5000];
+	int n = snprintf(args, sizeof args, "info %s --set 'h=", TINY);
+	for (int i = 0; i < 3000; i++)
+		args[n++] = '-';
+	args[n++] = '1';
+	args[n++] = '\'';
+	args[n] = 0;
+	refused(args, 2, "nests brackets or minus signs deeper than 64");
+}
