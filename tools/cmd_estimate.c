@@ -425,7 +425,7 @@ static int build_run(const char *input, const Val *v, const IrCluster *cl, Run *
 	return EXIT_OK;
 }
 
-static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
+void tool_cost_model(const IrCluster *cl, SimCostModel *m)
 {
 	sim_cost_model_default(m);
 	if (cl) {
@@ -436,6 +436,11 @@ static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
 		if (cl->currency)
 			snprintf(m->currency, sizeof m->currency, "%s", cl->currency);
 	}
+}
+
+static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
+{
+	tool_cost_model(cl, m);
 	if (v[O_PRICE].set)
 		m->price_per_gpu_hour = v[O_PRICE].num;
 	if (v[O_POWER].set)
