@@ -53,6 +53,7 @@ IrModelDoc *ir_model_open(const char *spec, IrError *e)
 		if (stat(path, &st) != 0) {
 			ir_fail(e, spec, 0, "no such model file or zoo model (zoo: %s/models)",
 				ir_data_dir());
+			ir_arena_free(&m->arena);
 			free(m);
 			return NULL;
 		}

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages meshplan builds with, when any is missing.
 set -e
-pkgs="build-essential cmake pkg-config libglpk-dev libxml2-dev libcriterion-dev libjansson-dev"
+# libopenmpi-dev and openmpi-bin: optional (meshplan sweep over MPI ranks; docs/sweep.md)
+pkgs="build-essential cmake pkg-config libglpk-dev libxml2-dev libcriterion-dev libjansson-dev libopenmpi-dev openmpi-bin"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -19,6 +19,7 @@ static const Verb verbs[] = {
 	{"compile", cmd_compile, "the fastest plan: pipeline stages on sub-meshes, each sharded (Alpa)"},
 	{"compare", cmd_compare, "the best plan of one model on several clusters, side by side"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
+	{"provision", cmd_provision, "the cheapest resources for a deadline, the fastest for a budget"},
 	{"sweep", cmd_sweep, "every point of a sweep file compiled and priced; Pareto front (MPI)"},
 };
 
