@@ -7,14 +7,15 @@
  * --failures` judges them (its failure model and defaults, Young/Daly
  * checkpoints), each point compiled and simulated as `compile` does.
  *
- * Node counts are searched, not enumerated, on the assumption that more
- * nodes finish sooner and cost more (true while scaling is sublinear):
+ * Node counts are searched, not enumerated, over the counts 2^k and 3 x 2^k
+ * (make_grid), on the assumption that more nodes finish sooner and cost
+ * more (true while scaling is sublinear):
  *   deadline: the fewest nodes that meet it (doubling from a FLOPs lower
- *             bound until one meets it, then bisection), then n+1 and n+2
+ *             bound until one meets it, then bisection), then the next count
  *             checked for a cheaper run;
  *   budget:   the fewest nodes that fit memory (doubling from 1, then
  *             bisection), then the most nodes within the budget (doubling,
- *             bisection), then n-1 and n-2 checked for a faster run.
+ *             bisection), then the count below checked for a faster run.
  * Every probe is kept; where two probes contradict the assumption (more
  * nodes but slower, or cheaper) the output says so.
  */
@@ -66,14 +67,17 @@ static void usage(FILE *f)
 		"tokens: with --deadline-days the cheapest run that ends in time, with --budget\n"
 		"the fastest that costs no more.  Each point is compiled and simulated (as\n"
 		"compile) and its run judged under failures (as estimate --failures: Llama 3's\n"
-		"failure rate, Young/Daly checkpoints, the cluster's price).  Node counts are\n"
-		"searched by doubling and bisection, assuming more nodes finish sooner and cost\n"
-		"more; where probes contradict that, the output says so.  Prints the choice and\n"
-		"the runners-up with why each lost.\n\n"
+		"failure rate, Young/Daly checkpoints, the cluster's price).  Node counts\n"
+		"(1, 2, 3, 4, 6, 8, 12 .. : 2^k and 3x2^k, and --nodes-max) are searched by\n"
+		"doubling and bisection, assuming more nodes finish sooner and cost more; where\n"
+		"probes contradict that, the output says so.  Prints the choice and the\n"
+		"runners-up with why each lost.\n\n"
 		"options:\n");
 	tool_opts_help(f, opts, NOPT);
 	fprintf(f, "\nExit: 0 a choice, 1 nothing meets the deadline or budget, 2 bad input.\n");
 }
+
+enum { PROV_MAX_GRID = 80 }; /* node counts of the search grid */
 
 /* One probed configuration. */
 typedef struct Probe {
@@ -98,6 +102,8 @@ typedef struct Prov {
 	int nprobe, cap;
 	char notes[16][320]; /* non-monotone spots and other remarks */
 	int nnotes;
+	int grid[PROV_MAX_GRID]; /* node counts searched, ascending */
+	int ngrid;
 } Prov;
 
 static void note(Prov *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -159,26 +165,57 @@ static Probe *probe(Prov *p, int c, int64_t b, int n)
 	return q;
 }
 
-/* Smallest n in [lo, hi] with pred(n) true, assuming pred is monotone
- * (false .. false true .. true): doubling from lo, then bisection.  hi + 1
- * when pred(hi) is false. */
+/*
+ * The node counts searched: 2^k and 3 x 2^k (1, 2, 3, 4, 6, 8, 12, 16, 24 ..)
+ * up to nodes_max, and nodes_max.  A plan uses every GPU it is given, and
+ * counts with large prime factors split layers and batches badly (on
+ * llama:70b, 138 A100 nodes plan slower than 128), so the search keeps to
+ * counts that divide well; a sweep over other counts checks between them.
+ */
+static void make_grid(Prov *p)
+{
+	p->ngrid = 0;
+	for (long v = 1; v <= p->nodes_max && p->ngrid < PROV_MAX_GRID - 1; v *= 2) {
+		p->grid[p->ngrid++] = (int)v;
+		if (v > 1 && 3 * v / 2 <= p->nodes_max)
+			p->grid[p->ngrid++] = (int)(3 * v / 2);
+	}
+	if (p->grid[p->ngrid - 1] != p->nodes_max)
+		p->grid[p->ngrid++] = p->nodes_max;
+}
+
+/* Index of the first grid count >= n (ngrid if none). */
+static int grid_at(const Prov *p, int n)
+{
+	int i = 0;
+	while (i < p->ngrid && p->grid[i] < n)
+		i++;
+	return i;
+}
+
+/* The first grid index >= lo whose count makes pred true, assuming pred is
+ * monotone (false .. false true .. true): doubling the count from lo,
+ * then bisection over the grid.  ngrid when the last count is false. */
 typedef bool (*Pred)(Prov *p, int c, int64_t b, int n);
 
-static int first_true(Prov *p, int c, int64_t b, int lo, int hi, Pred pred)
+static int first_true(Prov *p, int c, int64_t b, int lo, Pred pred)
 {
-	int bad = lo - 1, good = -1;
-	for (int n = lo;; n = n * 2 > hi && n < hi ? hi : n * 2) {
-		if (pred(p, c, b, n)) {
-			good = n;
+	int hi = p->ngrid - 1, bad = lo - 1, good = -1;
+	for (int i = lo;; i = grid_at(p, 2 * p->grid[i]) > hi && i < hi ? hi
+								      : grid_at(p, 2 * p->grid[i])) {
+		if (i > hi)
+			return p->ngrid;
+		if (pred(p, c, b, p->grid[i])) {
+			good = i;
 			break;
 		}
-		bad = n;
-		if (n >= hi)
-			return hi + 1;
+		bad = i;
+		if (i >= hi)
+			return p->ngrid;
 	}
 	while (good - bad > 1) {
 		int mid = bad + (good - bad) / 2;
-		if (pred(p, c, b, mid))
+		if (pred(p, c, b, p->grid[mid]))
 			good = mid;
 		else
 			bad = mid;
@@ -259,18 +296,16 @@ static void check_monotone(Prov *p, int c, int64_t b)
 /* The search on cluster c at batch b. */
 static void search(Prov *p, int c, int64_t b)
 {
-	int hi = p->nodes_max;
 	if (p->deadline) {
-		int lo = nodes_lower_bound(p, c, b);
-		int n = first_true(p, c, b, lo, hi, in_time);
-		for (int k = 1; k <= 2 && n + k <= hi; k++)
-			probe(p, c, b, n + k);
+		int i = first_true(p, c, b, grid_at(p, nodes_lower_bound(p, c, b)), in_time);
+		if (i + 1 < p->ngrid) /* the next count, in case it is cheaper */
+			probe(p, c, b, p->grid[i + 1]);
 	} else {
-		int nfit = first_true(p, c, b, 1, hi, fits);
-		if (nfit <= hi) {
-			int nover = first_true(p, c, b, nfit, hi, over_budget);
-			for (int k = 1; k <= 2 && nover - k >= nfit; k++)
-				probe(p, c, b, nover - k);
+		int ifit = first_true(p, c, b, 0, fits);
+		if (ifit < p->ngrid) {
+			int iover = first_true(p, c, b, ifit, over_budget);
+			if (iover - 2 >= ifit) /* the count below, in case it is faster */
+				probe(p, c, b, p->grid[iover - 2]);
 		}
 	}
 	check_monotone(p, c, b);
@@ -479,6 +514,7 @@ int cmd_provision(int argc, char **argv)
 				  "--policy: unknown '%s' (restart-all, failover or elastic)",
 				  v[O_POLICY].str);
 	sim_failure_model_default(&p.fm, pol);
+	make_grid(&p);
 	if (v[O_RUNS].set)
 		p.fm.runs = (int)v[O_RUNS].num;
 	if (v[O_SEED].set)
