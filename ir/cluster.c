@@ -38,9 +38,11 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 		struct stat st;
 		if (stat(path, &st) != 0) {
 			ir_arena_free(&c->arena);
+			char hint[512];
+			ir_zoo_suggest("clusters", spec, hint, sizeof hint);
 			return ir_fail(e, spec, 0,
-				       "no such cluster file or zoo cluster (zoo: %s/clusters)",
-				       ir_data_dir());
+				       "no such cluster file or zoo cluster%s%s (meshplan list clusters)",
+				       hint[0] ? "; " : "", hint);
 		}
 	}
 	c->file = ir_strdup(&c->arena, path);
@@ -67,6 +69,10 @@ int ir_cluster_load(const char *spec, int nodes_override, IrCluster *c, IrError 
 			ir_xml_double(n, "power-w", &c->gpu.power_w);
 			if (!ir_xml_double(n, "matmul-efficiency", &c->gpu.matmul_eff))
 				c->gpu.matmul_eff = 0;
+			if (!ir_xml_double(n, "attention-fwd-efficiency", &c->gpu.attn_fwd_eff))
+				c->gpu.attn_fwd_eff = 0;
+			if (!ir_xml_double(n, "attention-bwd-efficiency", &c->gpu.attn_bwd_eff))
+				c->gpu.attn_bwd_eff = 0;
 			for (xmlNodePtr p = n->children; p; p = p->next) {
 				if (!ir_xml_is(p, "peak"))
 					continue;

@@ -29,6 +29,12 @@ int ir_fail(IrError *e, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* "file:line: msg" (or the parts that are set) into buf. */
 const char *ir_error_str(const IrError *e, char *buf, size_t n);
+/* "did you mean 'x'?" when one of names is a near miss of name (edit distance),
+ * else "valid: a, b, c" when there are at most IR_SUGGEST_LIST names, else "".
+ * Returns buf. */
+enum { IR_SUGGEST_LIST = 24 };
+const char *ir_suggest(const char *name, const char *const *names, int n, char *buf,
+		       size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Arena: every string and small array of a graph lives in one pool.   */
@@ -142,6 +148,9 @@ typedef struct IrGraph {
 	int64_t batch;  /* value of the model's batch parameter (samples) */
 	int64_t seq;    /* tokens per sample (param "seq"), 1 if none */
 	bool training;  /* training graph built */
+	bool fused_attention; /* attention runs as one fused (FlashAttention-style)
+				 kernel: the model's attention="fused", a preset's,
+				 or --set attention=fused */
 } IrGraph;
 
 uint64_t ir_label_bit(char c);        /* 'a'..'z','A'..'Z' -> one bit */
@@ -224,7 +233,12 @@ typedef struct IrParamSet {
 	char name[64][48];
 	int64_t value[64];
 } IrParamSet;
-/* Parses "a=1,b=2" (values are integer expressions of numbers only). */
+/* Parses "a=1,b=2" (values are integer expressions of numbers only).
+ * The reserved name "attention" takes fused or eager (stored as
+ * IR_ATTENTION_FUSED / IR_ATTENTION_EAGER) and selects the attention
+ * kernel instead of a model parameter. */
+#define IR_ATTENTION_EAGER 0
+#define IR_ATTENTION_FUSED 1
 int ir_params_parse(IrParamSet *ps, const char *text, IrError *e);
 int ir_params_set(IrParamSet *ps, const char *name, int64_t value);
 
@@ -238,6 +252,9 @@ const char *ir_model_name(const IrModelDoc *m);
 const char *ir_model_file(const IrModelDoc *m);
 /* Presets and parameters as declared (for --help and listings). */
 int ir_model_presets(const IrModelDoc *m, const char **names, int max);
+/* A preset's doc attribute, or (preset NULL) the model's <description>;
+ * NULL if none. */
+const char *ir_model_preset_doc(const IrModelDoc *m, const char *preset);
 /* Builds the forward graph with defaults < preset (from open) < overrides. */
 int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *overrides, IrGraph *g,
 			 IrError *e);
@@ -258,6 +275,13 @@ int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out,
 /* Directory holding models/ and clusters/ (env MESHPLAN_DATA, else built-in). */
 const char *ir_data_dir(void);
 
+/* The zoo: names of the .xml files in ir_data_dir()/kind ("models",
+ * "clusters"), sorted, at most max; their count. */
+enum { IR_ZOO_NAME = 64, IR_ZOO_MAX = 64 };
+int ir_zoo_names(const char *kind, char (*names)[IR_ZOO_NAME], int max);
+/* ir_suggest over the zoo names of kind. */
+const char *ir_zoo_suggest(const char *kind, const char *name, char *buf, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Clusters and device meshes.                                          */
 
@@ -269,11 +293,19 @@ typedef struct IrGpu {
 	double power_w;                /* board power (TDP) */
 	double matmul_eff;             /* fraction of peak a large GEMM reaches (measured);
 					  0: the hardware model's default */
+	double hbm_eff;                /* fraction of HBM bandwidth a streaming kernel
+					  reaches; 0: the model's default */
+	double launch_s;               /* fixed cost per kernel; 0: the model's default */
+	double attn_fwd_eff;           /* fraction of peak a fused attention forward
+					  (FlashAttention) reaches; 0: the model's default */
+	double attn_bwd_eff;           /* the same for its backward */
 } IrGpu;
 
 typedef struct IrLink {
 	double bw;      /* bytes/s per GPU per direction */
 	double latency; /* seconds per message */
+	double eff;     /* fraction of bw NCCL rings reach; 0: the model's default
+			   for the link's kind */
 } IrLink;
 
 typedef struct IrCluster {
@@ -343,7 +375,25 @@ typedef struct IrComm {
 	bool per_step; /* once per step (gradient sync after accumulation,
 			  parameter all-gather after the update), not per microbatch */
 	bool reshard;  /* converts a tensor's layout between two ops */
+	bool weight;   /* gathers a weight sharded at rest (ZeRO-3 / FSDP parameter
+			  all-gather): may be prefetched (IR_OVERLAP_PARAM_GATHER) */
 } IrComm;
+
+/* Communication a plan overlaps with compute (IrPlan.overlap bits). */
+enum {
+	IR_OVERLAP_GRAD_REDUCE = 1,  /* gradient reductions in buckets during the last
+					backward (DDP's default; Megatron-LM's
+					--overlap-grad-reduce) */
+	IR_OVERLAP_PARAM_GATHER = 2, /* ZeRO-3/FSDP parameter all-gathers prefetched one
+					layer ahead */
+	IR_OVERLAP_TP = 4,           /* tensor-parallel collectives behind the compute of
+					their layer (off unless a plan asks) */
+	IR_OVERLAP_DEFAULT = IR_OVERLAP_GRAD_REDUCE | IR_OVERLAP_PARAM_GATHER,
+};
+/* "none" or a comma list of "grad-reduce", "param-gather", "tp" into buf. */
+const char *ir_overlap_name(unsigned overlap, char *buf, size_t n);
+/* Parses that form (also "default"); -1 on an unknown word. */
+int ir_overlap_parse(const char *s, unsigned *out);
 
 /* The sharding of one stage's ops on its logical mesh. */
 typedef struct IrStagePlan {
@@ -376,6 +426,8 @@ typedef struct IrPlan {
 	int chunks;             /* interleaved: model chunks per pipeline rank (v), else 1 */
 	IrRecompute recompute;
 	int zero;               /* optimizer sharding stage 0..3 */
+	unsigned overlap;       /* IR_OVERLAP_* bits; ir_plan_init: IR_OVERLAP_DEFAULT, a
+				   plan file without the attribute: none */
 	int nstages;
 	IrStagePlan *stages;    /* in pipeline order */
 } IrPlan;

@@ -38,7 +38,12 @@ IrModelDoc *ir_model_open(const char *spec, IrError *e)
 		return NULL;
 	}
 	const char *path = spec;
-	if (!ir_xml_is_path(spec)) {
+	const char *xml_colon = strstr(spec, ".xml:");
+	if (xml_colon) {
+		/* FILE.xml:preset: a preset of the user's own model file */
+		path = ir_strfmt(&m->arena, "%.*s", (int)(xml_colon + 4 - spec), spec);
+		m->preset = ir_strdup(&m->arena, xml_colon + 5);
+	} else if (!ir_xml_is_path(spec)) {
 		const char *colon = strchr(spec, ':');
 		char family[128];
 		size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -51,8 +56,10 @@ IrModelDoc *ir_model_open(const char *spec, IrError *e)
 		path = ir_strfmt(&m->arena, "%s/models/%s.xml", ir_data_dir(), family);
 		struct stat st;
 		if (stat(path, &st) != 0) {
-			ir_fail(e, spec, 0, "no such model file or zoo model (zoo: %s/models)",
-				ir_data_dir());
+			char hint[512];
+			ir_zoo_suggest("models", family, hint, sizeof hint);
+			ir_fail(e, spec, 0, "no such model file or zoo model%s%s (meshplan list models)",
+				hint[0] ? "; " : "", hint);
 			ir_arena_free(&m->arena);
 			free(m);
 			return NULL;
@@ -78,8 +85,13 @@ IrModelDoc *ir_model_open(const char *spec, IrError *e)
 					found = true;
 			}
 		if (!found) {
-			ir_fail(e, m->file, 0, "model '%s' has no preset '%s'", m->name,
-				m->preset);
+			const char *names[IR_SUGGEST_LIST + 1];
+			int n = ir_model_presets(m, names, IR_SUGGEST_LIST + 1);
+			char hint[512];
+			ir_suggest(m->preset, names, n < IR_SUGGEST_LIST ? n : IR_SUGGEST_LIST + 1, hint,
+				   sizeof hint);
+			ir_fail(e, m->file, 0, "model '%s' has no preset '%s'%s%s", m->name,
+				m->preset, hint[0] ? "; " : "", hint);
 			ir_model_close(m);
 			return NULL;
 		}
@@ -113,6 +125,29 @@ int ir_model_presets(const IrModelDoc *m, const char **names, int max)
 	return n;
 }
 
+const char *ir_model_preset_doc(const IrModelDoc *m, const char *preset)
+{
+	xmlNodePtr root = xmlDocGetRootElement(m->doc);
+	IrArena *a = &((IrModelDoc *)m)->arena;
+	for (xmlNodePtr c = root->children; c; c = c->next) {
+		if (!preset && ir_xml_is(c, "description")) {
+			xmlChar *t = xmlNodeGetContent(c);
+			char *d = ir_strdup(a, t ? (const char *)t : "");
+			xmlFree(t);
+			for (char *p = d; *p; p++)
+				if (*p == '\n' || *p == '\t')
+					*p = ' ';
+			return d;
+		}
+		if (preset && ir_xml_is(c, "preset")) {
+			const char *pn = ir_xml_attr(a, c, "name");
+			if (pn && !strcmp(pn, preset))
+				return ir_xml_attr(a, c, "doc");
+		}
+	}
+	return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Parameters                                                           */
 
@@ -142,8 +177,17 @@ int ir_params_parse(IrParamSet *ps, const char *text, IrError *e)
 		*eq = 0;
 		int64_t v;
 		char why[256];
-		if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
-			return ir_fail(e, "", 0, "--set %s: %s", item, why);
+		if (!strcmp(item, "attention")) {
+			if (!strcmp(eq + 1, "fused") || !strcmp(eq + 1, "1"))
+				v = IR_ATTENTION_FUSED;
+			else if (!strcmp(eq + 1, "eager") || !strcmp(eq + 1, "0"))
+				v = IR_ATTENTION_EAGER;
+			else
+				return ir_fail(e, "", 0, "--set attention: expected fused or eager, got '%s'",
+					       eq + 1);
+		} else if (ir_expr_eval(eq + 1, NULL, NULL, &v, why, sizeof why))
+			return ir_fail(e, "", 0, "--set %s=%s: the value is not an integer", item,
+				       eq + 1);
 		if (ir_params_set(ps, item, v))
 			return ir_fail(e, "", 0, "--set: too many parameters or name too long");
 	}
@@ -200,6 +244,58 @@ static const IrParamSet *find_preset(const IrModelDoc *m, IrParamSet *out, IrErr
 	return out;
 }
 
+/*
+ * <constraint rule="heads divides hidden" zero="hidden % heads"/> and
+ * <constraint rule="..." positive="expr"/>: what a parameter set must
+ * satisfy (after defaults, preset and --set).  A broken one is refused with
+ * its rule and the values of the parameters it names.
+ */
+static int check_constraints(const IrModelDoc *m, const Env *env, IrArena *a, IrError *e)
+{
+	xmlNodePtr root = xmlDocGetRootElement(m->doc);
+	for (xmlNodePtr c = root->children; c; c = c->next) {
+		if (!ir_xml_is(c, "constraint"))
+			continue;
+		const char *rule = ir_xml_attr(a, c, "rule");
+		const char *zero = ir_xml_attr(a, c, "zero");
+		const char *pos = ir_xml_attr(a, c, "positive");
+		const char *text = zero ? zero : pos;
+		int64_t v;
+		char why[256];
+		if (!text)
+			return ir_fail(e, m->file, ir_xml_line(c), "constraint needs zero= or positive=");
+		if (ir_expr_eval(text, env_lookup, (void *)env, &v, why, sizeof why))
+			return ir_fail(e, m->file, ir_xml_line(c), "constraint '%s': %s", text, why);
+		if (zero ? v == 0 : v > 0)
+			continue;
+		/* the values of the names in the expression */
+		char vals[256] = "";
+		size_t at = 0;
+		for (const char *p = text; *p && at < sizeof vals;) {
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) {
+				p++;
+				continue;
+			}
+			const char *q = p;
+			while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' ||
+			       (*q >= '0' && *q <= '9'))
+				q++;
+			char name[64];
+			snprintf(name, sizeof name, "%.*s", (int)(q - p), p);
+			int64_t pv;
+			if (!env_lookup((void *)env, name, &pv) && !strstr(vals, name))
+				at += (size_t)snprintf(vals + at, sizeof vals - at, "%s%s=%lld",
+						       at ? ", " : "", name, (long long)pv);
+			p = q;
+		}
+		return ir_fail(e, m->file, ir_xml_line(c),
+			       "model '%s' needs %s, but %s (%s = %lld, must be %s)", m->name,
+			       rule ? rule : text, vals, text, (long long)v,
+			       zero ? "0" : "positive");
+	}
+	return 0;
+}
+
 /* Evaluates the model's <param>s in order into env: defaults < preset < overrides. */
 static int eval_params(const IrModelDoc *m, const IrParamSet *ovr, Env *env, IrArena *a,
 		       IrError *e)
@@ -234,12 +330,18 @@ static int eval_params(const IrModelDoc *m, const IrParamSet *ovr, Env *env, IrA
 	for (int l = 0; l < 2; l++)
 		for (int i = 0; layers[l] && i < layers[l]->n; i++) {
 			int64_t dummy;
-			if (env_lookup(env, layers[l]->name[i], &dummy))
-				return ir_fail(e, m->file, 0, "model '%s' has no parameter '%s'%s",
+			if (!strcmp(layers[l]->name[i], "attention"))
+				continue; /* reserved: the attention kernel, not a parameter */
+			if (env_lookup(env, layers[l]->name[i], &dummy)) {
+				char hint[1024];
+				ir_suggest(layers[l]->name[i], env->name, env->n, hint, sizeof hint);
+				return ir_fail(e, m->file, 0, "model '%s' has no parameter '%s'%s%s%s",
 					       m->name, layers[l]->name[i],
-					       l == 0 ? " (from --set)" : " (from its preset)");
+					       l == 0 ? " (from --set)" : " (from its preset)",
+					       hint[0] ? "; " : "", hint);
+			}
 		}
-	return 0;
+	return check_constraints(m, env, a, e);
 }
 
 int ir_model_param(const IrModelDoc *m, const IrParamSet *ovr, const char *name,
@@ -683,6 +785,30 @@ static int do_items(Ctx *c, xmlNodePtr first)
 	return 0;
 }
 
+/* The attention kernel: --set attention=... < the preset's attention
+ * attribute < the model's (default eager). */
+static bool attention_fused(const IrModelDoc *m, xmlNodePtr root, const IrParamSet *ovr)
+{
+	for (int i = 0; ovr && i < ovr->n; i++)
+		if (!strcmp(ovr->name[i], "attention"))
+			return ovr->value[i] == IR_ATTENTION_FUSED;
+	IrArena tmp = {0};
+	const char *a = NULL;
+	if (m->preset)
+		for (xmlNodePtr c = root->children; c && !a; c = c->next) {
+			if (!ir_xml_is(c, "preset"))
+				continue;
+			const char *pn = ir_xml_attr(&tmp, c, "name");
+			if (pn && !strcmp(pn, m->preset))
+				a = ir_xml_attr(&tmp, c, "attention");
+		}
+	if (!a)
+		a = ir_xml_attr(&tmp, root, "attention");
+	bool fused = a && !strcmp(a, "fused");
+	ir_arena_free(&tmp);
+	return fused;
+}
+
 int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *ovr, IrGraph *g, IrError *e)
 {
 	ir_graph_init(g, m->name);
@@ -701,6 +827,7 @@ int ir_model_instantiate(const IrModelDoc *m, const IrParamSet *ovr, IrGraph *g,
 		if (!env_lookup(env, "seq", &v))
 			g->seq = v;
 		xmlNodePtr root = xmlDocGetRootElement(m->doc);
+		g->fused_attention = attention_fused(m, root, ovr);
 		rc = do_items(&c, root->children);
 	}
 	if (!rc) {

@@ -2,6 +2,7 @@
  * plan.c -- the plan data structure: allocation and enum names.
  * (Its XML form is read and written by plan_xml.c.)
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "ir/ir.h"
@@ -32,6 +33,50 @@ int ir_recompute_parse(const char *s, IrRecompute *out)
 	return -1;
 }
 
+static const char *overlap_names[] = {"grad-reduce", "param-gather", "tp"};
+
+const char *ir_overlap_name(unsigned overlap, char *buf, size_t n)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	for (int i = 0; i < 3; i++)
+		if (overlap & (1u << i)) {
+			int k = snprintf(buf + o, n - o, "%s%s", o ? "," : "", overlap_names[i]);
+			if (k < 0 || (size_t)k >= n - o)
+				break;
+			o += (size_t)k;
+		}
+	if (!o)
+		snprintf(buf, n, "none");
+	return buf;
+}
+
+int ir_overlap_parse(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+	char buf[128];
+	snprintf(buf, sizeof buf, "%s", s);
+	if (!strcmp(buf, "none") || !*buf) {
+		*out = 0;
+		return 0;
+	}
+	for (char *save = NULL, *w = strtok_r(buf, ",+", &save); w;
+	     w = strtok_r(NULL, ",+", &save)) {
+		int k = -1;
+		for (int i = 0; i < 3; i++)
+			if (!strcmp(w, overlap_names[i]))
+				k = i;
+		if (!strcmp(w, "default"))
+			v |= IR_OVERLAP_DEFAULT;
+		else if (k < 0)
+			return -1;
+		else
+			v |= 1u << k;
+	}
+	*out = v;
+	return 0;
+}
+
 void ir_plan_init(IrPlan *p)
 {
 	memset(p, 0, sizeof *p);
@@ -39,6 +84,7 @@ void ir_plan_init(IrPlan *p)
 	p->microbatch = 1;
 	p->chunks = 1;
 	p->schedule = IR_SCHED_1F1B;
+	p->overlap = IR_OVERLAP_DEFAULT;
 }
 
 void ir_plan_init_like(IrPlan *p, const IrPlan *from, int nstages)
@@ -55,6 +101,7 @@ void ir_plan_init_like(IrPlan *p, const IrPlan *from, int nstages)
 	p->chunks = from->chunks;
 	p->recompute = from->recompute;
 	p->zero = from->zero;
+	p->overlap = from->overlap;
 	p->nstages = nstages;
 	if (nstages > 0)
 		p->stages = ir_alloc(&p->arena, sizeof(IrStagePlan) * (size_t)nstages);

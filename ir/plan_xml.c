@@ -138,6 +138,7 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 				return ir_fail(r->e, r->file, ir_xml_line(c), "bytes must be >= 0");
 			cm->per_step = attr_bool(c, "per-step");
 			cm->reshard = attr_bool(c, "reshard");
+			cm->weight = attr_bool(c, "weight");
 		}
 	}
 	return 0;
@@ -170,6 +171,13 @@ static int read_plan(Reader *r, xmlNodePtr root)
 	IrArena tmp = {0};
 	ir_schedule_parse(ir_xml_attr(&tmp, root, "schedule"), &p->schedule);
 	ir_recompute_parse(ir_xml_attr(&tmp, root, "recompute"), &p->recompute);
+	const char *ov = ir_xml_attr(&tmp, root, "overlap");
+	p->overlap = 0; /* a plan without the attribute overlaps nothing */
+	if (ov && ir_overlap_parse(ov, &p->overlap)) {
+		ir_arena_free(&tmp);
+		return ir_fail(r->e, r->file, ir_xml_line(root), "overlap '%s' is not none or a "
+			       "list of grad-reduce, param-gather, tp", ov);
+	}
 	ir_arena_free(&tmp);
 	if ((long)p->microbatch * p->nmicro != p->global_batch)
 		return ir_fail(r->e, r->file, ir_xml_line(root),
@@ -280,6 +288,8 @@ static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 			bad |= wstr(w, "per-step", "true");
 		if (c->reshard)
 			bad |= wstr(w, "reshard", "true");
+		if (c->weight)
+			bad |= wstr(w, "weight", "true");
 		bad |= xmlTextWriterEndElement(w) < 0;
 	}
 	bad |= xmlTextWriterEndElement(w) < 0;
@@ -307,6 +317,8 @@ int ir_plan_write(const IrPlan *p, const char *path, IrError *e)
 	bad |= wattr(w, "chunks", "%d", p->chunks);
 	bad |= wstr(w, "recompute", ir_recompute_name(p->recompute));
 	bad |= wattr(w, "zero", "%d", p->zero);
+	char ovb[64];
+	bad |= wstr(w, "overlap", ir_overlap_name(p->overlap, ovb, sizeof ovb));
 	for (int i = 0; i < p->params.n && !bad; i++) {
 		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"set") < 0;
 		bad |= wstr(w, "name", p->params.name[i]);

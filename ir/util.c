@@ -187,3 +187,93 @@ const char *ir_data_dir(void)
 	const char *d = getenv("MESHPLAN_DATA");
 	return d && *d ? d : MESHPLAN_DATA_DIR;
 }
+
+/* ---- "did you mean": edit distance over a list of names ---- */
+
+/* Levenshtein distance, case-insensitive, capped at 64 characters a name. */
+static int edit_distance(const char *a, const char *b)
+{
+	enum { MAXN = 64 };
+	int la = (int)strlen(a), lb = (int)strlen(b);
+	if (la > MAXN || lb > MAXN)
+		return MAXN;
+	int row[MAXN + 1];
+	for (int j = 0; j <= lb; j++)
+		row[j] = j;
+	for (int i = 1; i <= la; i++) {
+		int diag = row[0];
+		row[0] = i;
+		for (int j = 1; j <= lb; j++) {
+			int up = row[j];
+			int ca = a[i - 1], cb = b[j - 1];
+			if (ca >= 'A' && ca <= 'Z')
+				ca += 'a' - 'A';
+			if (cb >= 'A' && cb <= 'Z')
+				cb += 'a' - 'A';
+			int best = diag + (ca != cb);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Whether hay holds needle, ignoring case. */
+static bool holds(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; *hay; hay++) {
+		size_t i = 0;
+		while (i < n && hay[i] && (hay[i] | 32) == (needle[i] | 32))
+			i++;
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+const char *ir_suggest(const char *name, const char *const *names, int n, char *buf,
+		       size_t len)
+{
+	buf[0] = 0;
+	if (!name || n <= 0)
+		return buf;
+	int best = -1, bestd = 1 << 30;
+	for (int i = 0; i < n; i++) {
+		int d = edit_distance(name, names[i]);
+		if (d < bestd) {
+			bestd = d;
+			best = i;
+		}
+	}
+	/* a near miss: at most a third of the name wrong (2 edits for short names) */
+	int slack = (int)strlen(name) / 3;
+	if (slack < 2)
+		slack = 2;
+	if (bestd > slack) {
+		/* no near miss: a name that holds this one whole ("h100" in "dgx-h100") */
+		int hold = -1, nhold = 0;
+		for (int i = 0; i < n; i++)
+			if (strlen(name) >= 3 && holds(names[i], name)) {
+				hold = i;
+				nhold++;
+			}
+		if (nhold == 1) {
+			best = hold;
+			bestd = 0;
+		}
+	}
+	size_t at = 0;
+	if (best >= 0 && bestd <= slack)
+		at = (size_t)snprintf(buf, len, "did you mean '%s'?", names[best]);
+	if (!at && n <= IR_SUGGEST_LIST) {
+		at += (size_t)snprintf(buf + at, len - at, "valid: ");
+		for (int i = 0; i < n && at < len; i++)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "", names[i]);
+	}
+	return buf;
+}

@@ -1051,6 +1051,8 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 			comm[ncomm].op = l->dst_op >= 0 ? l->dst_op : l->src_op;
 			comm[ncomm].per_step = l->count == 1.0 && (l->dst_op < 0 ||
 					       g->ops[l->dst_op].phase == IR_UPDATE);
+			comm[ncomm].weight = tmp[k].kind == SIM_ALL_GATHER &&
+					     g->tensors[l->tensor].role == IR_T_WEIGHT;
 			comm[ncomm++].reshard = true;
 		}
 	}

@@ -89,6 +89,18 @@ const SimHwModel sim_hw = {
 	 * https://github.com/NVIDIA/nccl-tests/issues/267
 	 */
 	.eff_network = 24.0 / 25.0,
+	/*
+	 * Fused attention on A100 (FlashAttention-2, A100 80GB SXM4): "reaching
+	 * up to 73% of the theoretical max throughput in the forward pass, and
+	 * up to 63% of the theoretical max throughput in the backward pass",
+	 * FLOPs counted as 4 s^2 d heads forward, halved with a causal mask,
+	 * times 2.5 for backward (5 GEMMs, scores recomputed).  Source: T. Dao,
+	 * "FlashAttention-2: Faster Attention with Better Parallelism and Work
+	 * Partitioning", arXiv:2307.08691, sections 1 and 4.1.  H100/H200
+	 * cluster files give FlashAttention-3's figures (docs/hardware-model.md).
+	 */
+	.eff_attn_fwd = 0.73,
+	.eff_attn_bwd = 0.63,
 };
 
 const char *sim_coll_name(SimColl k)
@@ -134,12 +146,30 @@ double sim_kernel_time(const IrGpu *gpu, IrDType dt, double flops, double bytes)
 	double tc = 0, tm = 0;
 	double peak = peak_flops(gpu, dt);
 	double eff = gpu->matmul_eff > 0 ? gpu->matmul_eff : sim_hw.eff_matmul;
+	double heff = gpu->hbm_eff > 0 ? gpu->hbm_eff : sim_hw.eff_hbm;
 	/* flops / (peak * eff_c(flops)), written without the division by eff. */
 	if (flops > 0 && peak > 0)
 		tc = (flops + sim_hw.flops_half) / (peak * eff);
 	if (bytes > 0 && gpu->hbm_bw > 0)
-		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * sim_hw.eff_hbm);
-	return (tc > tm ? tc : tm) + sim_hw.launch_s;
+		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * heff);
+	return (tc > tm ? tc : tm) + (gpu->launch_s > 0 ? gpu->launch_s : sim_hw.launch_s);
+}
+
+double sim_attention_time(const IrGpu *gpu, IrDType dt, double flops, double bytes,
+			  bool backward)
+{
+	assert(gpu);
+	if (!(flops > 0) && !(bytes > 0))
+		return 0;
+	double peak = peak_flops(gpu, dt), tc = 0, tm = 0;
+	double eff = backward ? (gpu->attn_bwd_eff > 0 ? gpu->attn_bwd_eff : sim_hw.eff_attn_bwd)
+			      : (gpu->attn_fwd_eff > 0 ? gpu->attn_fwd_eff : sim_hw.eff_attn_fwd);
+	double heff = gpu->hbm_eff > 0 ? gpu->hbm_eff : sim_hw.eff_hbm;
+	if (flops > 0 && peak > 0)
+		tc = flops / (peak * eff);
+	if (bytes > 0 && gpu->hbm_bw > 0)
+		tm = (bytes + sim_hw.bytes_half) / (gpu->hbm_bw * heff);
+	return (tc > tm ? tc : tm) + (gpu->launch_s > 0 ? gpu->launch_s : sim_hw.launch_s);
 }
 
 double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink *link,
@@ -149,7 +179,8 @@ double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink 
 	if (ndev <= 1 || !(bytes > 0))
 		return 0;
 	double n = ndev;
-	double bw = link->bw * (network ? sim_hw.eff_network : sim_hw.eff_nvlink);
+	double bw = link->bw * (link->eff > 0 ? link->eff
+					      : network ? sim_hw.eff_network : sim_hw.eff_nvlink);
 	double lat = link->latency;
 	assert(bw > 0);
 	switch (k) {

@@ -166,10 +166,16 @@ static bool is_activation(const IrGraph *g, int t)
 	return T->role == IR_T_ACT && T->producer >= 0 && g->ops[T->producer].phase == IR_FWD;
 }
 
-int sim_attention_cores(const IrGraph *g, unsigned char *core)
+/* Finds the attention cores; core[] as sim_attention_cores, and when grp
+ * is given grp[o] = the score einsum of the core that forward op o (score,
+ * chain or context einsum) belongs to, -1 elsewhere. */
+static int find_cores(const IrGraph *g, unsigned char *core, int *grp)
 {
 	int found = 0;
 	memset(core, 0, (size_t)g->nops);
+	if (grp)
+		for (int o = 0; o < g->nops; o++)
+			grp[o] = -1;
 	for (int i = 0; i < g->nfwd_ops; i++) {
 		const IrOp *e2 = &g->ops[i];
 		if (e2->phase != IR_FWD || e2->kind != IR_EINSUM || e2->nin != 2 ||
@@ -190,6 +196,11 @@ int sim_attention_cores(const IrGraph *g, unsigned char *core)
 						core[p] = 1;
 						for (int j = 0; j < n; j++)
 							core[chain[j]] = 1;
+						if (grp) {
+							grp[p] = grp[i] = p;
+							for (int j = 0; j < n; j++)
+								grp[chain[j]] = p;
+						}
 						found++;
 					}
 					break;
@@ -204,6 +215,45 @@ int sim_attention_cores(const IrGraph *g, unsigned char *core)
 		}
 	}
 	return found;
+}
+
+int sim_attention_cores(const IrGraph *g, unsigned char *core)
+{
+	return find_cores(g, core, NULL);
+}
+
+int sim_attention_groups(const IrGraph *g, int *grp)
+{
+	unsigned char *core = calloc((size_t)g->nops + 1, 1);
+	if (!core)
+		abort();
+	int n = find_cores(g, core, grp);
+	for (int o = g->nfwd_ops; o < g->nops; o++) {
+		int f = g->ops[o].fwd;
+		if (g->ops[o].phase == IR_BWD && f >= 0 && f < g->nfwd_ops)
+			grp[o] = grp[f];
+	}
+	free(core);
+	return n;
+}
+
+/* Bytes per device of the softmax statistics (one fp32 log-sum-exp per
+ * row of scores) that fused attention keeps for backward, per core. */
+static void fused_stats(const View *v, const unsigned char *core, double *per_layer, int L0,
+			int nl)
+{
+	const IrGraph *g = v->g;
+	for (int i = 0; i < v->s->nops; i++) {
+		int o = v->s->op[i];
+		const IrOp *op = &g->ops[o];
+		if (op->phase != IR_FWD || op->kind != IR_SOFTMAX || !core[o])
+			continue;
+		const IrTensor *t = &g->tensors[op->out[0]];
+		double rows = (double)ir_tensor_numel(t) / (double)t->dim[t->ndim - 1];
+		int li = op->layer - L0;
+		if (li >= 0 && li < nl)
+			per_layer[li] += rows * 4.0 / split(v, i, op->nin);
+	}
 }
 
 /* One thing backward reads: a forward tensor, or a dropout's mask. */
@@ -314,15 +364,29 @@ static void activations(const View *v, IrRecompute rc, SimStageMemory *m)
 
 	int L0 = v->s->first_layer, nl = v->s->last_layer - L0 + 1;
 	double *work = calloc((size_t)nl, sizeof(double));
-	if (!work)
+	double *stats = calloc((size_t)nl, sizeof(double));
+	if (!work || !stats)
 		abort();
 	m->act_bytes = m->act_work_bytes = 0;
 	if (rc == IR_RECOMP_FULL)
 		memset(seen_t, 0, (size_t)g->ntensors + 1);
+	/* fused attention keeps none of the core's tensors, only its softmax
+	 * statistics (FlashAttention's log-sum-exp) */
+	if (g->fused_attention) {
+		fused_stats(v, core, stats, L0, nl);
+		for (int l = 0; l < nl; l++) {
+			if (rc == IR_RECOMP_FULL && !layer_has_loss(v, L0 + l))
+				work[l] += stats[l];
+			else
+				m->act_bytes += stats[l];
+		}
+	}
 	for (int j = 0; j < it.n; j++) {
 		const Item *x = &it.v[j];
 		int li = x->layer - L0;
 		bool in_stage = li >= 0 && li < nl;
+		if (g->fused_attention && x->core)
+			continue;
 		switch (rc) {
 		case IR_RECOMP_NONE:
 			m->act_bytes += x->bytes;
@@ -349,6 +413,7 @@ static void activations(const View *v, IrRecompute rc, SimStageMemory *m)
 		if (work[l] > m->act_work_bytes)
 			m->act_work_bytes = work[l];
 	free(work);
+	free(stats);
 	free(it.v);
 	free(core);
 	free(seen_mask);

@@ -34,6 +34,8 @@ typedef struct SimHwModel {
 	double launch_s;    /* fixed cost of one kernel launch, seconds */
 	double eff_nvlink;  /* fraction of a node-internal link's bw NCCL rings reach */
 	double eff_network; /* fraction of a between-node link's bw NCCL rings reach */
+	double eff_attn_fwd; /* fraction of peak a fused attention forward reaches */
+	double eff_attn_bwd; /* the same for the fused backward (5 GEMMs, scores recomputed) */
 } SimHwModel;
 extern const SimHwModel sim_hw;
 
@@ -54,6 +56,15 @@ double sim_hbm_efficiency(double bytes);
  * peak (IR_I32) uses the fp32 one; no flops and no bytes cost 0.
  */
 double sim_kernel_time(const IrGpu *gpu, IrDType dt, double flops, double bytes);
+
+/*
+ * Time of one fused attention kernel (FlashAttention) running `flops`
+ * hardware FLOPs (masked blocks skipped) and moving `bytes`:
+ * max(flops / (peak * eff), bytes / (hbm * eff_hbm)) + launch, eff the
+ * GPU's fused-attention forward or backward efficiency.
+ */
+double sim_attention_time(const IrGpu *gpu, IrDType dt, double flops, double bytes,
+			  bool backward);
 
 /*
  * Time of collective `k` among `ndev` devices joined by `link`, where
@@ -267,6 +278,14 @@ SimRead sim_bwd_reads(const IrGraph *g, const IrOp *b, int k);
 int sim_attention_cores(const IrGraph *g, unsigned char *core);
 
 /*
+ * The ops fused attention runs as one kernel: grp[o] = the score einsum of
+ * the attention core that op o belongs to (its score einsum, the chain, the
+ * context einsum, and every backward op of those), -1 for other ops.  grp
+ * has g->nops entries; returns the number of cores.
+ */
+int sim_attention_groups(const IrGraph *g, int *grp);
+
+/*
  * Memory per device (memory.c).  Weights, gradients and optimizer state
  * follow the layouts of the stage's ops: optimizer state that of the adam
  * op, gradients that of the accumulate op, weights that of their first
@@ -292,6 +311,15 @@ typedef struct SimStageCost {
 	double recompute_s;   /* the forward work bwd_s re-runs */
 	double step_s;        /* once per step: per_step collectives, update ops, tied-weight sync */
 	double step_comm_s;   /* the collectives within step_s */
+	double grad_sync_s;   /* part of step_s: the gradient reductions (all-reduce,
+				 reduce-scatter) as one flat buffer per kind and axis */
+	/* With IR_OVERLAP_GRAD_REDUCE: the reductions in one bucket per layer on the
+	 * communication stream during the stage's last backward, each starting when
+	 * its layer's backward ends and the stream is free.  Offsets from that
+	 * backward's start: */
+	double grad_first_s;  /* the first bucket starts */
+	double grad_end_s;    /* the last bucket ends (exposed: what passes bwd_s) */
+	double grad_bucket_s; /* sum of the buckets' times */
 	double send_bytes;    /* activations of one microbatch the next stages read (whole tensors) */
 	double model_flops;   /* forward + backward FLOPs of one microbatch, whole stage */
 	double hw_flops;      /* FLOPs one device runs per microbatch (recomputation, replication) */
@@ -309,6 +337,20 @@ typedef struct SimStageCost {
  */
 int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
 		   int zero, SimStageCost *out, IrError *e);
+
+/*
+ * The same with communication overlapped as `overlap` (IR_OVERLAP_* bits)
+ * says; sim_stage_cost is overlap 0.  Each device has a compute and a
+ * communication stream.  PARAM_GATHER: weight all-gathers (IrComm.weight)
+ * run on the communication stream one layer ahead of the compute that
+ * needs them (fwd_s, bwd_s shrink).  TP: each layer's other collectives
+ * hide behind its kernels.  GRAD_REDUCE: grad_first_s / grad_end_s /
+ * grad_bucket_s describe the bucketed reductions; sim_plan takes them in
+ * place of grad_sync_s.
+ */
+int sim_stage_cost_overlap(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+			   IrRecompute rc, int zero, unsigned overlap, SimStageCost *out,
+			   IrError *e);
 
 /* One forward or backward of one microbatch on one stage. */
 typedef struct SimTask {
@@ -358,7 +400,10 @@ typedef struct SimResult {
 	SimStageCost *stage;      /* per stage */
 	double *xfer_s;           /* per stage: transfer to the next */
 	SimTimeline tl;
-	double *rank_step_s;      /* per rank: per-step work after its last backward */
+	double *rank_step_s;      /* per rank: per-step work after its last backward (and,
+				     with IR_OVERLAP_GRAD_REDUCE, after its buckets) */
+	double *rank_sync_start, *rank_sync_end; /* per rank: its bucketed gradient
+				     reductions on the communication stream (0, 0: none) */
 	double *rank_mem;         /* per rank: peak bytes per device */
 	double *rank_weight, *rank_grad, *rank_opt; /* per rank, bytes per device */
 	double step_time_s;

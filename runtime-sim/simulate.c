@@ -19,6 +19,7 @@
  * between the two stage meshes.  Transfers overlap compute; the
  * collectives inside a task do not (they are on its critical path).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,14 +145,101 @@ static bool layer_has_loss(const IrGraph *g, int layer)
 	return false;
 }
 
-/* Is forward op o re-run in backward under rc? */
+/* Is forward op o re-run in backward under rc?  (Fused attention keeps
+ * nothing of its core to recompute selectively: its backward kernel
+ * recomputes the scores itself.) */
 static bool recomputed(const IrGraph *g, const unsigned char *core, IrRecompute rc, int o)
 {
 	if (g->ops[o].phase != IR_FWD)
 		return false;
 	if (rc == IR_RECOMP_FULL)
 		return !layer_has_loss(g, g->ops[o].layer);
-	return rc == IR_RECOMP_SELECTIVE && core[o];
+	return rc == IR_RECOMP_SELECTIVE && core[o] && !g->fused_attention;
+}
+
+/* Per device bytes of operand k of stage entry i in its own layout. */
+static double operand_dev_bytes(const IrGraph *g, const IrStagePlan *s, int i, int k,
+				const uint8_t *ax)
+{
+	const IrOp *op = &g->ops[s->op[i]];
+	int t = k < op->nin ? op->in[k] : op->out[k - op->nin];
+	double w = 1;
+	for (const char *l = op->lab[k]; *l; l++)
+		w *= axes_ways(s, ax[__builtin_ctzll(ir_label_bit(*l))]);
+	return ir_tensor_bytes(&g->tensors[t]) / w;
+}
+
+/*
+ * Fused attention (FlashAttention-2/3): per core, one forward kernel in
+ * place of the score einsum, the chain and the context einsum, and one
+ * backward kernel in place of their backward ops.  Hardware FLOPs: the two
+ * einsums over their ways, halved under a causal mask (masked blocks are
+ * skipped; the FlashAttention papers count FLOPs the same way), and 2.5x
+ * that for backward (5 GEMMs: the scores are recomputed).  Bytes: q, k, v
+ * and the output (forward), twice that (backward: they and dO in, dq, dk,
+ * dv out).  fwd_t[o] / bwd_t[o] / hw[o] are set at the score einsum o.
+ */
+typedef struct {
+	int *grp;          /* per graph op: its core's score einsum, -1 none */
+	double *fwd_t, *bwd_t, *fwd_hw; /* per graph op (at score einsums) */
+	unsigned char *bwd_done; /* per graph op: backward kernel counted */
+} Fused;
+
+static void fused_build(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+			const int *pos, uint8_t (*ax)[64], Fused *f)
+{
+	memset(f, 0, sizeof *f);
+	if (!g->fused_attention)
+		return;
+	f->grp = malloc(sizeof(int) * ((size_t)g->nops + 1));
+	f->fwd_t = calloc((size_t)g->nops + 1, sizeof(double));
+	f->bwd_t = calloc((size_t)g->nops + 1, sizeof(double));
+	f->fwd_hw = calloc((size_t)g->nops + 1, sizeof(double));
+	f->bwd_done = calloc((size_t)g->nops + 1, 1);
+	double *bytes = calloc((size_t)g->nops + 1, sizeof(double));
+	unsigned char *causal = calloc((size_t)g->nops + 1, 1);
+	if (!f->grp || !f->fwd_t || !f->bwd_t || !f->fwd_hw || !f->bwd_done || !bytes || !causal)
+		abort();
+	sim_attention_groups(g, f->grp);
+	for (int i = 0; i < s->nops; i++) {
+		int o = s->op[i], r = f->grp[o];
+		const IrOp *op = &g->ops[o];
+		if (r < 0 || op->phase != IR_FWD)
+			continue;
+		if (op->kind == IR_EINSUM) {
+			f->fwd_hw[r] += op->flops / s->ways[i];
+			if (o == r) /* score einsum: q and k */
+				bytes[r] += operand_dev_bytes(g, s, i, 0, ax[i]) +
+					    operand_dev_bytes(g, s, i, 1, ax[i]);
+			else /* context einsum: v and the output */
+				bytes[r] += operand_dev_bytes(g, s, i, 1, ax[i]) +
+					    operand_dev_bytes(g, s, i, 2, ax[i]);
+		} else if (op->kind == IR_ELEMENTWISE && op->fn && !strcmp(op->fn, "mask")) {
+			causal[r] = 1;
+		}
+	}
+	for (int i = 0; i < s->nops; i++) {
+		int o = s->op[i];
+		if (f->grp[o] != o || g->ops[o].phase != IR_FWD)
+			continue;
+		if (causal[o])
+			f->fwd_hw[o] *= 0.5;
+		IrDType dt = g->tensors[g->ops[o].out[0]].dtype;
+		f->fwd_t[o] = sim_attention_time(&c->gpu, dt, f->fwd_hw[o], bytes[o], false);
+		f->bwd_t[o] = sim_attention_time(&c->gpu, dt, 2.5 * f->fwd_hw[o], 2 * bytes[o], true);
+	}
+	(void)pos;
+	free(bytes);
+	free(causal);
+}
+
+static void fused_free(Fused *f)
+{
+	free(f->grp);
+	free(f->fwd_t);
+	free(f->bwd_t);
+	free(f->fwd_hw);
+	free(f->bwd_done);
 }
 
 /* Whole bytes of forward tensors the stage writes and later stages read. */
@@ -177,8 +265,43 @@ static double send_bytes(const IrGraph *g, const int *pos)
 	return sum;
 }
 
-int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
-		   int zero, SimStageCost *out, IrError *e)
+/* Per layer of a stage, what its tasks spend (overlap.c's inputs). */
+typedef struct {
+	double fc, fm, fg; /* forward: kernels, blocking collectives, weight gathers */
+	double bc, bm, bg; /* backward (recomputation included): the same */
+	double red[SIM_NCOLL][3]; /* bytes of once-per-step gradient reductions */
+} LayerWork;
+
+/* A task over a stage's layers (forward ascending, backward descending):
+ * per layer its kernels, blocking collectives and weight gathers.  Weight
+ * gathers prefetched one layer ahead run on the communication stream: a
+ * layer's gather starts once the previous layer's compute has begun and
+ * the stream is free, and the layer waits for it.  With tp a layer's
+ * collectives hide behind its kernels (max instead of sum).  Without
+ * either it is today's sum. */
+static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetch, bool tp)
+{
+	double t = 0, gfree = 0, prev_start = 0;
+	for (int j = 0; j < nl; j++) {
+		const LayerWork *x = &lw[backward ? nl - 1 - j : j];
+		double c = backward ? x->bc : x->fc, m = backward ? x->bm : x->fm;
+		double w = backward ? x->bg : x->fg;
+		double work = tp ? fmax(c, m) : c + m;
+		if (!prefetch) {
+			t += w + work;
+			continue;
+		}
+		double gstart = fmax(gfree, prev_start);
+		gfree = gstart + w;
+		double start = fmax(t, gfree);
+		prev_start = start;
+		t = start + work;
+	}
+	return t;
+}
+
+static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
+		      int zero, unsigned overlap, SimStageCost *out, IrError *e)
 {
 	memset(out, 0, sizeof *out);
 	if (!g->training)
@@ -210,26 +333,56 @@ int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, I
 	if (rc == IR_RECOMP_SELECTIVE)
 		sim_attention_cores(g, core);
 
+	int L0 = s->first_layer, nl = s->last_layer - s->first_layer + 1;
+	LayerWork *lw = calloc((size_t)(nl > 0 ? nl : 1), sizeof *lw);
+	if (!lw)
+		abort();
+#define LW(o) (&lw[g->ops[o].layer < L0 ? 0 : g->ops[o].layer - L0 >= nl ? nl - 1 \
+							 : g->ops[o].layer - L0])
 	Readers rd;
 	readers_build(g, &rd);
+	Fused fu;
+	if (!rcode)
+		fused_build(g, c, s, pos, ax, &fu);
+	else
+		memset(&fu, 0, sizeof fu);
 	double bucket[SIM_NCOLL][3] = {{0}};
 	double recompute_comm = 0;
 	for (int i = 0; i < s->nops && !rcode; i++) {
 		int o = s->op[i];
 		const IrOp *op = &g->ops[o];
-		double t = t_op[i] = op_time(g, c, s, pos, &rd, i, ax[i]);
-		double fl = op->flops / s->ways[i];
+		double t, fl;
+		int r = fu.grp ? fu.grp[o] : -1;
+		if (r >= 0 && op->phase == IR_FWD) {
+			/* one fused kernel, counted at the score einsum */
+			t = o == r ? fu.fwd_t[r] : 0;
+			fl = o == r ? fu.fwd_hw[r] : 0;
+		} else if (r >= 0 && op->phase == IR_BWD) {
+			t = fl = 0;
+			if (!fu.bwd_done[r]) {
+				fu.bwd_done[r] = 1;
+				t = fu.bwd_t[r];
+				fl = 2.5 * fu.fwd_hw[r];
+			}
+		} else {
+			t = op_time(g, c, s, pos, &rd, i, ax[i]);
+			fl = op->flops / s->ways[i];
+		}
+		t_op[i] = t;
 		switch (op->phase) {
 		case IR_FWD:
 			out->fwd_s += t;
 			out->hw_flops += fl;
 			out->model_flops += op->flops;
+			LW(o)->fc += t;
 			if (recomputed(g, core, rc, o)) {
 				out->recompute_s += t;
 				out->hw_flops += fl;
+				LW(o)->bc += t;
 			}
 			break;
 		case IR_BWD:
+			LW(o)->bc += t;
 			out->bwd_s += t;
 			out->hw_flops += fl;
 			if (op->kind != IR_ACCUM)
@@ -257,19 +410,25 @@ int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, I
 		IrPhase ph = g->ops[cm->op].phase;
 		if (cm->per_step || ph == IR_UPDATE) {
 			bucket[cm->kind][cm->axis] += cm->bytes;
+			if (cm->kind == SIM_ALL_REDUCE || cm->kind == SIM_REDUCE_SCATTER)
+				LW(cm->op)->red[cm->kind][cm->axis] += cm->bytes;
 			continue;
 		}
 		double t = sim_mesh_collective_time(&lm, cm->axis, (SimColl)cm->kind, cm->bytes);
+		bool gather = cm->weight && cm->kind == SIM_ALL_GATHER;
 		if (ph == IR_FWD) {
 			out->fwd_s += t;
 			out->fwd_comm_s += t;
+			*(gather ? &LW(cm->op)->fg : &LW(cm->op)->fm) += t;
 			if (recomputed(g, core, rc, cm->op)) {
 				out->recompute_s += t;
 				recompute_comm += t;
+				*(gather ? &LW(cm->op)->bg : &LW(cm->op)->bm) += t;
 			}
 		} else {
 			out->bwd_s += t;
 			out->bwd_comm_s += t;
+			*(gather ? &LW(cm->op)->bg : &LW(cm->op)->bm) += t;
 		}
 	}
 	/* once-per-step collectives run as one per kind and axis, over a flat
@@ -280,10 +439,46 @@ int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, I
 				double t = sim_mesh_collective_time(&lm, a, (SimColl)k, bucket[k][a]);
 				out->step_s += t;
 				out->step_comm_s += t;
+				if (k == SIM_ALL_REDUCE || k == SIM_REDUCE_SCATTER)
+					out->grad_sync_s += t;
 			}
+	if (!rcode && overlap) {
+		bool pf = overlap & IR_OVERLAP_PARAM_GATHER, tp = overlap & IR_OVERLAP_TP;
+		if (pf || tp)
+			out->fwd_s = task_time(lw, nl, false, pf, tp);
+		if (overlap & IR_OVERLAP_GRAD_REDUCE) {
+			/* one bucket per layer, ready when the layer's backward ends
+			 * in the stage's last backward; reduced in that order on the
+			 * communication stream */
+			double at = 0, cfree = 0, first = -1;
+			for (int l = nl - 1; l >= 0; l--) {
+				const LayerWork *x = &lw[l];
+				at += tp ? fmax(x->bc, x->bm) + x->bg : x->bc + x->bm + x->bg;
+				double d = 0;
+				for (int k = 0; k < SIM_NCOLL; k++)
+					for (int a = 0; a < 3; a++)
+						if (x->red[k][a] > 0)
+							d += sim_mesh_collective_time(&lm, a, (SimColl)k,
+										      x->red[k][a]);
+				if (d <= 0)
+					continue;
+				double st = fmax(at, cfree);
+				if (first < 0)
+					first = st;
+				cfree = st + d;
+				out->grad_bucket_s += d;
+			}
+			out->grad_first_s = first > 0 ? first : 0;
+			out->grad_end_s = cfree;
+		}
+	}
 	if (!rcode) {
 		out->bwd_s += out->recompute_s;
 		out->bwd_comm_s += recompute_comm;
+		if (overlap & (IR_OVERLAP_PARAM_GATHER | IR_OVERLAP_TP)) {
+			out->bwd_s = task_time(lw, nl, true, overlap & IR_OVERLAP_PARAM_GATHER,
+					       overlap & IR_OVERLAP_TP);
+		}
 		/* tied copies: their gradient is summed with the owner stage's
 		 * (an all-reduce between the two, over the network when the
 		 * cluster has more than one node) */
@@ -296,6 +491,9 @@ int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, I
 		}
 		out->send_bytes = send_bytes(g, pos);
 	}
+#undef LW
+	free(lw);
+	fused_free(&fu);
 	free(rd.nread);
 	free(rd.nphase);
 	free(rd.reader);
@@ -304,6 +502,19 @@ int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, I
 	free(core);
 	free(t_op);
 	return rcode;
+}
+
+int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
+		   int zero, SimStageCost *out, IrError *e)
+{
+	return stage_cost(g, c, s, rc, zero, 0, out, e);
+}
+
+int sim_stage_cost_overlap(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+			   IrRecompute rc, int zero, unsigned overlap, SimStageCost *out,
+			   IrError *e)
+{
+	return stage_cost(g, c, s, rc, zero, overlap, out, e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -495,6 +706,8 @@ void sim_result_free(SimResult *r)
 	free(r->rank_weight);
 	free(r->rank_grad);
 	free(r->rank_opt);
+	free(r->rank_sync_start);
+	free(r->rank_sync_end);
 	sim_timeline_free(&r->tl);
 	memset(r, 0, sizeof *r);
 }
@@ -569,11 +782,14 @@ int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r
 	r->rank_weight = calloc((size_t)P, sizeof(double));
 	r->rank_grad = calloc((size_t)P, sizeof(double));
 	r->rank_opt = calloc((size_t)P, sizeof(double));
+	r->rank_sync_start = calloc((size_t)P, sizeof(double));
+	r->rank_sync_end = calloc((size_t)P, sizeof(double));
 	if (!r->stage || !r->xfer_s || !r->rank_step_s || !r->rank_mem || !r->rank_weight ||
-	    !r->rank_grad || !r->rank_opt)
+	    !r->rank_grad || !r->rank_opt || !r->rank_sync_start || !r->rank_sync_end)
 		abort();
 	for (int i = 0; i < S; i++) {
-		if (sim_stage_cost(g, c, &p->stages[i], p->recompute, p->zero, &r->stage[i], e)) {
+		if (sim_stage_cost_overlap(g, c, &p->stages[i], p->recompute, p->zero, p->overlap,
+					   &r->stage[i], e)) {
 			if (e) {
 				char buf[sizeof e->msg];
 				memcpy(buf, e->msg, sizeof buf);
@@ -598,10 +814,31 @@ int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r
 					    : (double)p->microbatch * p->nmicro;
 	r->step_time_s = 0;
 	r->peak_memory_bytes = 0;
+	bool bucketed = p->overlap & IR_OVERLAP_GRAD_REDUCE;
+	if (bucketed) {
+		/* each stage's buckets run during its last backward (the last
+		 * microbatch's) on its rank's communication stream */
+		for (int k = 0; k < P; k++)
+			r->rank_sync_start[k] = -1;
+		for (int j = 0; j < r->tl.ntasks; j++) {
+			const SimTask *t = &r->tl.task[j];
+			const SimStageCost *sc = &r->stage[t->stage];
+			if (!t->backward || t->micro != p->nmicro - 1 || !(sc->grad_bucket_s > 0))
+				continue;
+			double a = t->start + sc->grad_first_s, b = t->start + sc->grad_end_s;
+			if (r->rank_sync_start[t->rank] < 0 || a < r->rank_sync_start[t->rank])
+				r->rank_sync_start[t->rank] = a;
+			if (b > r->rank_sync_end[t->rank])
+				r->rank_sync_end[t->rank] = b;
+		}
+		for (int k = 0; k < P; k++)
+			if (r->rank_sync_start[k] < 0)
+				r->rank_sync_start[k] = 0;
+	}
 	for (int i = 0; i < S; i++) {
 		const SimStageCost *sc = &r->stage[i];
 		int k = i % P;
-		r->rank_step_s[k] += sc->step_s;
+		r->rank_step_s[k] += sc->step_s - (bucketed ? sc->grad_sync_s : 0);
 		r->rank_weight[k] += sc->mem.weight_bytes;
 		r->rank_grad[k] += sc->mem.grad_bytes;
 		r->rank_opt[k] += sc->mem.opt_bytes;
@@ -611,7 +848,7 @@ int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r
 			r->ngpus += sc->devices;
 	}
 	for (int k = 0; k < P; k++) {
-		double end = r->tl.rank_end[k] + r->rank_step_s[k];
+		double end = fmax(r->tl.rank_end[k], r->rank_sync_end[k]) + r->rank_step_s[k];
 		if (end > r->step_time_s)
 			r->step_time_s = end;
 		r->rank_mem[k] = r->rank_weight[k] + r->rank_grad[k] + r->rank_opt[k] +

@@ -112,13 +112,24 @@ static void write_trace(FILE *f, const IrPlan *p, const SimResult *r)
 			span(&o, name, "p2p", from % P, TID_COMM, t->start - t->recv_s, t->recv_s, a);
 		}
 	}
+	bool bucketed = p->overlap & IR_OVERLAP_GRAD_REDUCE;
 	for (int k = 0; k < P; k++) {
 		double comm = 0, total = r->rank_step_s[k];
 		for (int i = k; i < r->nstages; i += P)
-			comm += r->stage[i].step_comm_s;
+			comm += r->stage[i].step_comm_s - (bucketed ? r->stage[i].grad_sync_s : 0);
 		double at = r->tl.rank_end[k];
-		if (comm > 0)
-			span(&o, "gradient sync", "collective", k, TID_COMM, at, comm, NULL);
+		if (r->rank_sync_end[k] > r->rank_sync_start[k]) {
+			/* bucketed reductions, overlapped with the last backward */
+			span(&o, "gradient reduce (buckets)", "collective", k, TID_COMM,
+			     r->rank_sync_start[k], r->rank_sync_end[k] - r->rank_sync_start[k], NULL);
+			if (r->rank_sync_end[k] > at)
+				at = r->rank_sync_end[k];
+		}
+		if (comm > 1e-15)
+			span(&o, bucketed ? "parameter sync" : "gradient sync", "collective", k, TID_COMM,
+			     at, comm, NULL);
+		else
+			comm = 0;
 		if (total - comm > 0)
 			span(&o, "optimizer step", "update", k, TID_COMPUTE, at + comm, total - comm,
 			     NULL);

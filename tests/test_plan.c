@@ -140,9 +140,9 @@ static void sample_plan(const IrGraph *g, IrPlan *p)
 				s->ways[j] = j % 3 ? 1 : 2;
 				j++;
 			}
-		s->comm[0] = (IrComm){s->op[1], SIM_ALL_REDUCE, 1, 1.0 / 3.0 * 1e6, false, false};
-		s->comm[1] = (IrComm){s->op[n - 1], SIM_REDUCE_SCATTER, 2, 12345.678, true, true};
-		s->comm[2] = (IrComm){s->op[0], SIM_ALL_TO_ALL, 0, 0.1, false, true};
+		s->comm[0] = (IrComm){s->op[1], SIM_ALL_REDUCE, 1, 1.0 / 3.0 * 1e6, false, false, false};
+		s->comm[1] = (IrComm){s->op[n - 1], SIM_REDUCE_SCATTER, 2, 12345.678, true, true, false};
+		s->comm[2] = (IrComm){s->op[0], SIM_ALL_GATHER, 0, 0.1, false, true, true};
 		s->weight_bytes = 1e9 / 7;
 		s->grad_bytes = 2.5e8;
 		s->opt_bytes = 3.0e9 + 0.125;
@@ -167,6 +167,7 @@ static void assert_same_plan(const IrPlan *a, const IrPlan *b)
 	cr_assert_eq(a->chunks, b->chunks);
 	cr_assert_eq(a->recompute, b->recompute);
 	cr_assert_eq(a->zero, b->zero);
+	cr_assert_eq(a->overlap, b->overlap);
 	cr_assert_eq(a->nstages, b->nstages);
 	for (int i = 0; i < a->nstages; i++) {
 		const IrStagePlan *x = &a->stages[i], *y = &b->stages[i];
@@ -190,6 +191,7 @@ static void assert_same_plan(const IrPlan *a, const IrPlan *b)
 				  x->comm[j].bytes, y->comm[j].bytes);
 			cr_assert_eq(x->comm[j].per_step, y->comm[j].per_step);
 			cr_assert_eq(x->comm[j].reshard, y->comm[j].reshard);
+			cr_assert_eq(x->comm[j].weight, y->comm[j].weight);
 		}
 		cr_assert(x->weight_bytes == y->weight_bytes && x->grad_bytes == y->grad_bytes &&
 			  x->opt_bytes == y->opt_bytes && x->act_bytes == y->act_bytes);

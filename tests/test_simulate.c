@@ -445,6 +445,241 @@ Test(memory, transformer_layer_activations_match_korthikanti_with_tp_and_sp)
 	ir_graph_free(&g);
 }
 
+/* ---- fused attention ---- */
+
+static bool attention_op(const IrGraph *g, const IrOp *op)
+{
+	static const char *core[] = {"score", "scale", "mask", "softmax", "attn_drop", "context"};
+	const IrOp *f = op->phase == IR_FWD ? op : op->fwd >= 0 ? &g->ops[op->fwd] : NULL;
+	if (!f)
+		return false;
+	const char *nm = strchr(f->name, '/');
+	nm = nm ? nm + 1 : f->name;
+	for (size_t i = 0; i < sizeof core / sizeof core[0]; i++)
+		if (!strcmp(nm, core[i]))
+			return true;
+	return false;
+}
+
+Test(fused, the_model_file_preset_and_set_choose_the_attention_kernel)
+{
+	IrGraph g = test_graph("gpt", GPT_SMALL);
+	cr_assert(!g.fused_attention, "the 2021-era GPT runs eager attention");
+	ir_graph_free(&g);
+	g = test_graph("gpt", GPT_SMALL ",attention=fused");
+	cr_assert(g.fused_attention);
+	ir_graph_free(&g);
+	g = test_graph("llama", "hidden=64,heads=4,kv_heads=2,seq=32,vocab=128,layers=2,ffn=96");
+	cr_assert(g.fused_attention, "the llama zoo runs fused attention");
+	ir_graph_free(&g);
+	g = test_graph("llama", "hidden=64,heads=4,kv_heads=2,seq=32,vocab=128,layers=2,ffn=96,"
+				"attention=eager");
+	cr_assert(!g.fused_attention);
+	ir_graph_free(&g);
+	IrParamSet ps = {0};
+	IrError e;
+	cr_assert_neq(ir_params_parse(&ps, "attention=flash", &e), 0);
+	cr_assert(strstr(e.msg, "fused or eager"), "%s", e.msg);
+}
+
+Test(fused, a_layer_keeps_34_sbh_over_t_with_sequence_parallelism)
+{
+	IrGraph g = test_graph("gpt", GPT_SMALL ",attention=fused");
+	IrCluster c = cluster();
+	double sbh = (double)S * B * H;
+	for (int t = 1; t <= 4; t *= 2) {
+		IrPlan p;
+		ir_plan_init(&p);
+		IrStagePlan s;
+		stage(&p, &g, &s, 1, 1, (IrMesh){0, 1, 0, t}, 1, t, tensor_sequence);
+		SimStageMemory m;
+		IrError e = {0};
+		cr_assert_eq(sim_stage_memory(&g, &c, &s, IR_RECOMP_NONE, 0, &m, &e), 0, "%s", e.msg);
+		/* Korthikanti et al. 2022 without the 5 a s / h of the scores */
+		double want = 34 * sbh / t;
+		cr_assert(fabs(m.act_bytes - want) <= 0.05 * want, "t=%d: %.0f bytes, want %.0f", t,
+			  m.act_bytes, want);
+		/* nothing of s x s size is kept or worked on */
+		cr_assert(m.act_bytes < sbh * 34.5 / t);
+		cr_assert_float_eq(m.act_work_bytes, 0, 1e-9);
+		ir_plan_free(&p);
+	}
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(fused, backward_recomputes_scores_in_kernel_and_skips_masked_blocks)
+{
+	IrGraph ge = test_graph("gpt", GPT_SMALL);
+	IrGraph gf = test_graph("gpt", GPT_SMALL ",attention=fused");
+	IrCluster c = cluster();
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan s;
+	stage(&p, &ge, &s, 0, ge.nlayers - 1, (IrMesh){0, 1, 0, 1}, 1, 1, replicated);
+	SimStageCost eager, fused;
+	IrError e = {0};
+	cr_assert_eq(sim_stage_cost(&ge, &c, &s, IR_RECOMP_NONE, 0, &eager, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_stage_cost(&gf, &c, &s, IR_RECOMP_NONE, 0, &fused, &e), 0, "%s", e.msg);
+	/* model FLOPs: the usual count, the full s x s attention */
+	cr_assert_float_eq(fused.model_flops, eager.model_flops, 1e-6);
+	/* hardware FLOPs: every other op as before; per layer the two attention
+	 * GEMMs (2 b s^2 h each) halved by the causal mask forward, and 2.5x that
+	 * backward (5 GEMMs, the scores recomputed) */
+	double other = 0;
+	for (int o = 0; o < gf.nops; o++)
+		if (gf.ops[o].phase != IR_UPDATE && !attention_op(&gf, &gf.ops[o]))
+			other += gf.ops[o].flops;
+	int layers = 2;
+	double attn = 2.0 * B * S * S * H; /* score + context forward, halved */
+	cr_assert_float_eq(fused.hw_flops, other + layers * 3.5 * attn, 1.0,
+			   "%.0f vs %.0f", fused.hw_flops, other + layers * 3.5 * attn);
+	cr_assert(fused.hw_flops < eager.hw_flops);
+	/* memory does not rise: no score-sized tensor kept */
+	cr_assert(fused.mem.act_bytes < eager.mem.act_bytes);
+	/* selective recomputation has nothing left to recompute */
+	SimStageCost sel;
+	cr_assert_eq(sim_stage_cost(&gf, &c, &s, IR_RECOMP_SELECTIVE, 0, &sel, &e), 0, "%s", e.msg);
+	cr_assert_float_eq(sel.recompute_s, 0, 1e-15);
+	cr_assert_float_eq(sel.mem.act_bytes, fused.mem.act_bytes, 1e-6);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&ge);
+	ir_graph_free(&gf);
+}
+
+Test(fused, kernel_time_follows_the_published_efficiency)
+{
+	IrCluster c = cluster();
+	/* a large causal attention: 8 x 2k tokens, 16 heads of 128 */
+	double f = 4.0 * 2048 * 2048 * 128 * 16 * 8 / 2;
+	double t = sim_attention_time(&c.gpu, IR_BF16, f, 1e6, false);
+	cr_assert_float_eq(t, f / (312e12 * 0.73) + 3e-6, 1e-12);
+	t = sim_attention_time(&c.gpu, IR_BF16, 2.5 * f, 1e6, true);
+	cr_assert_float_eq(t, 2.5 * f / (312e12 * 0.63) + 3e-6, 1e-12);
+	IrCluster h = test_cluster("dgx-h100", 0);
+	t = sim_attention_time(&h.gpu, IR_BF16, f, 1e6, false);
+	cr_assert_float_eq(t, f / (989.4e12 * 0.62) + 3e-6, 1e-12);
+	ir_cluster_free(&h);
+	ir_cluster_free(&c);
+}
+
+/* ---- overlap ---- */
+
+/* One stage of GPT_SMALL on 2 GPUs (data parallel), `nmicro` microbatches,
+ * once-per-step all-reduces of bytes[l] on an update op of layer l. */
+static void dp_plan(const IrGraph *g, IrPlan *p, const double *bytes, int nmicro)
+{
+	ir_plan_init(p);
+	p->model = "gpt";
+	p->cluster = "dgx-a100";
+	p->microbatch = B;
+	p->nmicro = nmicro;
+	p->global_batch = (int64_t)B * nmicro;
+	p->nstages = 1;
+	p->stages = ir_alloc(&p->arena, sizeof(IrStagePlan));
+	IrStagePlan *s = &p->stages[0];
+	stage(p, g, s, 0, g->nlayers - 1, (IrMesh){0, 1, 0, 2}, 2, 1, replicated);
+	s->comm = ir_alloc(&p->arena, (size_t)g->nlayers * sizeof(IrComm));
+	s->ncomm = 0;
+	for (int l = 0; l < g->nlayers; l++) {
+		if (!(bytes[l] > 0))
+			continue;
+		int upd = -1;
+		for (int o = 0; o < g->nops && upd < 0; o++)
+			if (g->ops[o].kind == IR_ADAM && g->ops[o].layer == l)
+				upd = o;
+		cr_assert(upd >= 0);
+		s->comm[s->ncomm++] = (IrComm){.op = upd, .kind = SIM_ALL_REDUCE, .axis = 0,
+					       .bytes = bytes[l], .per_step = true};
+	}
+}
+
+Test(overlap, only_the_last_bucket_is_exposed_when_each_fits_in_the_backward_left)
+{
+	IrGraph g = test_graph("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	cr_assert_eq(g.nlayers, 4); /* embed, block0, block1, head */
+	/* small buckets on layers 0, 1 and 3: each reduction (~4 us) is shorter
+	 * than the backward of the layers after it in backward order */
+	double bytes[4] = {2e3, 1e3, 0, 3e3};
+	IrPlan p;
+	dp_plan(&g, &p, bytes, 4);
+	IrLogicalMesh lm;
+	IrError e = {0};
+	cr_assert_eq(ir_logical_mesh(&c, &p.stages[0].mesh, 2, 1, &lm, &e), 0);
+	double t0 = sim_mesh_collective_time(&lm, 0, SIM_ALL_REDUCE, 2e3); /* layer 0: last */
+	double flat = sim_mesh_collective_time(&lm, 0, SIM_ALL_REDUCE, 6e3);
+
+	SimResult on, off;
+	cr_assert_eq(sim_plan(&g, &c, &p, &on, &e), 0, "%s", e.msg);
+	p.overlap = 0;
+	cr_assert_eq(sim_plan(&g, &c, &p, &off, &e), 0, "%s", e.msg);
+	const SimStageCost *so = &off.stage[0];
+	/* off: today's figure, one flat all-reduce after the last backward */
+	cr_assert_float_eq(so->grad_sync_s, flat, 1e-15);
+	cr_assert_float_eq(off.step_time_s, off.tl.span_s + so->step_s, 1e-15);
+	/* on: the update, plus only layer 0's reduction (its layer's backward is
+	 * the last one) */
+	double update = so->step_s - flat;
+	cr_assert_float_eq(on.tl.span_s, off.tl.span_s, 1e-15);
+	cr_assert_float_eq(on.step_time_s, on.tl.span_s + t0 + update, 1e-12,
+			   "step %.9g, want %.9g", on.step_time_s, on.tl.span_s + t0 + update);
+	/* the other buckets ran during the last backward, on the comm stream */
+	cr_assert(on.rank_sync_start[0] < on.tl.span_s);
+	cr_assert_float_eq(on.rank_sync_end[0], on.tl.span_s + t0, 1e-12);
+	sim_result_free(&on);
+	sim_result_free(&off);
+
+	/* a bucket longer than the backward left after it is exposed in part */
+	double big[4] = {2e3, 1e3, 0, 3e9};
+	ir_plan_free(&p);
+	dp_plan(&g, &p, big, 4);
+	cr_assert_eq(sim_plan(&g, &c, &p, &on, &e), 0, "%s", e.msg);
+	double t3 = sim_mesh_collective_time(&lm, 0, SIM_ALL_REDUCE, 3e9);
+	cr_assert(on.step_time_s > on.tl.span_s + t0 + update + 0.5 * t3);
+	sim_result_free(&on);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(overlap, prefetched_weight_gathers_hide_behind_the_previous_layer)
+{
+	IrGraph g = test_graph("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan s;
+	stage(&p, &g, &s, 1, 2, (IrMesh){0, 1, 0, 2}, 2, 1, replicated);
+	/* one weight all-gather on the first forward op of each block */
+	s.comm = ir_alloc(&p.arena, 2 * sizeof(IrComm));
+	s.ncomm = 2;
+	IrLogicalMesh lm;
+	IrError e = {0};
+	cr_assert_eq(ir_logical_mesh(&c, &s.mesh, 2, 1, &lm, &e), 0);
+	for (int l = 1; l <= 2; l++)
+		s.comm[l - 1] = (IrComm){.op = g.layers[l].first_op, .kind = SIM_ALL_GATHER,
+					 .axis = 0, .bytes = 1e3, .reshard = true, .weight = true};
+	double w = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 1e3);
+	SimStageCost serial, pf, none;
+	IrStagePlan s0 = s;
+	s0.ncomm = 0;
+	cr_assert_eq(sim_stage_cost_overlap(&g, &c, &s0, IR_RECOMP_NONE, 0, 0, &none, &e), 0);
+	cr_assert_eq(sim_stage_cost_overlap(&g, &c, &s, IR_RECOMP_NONE, 0, 0, &serial, &e), 0);
+	cr_assert_eq(sim_stage_cost_overlap(&g, &c, &s, IR_RECOMP_NONE, 0,
+					    IR_OVERLAP_PARAM_GATHER, &pf, &e), 0, "%s", e.msg);
+	/* serial: both gathers on the critical path */
+	cr_assert_float_eq(serial.fwd_s, none.fwd_s + 2 * w, 1e-12);
+	/* prefetched: the first layer waits for its gather, the second's is
+	 * hidden behind the first layer's compute (longer than one gather) */
+	cr_assert_float_eq(pf.fwd_s, none.fwd_s + w, 1e-12, "%.9g vs %.9g", pf.fwd_s,
+			   none.fwd_s + w);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
 /* ---- whole plans ---- */
 
 /* Two-stage pipeline of GPT_SMALL on 2 x (1 x 2) GPUs. */

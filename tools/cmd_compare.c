@@ -10,28 +10,49 @@
 #include "passes/passes.h"
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan compare MODEL --cluster A [--nodes N] --cluster B [--nodes N] ...\n"
-	"                        --batch GLOBAL [--against manual|data|expert]\n"
-	"                        [--set NAME=VALUE,...] [--json]\n"
-	"\n"
-	"Compiles MODEL for each cluster (as meshplan compile) and prints one row per\n"
-	"cluster: the best plan's step time, throughput, TFLOPS per GPU, MFU, peak memory\n"
-	"per device, its stages and the compile time.  A --nodes after a --cluster sets that\n"
-	"cluster's node count; before any --cluster it applies to all.\n"
-	"\n"
-	"--against puts the fastest hand-written grid plan that fits beside each compiled\n"
-	"one (simulated the same way), and the compiled plan's speedup over it:\n"
-	"  manual  every dp x tp x pp (tp within a node) and microbatch 1, 2, 4 .., stages\n"
-	"          of equal layers, each dp x tp mesh sharded by the ILP (Megatron-style)\n"
-	"  data    tp = 1, stages sharded data-parallel: data + pipeline parallelism\n"
-	"  expert  pp = 1, model state replicated but the experts, split over all GPUs\n"
-	"          (or, when no such plan fits, over one axis of a dp x ep mesh, ep within\n"
-	"          a node): data + expert parallelism (for mixture-of-experts models)\n"
-	"each with 1F1B, and per grid point every ZeRO stage 0-3 over dp with the least\n"
-	"recomputation (none, selective, full) that fits; this search runs many intra-op\n"
-	"solves and can take minutes on large clusters.\n"
-	"Exit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n";
+static const char *VERB = "compare";
+
+enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_HELP, NOPT };
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
+		       "a cluster to compile for (file or zoo name; repeat, at most 16)"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1000000, true, 0,
+		     "node count of the --cluster before it (before any: all)"},
+	[O_BATCH] = {"batch", 0, TOOL_INT, "GLOBAL", 1, false, 1 << 30, false, 0,
+		     "samples per training step (required)"},
+	[O_AGAINST] = {"against", 0, TOOL_STR, "manual|data|expert", TOOL_ANY, false, 0,
+		       "the best hand-written grid plan beside each compiled one"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "override model parameters"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan compare MODEL --cluster A [--nodes N] --cluster B [--nodes N] ...\n"
+	      "                        --batch GLOBAL [options]\n"
+	      "\n"
+	      "Compiles MODEL for each cluster (as meshplan compile) and prints one row per\n"
+	      "cluster: the best plan's step time, throughput, TFLOPS per GPU, MFU, peak memory\n"
+	      "per device, its stages and the compile time.  A --nodes after a --cluster sets that\n"
+	      "cluster's node count; before any --cluster it applies to all.\n"
+	      "\n"
+	      "--against puts the fastest hand-written grid plan that fits beside each compiled\n"
+	      "one (simulated the same way), and the compiled plan's speedup over it:\n"
+	      "  manual  every dp x tp x pp (tp within a node) and microbatch 1, 2, 4 .., stages\n"
+	      "          of equal layers, each dp x tp mesh sharded by the ILP (Megatron-style)\n"
+	      "  data    tp = 1, stages sharded data-parallel: data + pipeline parallelism\n"
+	      "  expert  pp = 1, model state replicated but the experts, split over all GPUs\n"
+	      "          (or, when no such plan fits, over one axis of a dp x ep mesh, ep within\n"
+	      "          a node): data + expert parallelism (for mixture-of-experts models)\n"
+	      "each with 1F1B, and per grid point every ZeRO stage 0-3 over dp with the least\n"
+	      "recomputation (none, selective, full) that fits; this search runs many intra-op\n"
+	      "solves and can take minutes on large clusters.\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+	fputs("\nExit: 0 every cluster has a plan, 1 some has none, 2 bad input.\n", f);
+}
 
 enum { MAX_CLUSTERS = 16 };
 
@@ -196,65 +217,67 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 	ir_cluster_free(&c);
 }
 
+/* --cluster and --nodes in order: a --nodes belongs to the --cluster before it. */
+typedef struct {
+	Row *rows;
+	int n;
+	long nodes_all;
+} Clusters;
+
+static int on_option(void *ctx, int id, const char *value)
+{
+	Clusters *cs = ctx;
+	if (id == O_CLUSTER) {
+		if (cs->n == MAX_CLUSTERS)
+			return tool_error(VERB, EXIT_BADINPUT, "at most %d clusters", MAX_CLUSTERS);
+		cs->rows[cs->n++].name = value;
+	} else if (id == O_NODES) {
+		long v = strtol(value, NULL, 10); /* checked by the table */
+		if (cs->n)
+			cs->rows[cs->n - 1].nodes = v;
+		else
+			cs->nodes_all = v;
+	}
+	return EXIT_OK;
+}
+
 int cmd_compare(int argc, char **argv)
 {
-	const char *model = NULL;
 	Row rows[MAX_CLUSTERS];
-	int n = 0;
-	long batch = 0, nodes_all = 0;
-	bool json = false;
 	Against against = AGAINST_NONE;
 	IrParamSet ps = {0};
-	IrError e;
 	memset(rows, 0, sizeof rows);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		bool more = i + 1 < argc;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--json")) {
-			json = true;
-		} else if (!strcmp(a, "--cluster") && more) {
-			if (n == MAX_CLUSTERS)
-				return tool_error("compare", EXIT_BADINPUT, "at most %d clusters",
-						  MAX_CLUSTERS);
-			rows[n++].name = argv[++i];
-		} else if (!strcmp(a, "--nodes") && more) {
-			long v;
-			if (!tool_parse_int(argv[++i], &v) || v <= 0 || v > 1000000)
-				return tool_error("compare", EXIT_BADINPUT,
-						  "--nodes needs a positive integer, got '%s'", argv[i]);
-			if (n)
-				rows[n - 1].nodes = v;
-			else
-				nodes_all = v;
-		} else if (!strcmp(a, "--batch") && more) {
-			if (!tool_parse_int(argv[++i], &batch) || batch <= 0)
-				return tool_error("compare", EXIT_BADINPUT,
-						  "--batch needs a positive integer, got '%s'", argv[i]);
-		} else if (!strcmp(a, "--set") && more) {
-			if (ir_params_parse(&ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(a, "--against") && more) {
-			const char *v = argv[++i];
-			against = !strcmp(v, "manual") ? AGAINST_MANUAL :
-				  !strcmp(v, "data")   ? AGAINST_DATA :
-				  !strcmp(v, "expert") ? AGAINST_EXPERT : AGAINST_NONE;
-			if (against == AGAINST_NONE)
-				return tool_error("compare", EXIT_BADINPUT,
-						  "--against takes manual, data or expert, got '%s'", v);
-		} else if (a[0] == '-') {
-			return tool_error("compare", EXIT_BADINPUT, "unknown or incomplete option '%s'", a);
-		} else if (!model) {
-			model = a;
-		} else {
-			return tool_error("compare", EXIT_BADINPUT, "unexpected argument '%s'", a);
-		}
+	Clusters cs = {rows, 0, 0};
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps,
+			  .hook = on_option, .ctx = &cs};
+	int code0 = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code0)
+		return code0;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
 	}
-	if (!model || !n || !batch)
-		return tool_error("compare", EXIT_BADINPUT, "needs MODEL, --cluster and --batch\n%s",
-				  usage_text);
+	const char *model = npos ? pos[0] : NULL;
+	int n = cs.n;
+	long batch = (long)v[O_BATCH].num, nodes_all = cs.nodes_all;
+	bool json = v[O_JSON].set;
+	if (v[O_AGAINST].set) {
+		const char *a = v[O_AGAINST].str;
+		against = !strcmp(a, "manual") ? AGAINST_MANUAL :
+			  !strcmp(a, "data")   ? AGAINST_DATA :
+			  !strcmp(a, "expert") ? AGAINST_EXPERT : AGAINST_NONE;
+		if (against == AGAINST_NONE)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "--against takes manual, data or expert, got '%s'", a);
+	}
+	if (!model || !n || !batch) {
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	int code = EXIT_OK;
 	for (int i = 0; i < n; i++) {
 		if (!rows[i].nodes)

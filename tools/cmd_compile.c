@@ -12,23 +12,54 @@
 #include "runtime-sim/sim.h"
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan compile MODEL --cluster C [--nodes N] --batch GLOBAL\n"
-	"                        [--microbatch B] [--recompute none|selective|full]\n"
-	"                        [--clusters L] [--threads T] [--set NAME=VALUE,...]\n"
-	"                        [-o PLAN.xml] [--trace FILE] [--json]\n"
-	"\n"
-	"Finds the fastest plan for training MODEL on all GPUs of the cluster (Alpa's\n"
-	"inter-operator DP over the intra-operator ILP): the layers, grouped into at most\n"
-	"L clusters of equal FLOPs (default 16), are cut into pipeline stages; each stage\n"
-	"runs on a sub-mesh (1x1, 1x2, 1x4 .. 1xM GPUs of one node, or whole nodes) seen\n"
-	"as a logical N0xN1 mesh, sharded by the ILP.  GLOBAL samples per step are split\n"
-	"into microbatches (size searched unless --microbatch) under the 1F1B schedule;\n"
-	"the recomputation mode is searched unless --recompute.  Prints the stages, the\n"
-	"microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
-	"for `meshplan simulate`, --trace a Chrome trace of the step.\n"
-	"Exit: 0 a plan, 1 no plan fits the GPU's memory (the message says how much the\n"
-	"leanest needs), 2 bad input.\n";
+static const char *VERB = "compile";
+
+enum {
+	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
+	O_OUTPUT, O_TRACE, O_JSON, O_HELP, NOPT
+};
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, false, 0,
+		       "cluster file or zoo name (required)"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1 << 30, false, 0,
+		     "node count (default: the cluster file's)"},
+	[O_BATCH] = {"batch", 0, TOOL_INT, "GLOBAL", 1, false, 1 << 30, false, 0,
+		     "samples per training step (required)"},
+	[O_MICROBATCH] = {"microbatch", 0, TOOL_INT, "B", 1, false, 1 << 30, false, 0,
+			  "samples per microbatch (default: searched)"},
+	[O_RECOMPUTE] = {"recompute", 0, TOOL_STR, "none|selective|full", TOOL_ANY, false, 0,
+			 "activation recomputation (default: searched)"},
+	[O_CLUSTERS] = {"clusters", 0, TOOL_INT, "L", 1, false, PASS_MAX_UNITS, false, 0,
+			"layer clusters the DP cuts between (default 16)"},
+	[O_THREADS] = {"threads", 0, TOOL_INT, "T", 1, false, 1024, false, 0,
+		       "worker threads for stage costs (default: the CPUs)"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "override model parameters"},
+	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
+	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+		     "write a Chrome trace (Perfetto) of the step"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan compile MODEL --cluster C --batch GLOBAL [options]\n"
+	      "\n"
+	      "Finds the fastest plan for training MODEL on all GPUs of the cluster (Alpa's\n"
+	      "inter-operator DP over the intra-operator ILP): the layers, grouped into at most\n"
+	      "L clusters of equal FLOPs (default 16), are cut into pipeline stages; each stage\n"
+	      "runs on a sub-mesh (1x1, 1x2, 1x4 .. 1xM GPUs of one node, or whole nodes) seen\n"
+	      "as a logical N0xN1 mesh, sharded by the ILP.  GLOBAL samples per step are split\n"
+	      "into microbatches (size searched unless --microbatch) under the 1F1B schedule;\n"
+	      "the recomputation mode is searched unless --recompute.  Prints the stages, the\n"
+	      "microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
+	      "for `meshplan simulate`, --trace a Chrome trace of the step.\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+	fputs("\nExit: 0 a plan, 1 no plan fits the GPU's memory (the message says how much the\n"
+	      "leanest needs), 2 bad input.\n", f);
+}
 
 typedef struct {
 	const char *model, *cluster, *out, *trace;
@@ -40,63 +71,42 @@ typedef struct {
 
 static int parse(int argc, char **argv, Args *a)
 {
-	IrError e;
 	memset(a, 0, sizeof *a);
-	a->recompute = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		bool more = i + 1 < argc;
-		long *num = NULL;
-		const char *what = NULL;
-		if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-			fputs(usage_text, stdout);
-			return -1;
-		} else if (!strcmp(s, "--json")) {
-			a->json = true;
-		} else if (!strcmp(s, "--cluster") && more) {
-			a->cluster = argv[++i];
-		} else if ((!strcmp(s, "-o") || !strcmp(s, "--output")) && more) {
-			a->out = argv[++i];
-		} else if (!strcmp(s, "--trace") && more) {
-			a->trace = argv[++i];
-		} else if (!strcmp(s, "--set") && more) {
-			if (ir_params_parse(&a->ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(s, "--recompute") && more) {
-			IrRecompute rc;
-			if (ir_recompute_parse(argv[++i], &rc))
-				return tool_error("compile", EXIT_BADINPUT,
-						  "--recompute is none, selective or full, not '%s'",
-						  argv[i]);
-			a->recompute = (int)rc;
-		} else if (!strcmp(s, "--nodes") && more) {
-			num = &a->nodes, what = "--nodes";
-		} else if (!strcmp(s, "--batch") && more) {
-			num = &a->batch, what = "--batch";
-		} else if (!strcmp(s, "--microbatch") && more) {
-			num = &a->microbatch, what = "--microbatch";
-		} else if (!strcmp(s, "--clusters") && more) {
-			num = &a->clusters, what = "--clusters";
-		} else if (!strcmp(s, "--threads") && more) {
-			num = &a->threads, what = "--threads";
-		} else if (s[0] == '-') {
-			return tool_error("compile", EXIT_BADINPUT, "unknown or incomplete option '%s'", s);
-		} else if (!a->model) {
-			a->model = s;
-		} else {
-			return tool_error("compile", EXIT_BADINPUT, "unexpected argument '%s'", s);
-		}
-		if (num) {
-			if (!tool_parse_int(argv[++i], num) || *num <= 0 || *num > (1L << 30))
-				return tool_error("compile", EXIT_BADINPUT, "%s needs a positive integer",
-						  what);
-		}
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a->ps};
+	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code)
+		return code;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return -1;
 	}
-	if (!a->model || !a->cluster || !a->batch)
-		return tool_error("compile", EXIT_BADINPUT, "needs MODEL, --cluster and --batch\n%s",
-				  usage_text);
-	if (a->clusters > PASS_MAX_UNITS)
-		return tool_error("compile", EXIT_BADINPUT, "--clusters is at most %d", PASS_MAX_UNITS);
+	a->model = npos ? pos[0] : NULL;
+	a->cluster = v[O_CLUSTER].str;
+	a->out = v[O_OUTPUT].str;
+	a->trace = v[O_TRACE].str;
+	a->nodes = (long)v[O_NODES].num;
+	a->batch = (long)v[O_BATCH].num;
+	a->microbatch = (long)v[O_MICROBATCH].num;
+	a->clusters = (long)v[O_CLUSTERS].num;
+	a->threads = (long)v[O_THREADS].num;
+	a->json = v[O_JSON].set;
+	a->recompute = -1;
+	if (v[O_RECOMPUTE].set) {
+		IrRecompute rc;
+		if (ir_recompute_parse(v[O_RECOMPUTE].str, &rc))
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "--recompute is none, selective or full, not '%s'",
+					  v[O_RECOMPUTE].str);
+		a->recompute = (int)rc;
+	}
+	if (!a->model || !a->cluster || !a->batch) {
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	return 0;
 }
 
@@ -192,12 +202,12 @@ int cmd_compile(int argc, char **argv)
 		ir_cluster_free(&c);
 		ir_plan_free(&plan);
 		if (r.status == PASS_INFEASIBLE)
-			return tool_error("compile", EXIT_INFEASIBLE, "%s", r.message);
+			return tool_error(VERB, EXIT_INFEASIBLE, "%s", r.message);
 		return tool_input_error(&e);
 	}
 	SimResult sr;
 	if (sim_plan(&g, &c, &plan, &sr, &e)) {
-		code = tool_error("compile", EXIT_INFEASIBLE, "simulating the plan: %s", e.msg);
+		code = tool_error(VERB, EXIT_INFEASIBLE, "simulating the plan: %s", e.msg);
 	} else {
 		code = EXIT_OK;
 		if (a.out && ir_plan_write(&plan, a.out, &e))

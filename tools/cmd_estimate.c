@@ -32,91 +32,76 @@ typedef enum {
 	O_JSON, O_HELP, NOPT
 } OptId;
 
-typedef enum { K_NUM, K_INT, K_STR, K_FLAG } OptKind;
+/* Option groups: FAILURES options are only meaningful with --failures. */
+enum { G_ANY, G_FAILURES };
 
-/* Number range: lo, open (lo excluded), hi. */
-typedef struct Opt {
-	const char *name;
-	OptKind kind;
-	const char *arg;
-	double lo;
-	bool open;
-	double hi;
-	bool failures; /* only meaningful with --failures */
-	const char *help;
-} Opt;
+#define ANY TOOL_ANY
+#define POS TOOL_POS
+#define NONNEG TOOL_NONNEG
 
-#define ANY -INFINITY, false, INFINITY
-#define POS 0, true, INFINITY
-#define NONNEG 0, false, INFINITY
-
-static const Opt opts[NOPT] = {
-	[O_STEP_TIME] = {"step-time", K_NUM, "S", POS, false, "seconds per training step"},
-	[O_GPUS] = {"gpus", K_INT, "G", 1, false, 1e9, false, "GPUs of the job (default: the cluster's)"},
-	[O_TOKENS_PER_STEP] = {"tokens-per-step", K_NUM, "N", POS, false, "tokens in one global batch"},
-	[O_TOKENS] = {"tokens", K_NUM, "T", POS, false, "tokens of the whole run (steps = ceil(T/N))"},
-	[O_GPU_HOURS] = {"gpu-hours", K_NUM, "H", POS, false, "cost side alone: GPU-hours of the run"},
-	[O_CLUSTER] = {"cluster", K_STR, "C", ANY, false,
+static const ToolOpt opts[NOPT] = {
+	[O_STEP_TIME] = {"step-time", 0, TOOL_NUM, "S", POS, false, G_ANY, "seconds per training step"},
+	[O_GPUS] = {"gpus", 0, TOOL_INT, "G", 1, false, 1e9, false, G_ANY, "GPUs of the job (default: the cluster's)"},
+	[O_TOKENS_PER_STEP] = {"tokens-per-step", 0, TOOL_NUM, "N", POS, false, G_ANY, "tokens in one global batch"},
+	[O_TOKENS] = {"tokens", 0, TOOL_NUM, "T", POS, false, G_ANY, "tokens of the whole run (steps = ceil(T/N))"},
+	[O_GPU_HOURS] = {"gpu-hours", 0, TOOL_NUM, "H", POS, false, G_ANY, "cost side alone: GPU-hours of the run"},
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", ANY, false, G_ANY,
 		       "cluster file or zoo name: GPUs, power, price, carbon, PUE defaults"},
-	[O_NODES] = {"nodes", K_INT, "N", 1, false, 1e9, false, "with --cluster: node count"},
-	[O_BATCH] = {"batch", K_INT, "B", 1, false, 1e12, false,
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1e9, false, G_ANY, "with --cluster: node count"},
+	[O_BATCH] = {"batch", 0, TOOL_INT, "B", 1, false, 1e12, false, G_ANY,
 		     "MODEL form: global batch (samples per step) to compile for"},
-	[O_GPUS_PER_NODE] = {"gpus-per-node", K_INT, "M", 1, false, 1e6, false,
+	[O_GPUS_PER_NODE] = {"gpus-per-node", 0, TOOL_INT, "M", 1, false, 1e6, false, G_ANY,
 			     "GPUs a hard fault takes (default: cluster's, else 8)"},
-	[O_PRICE] = {"price-per-gpu-hour", K_NUM, "P", NONNEG, false, "price (default: cluster's)"},
-	[O_CURRENCY] = {"currency", K_STR, "CUR", ANY, false, "currency code (default: cluster's, USD)"},
-	[O_POWER] = {"power-w", K_NUM, "W", NONNEG, false, "average W per GPU (default: cluster GPU's TDP)"},
-	[O_PUE] = {"pue", K_NUM, "X", 1, false, INFINITY, false,
+	[O_PRICE] = {"price-per-gpu-hour", 0, TOOL_NUM, "P", NONNEG, false, G_ANY, "price (default: cluster's)"},
+	[O_CURRENCY] = {"currency", 0, TOOL_STR, "CUR", ANY, false, G_ANY, "currency code (default: cluster's, USD)"},
+	[O_POWER] = {"power-w", 0, TOOL_NUM, "W", NONNEG, false, G_ANY, "average W per GPU (default: cluster GPU's TDP)"},
+	[O_PUE] = {"pue", 0, TOOL_NUM, "X", 1, false, INFINITY, false, G_ANY,
 		   "facility overhead, >= 1 (default: cluster's, else 1 = GPUs alone)"},
-	[O_CARBON] = {"carbon-intensity", K_NUM, "K", NONNEG, false,
+	[O_CARBON] = {"carbon-intensity", 0, TOOL_NUM, "K", NONNEG, false, G_ANY,
 		      "kg CO2e per kWh (default: cluster's)"},
-	[O_TREE] = {"tree-kg-per-year", K_NUM, "KG", POS, false, "CO2 a tree absorbs a year (12)"},
-	[O_PERCAP_US] = {"per-capita-us", K_NUM, "T", POS, false, "US t CO2e per person-year (16.1)"},
-	[O_PERCAP_CN] = {"per-capita-cn", K_NUM, "T", POS, false, "China t CO2e per person-year (6.8)"},
-	[O_FAILURES] = {"failures", K_FLAG, NULL, ANY, false, "Monte-Carlo of failures and recovery"},
-	[O_POLICY] = {"policy", K_STR, "P", ANY, true, "restart-all (default) | failover | elastic"},
-	[O_FAILURE_RATE] = {"failure-rate", K_NUM, "R", POS, true,
+	[O_TREE] = {"tree-kg-per-year", 0, TOOL_NUM, "KG", POS, false, G_ANY, "CO2 a tree absorbs a year (12)"},
+	[O_PERCAP_US] = {"per-capita-us", 0, TOOL_NUM, "T", POS, false, G_ANY, "US t CO2e per person-year (16.1)"},
+	[O_PERCAP_CN] = {"per-capita-cn", 0, TOOL_NUM, "T", POS, false, G_ANY, "China t CO2e per person-year (6.8)"},
+	[O_FAILURES] = {"failures", 0, TOOL_FLAG, NULL, ANY, false, G_ANY, "Monte-Carlo of failures and recovery"},
+	[O_POLICY] = {"policy", 0, TOOL_STR, "P", ANY, false, G_FAILURES, "restart-all (default) | failover | elastic"},
+	[O_FAILURE_RATE] = {"failure-rate", 0, TOOL_NUM, "R", POS, false, G_FAILURES,
 			    "failures per GPU-hour (default Llama 3's 1.97e-5)"},
-	[O_MTBF_HOURS] = {"mtbf-hours", K_NUM, "H", POS, true, "or: cluster MTBF of the whole job"},
-	[O_SOFT_FRACTION] = {"soft-fraction", K_NUM, "F", 0, false, 1, true,
+	[O_MTBF_HOURS] = {"mtbf-hours", 0, TOOL_NUM, "H", POS, false, G_FAILURES, "or: cluster MTBF of the whole job"},
+	[O_SOFT_FRACTION] = {"soft-fraction", 0, TOOL_NUM, "F", 0, false, 1, false, G_FAILURES,
 			     "share of faults a process restart fixes (0.22)"},
-	[O_DETECT] = {"detect-s", K_NUM, "S", NONNEG, true, "fault to detection (120)"},
-	[O_RESTART] = {"restart-s", K_NUM, "S", NONNEG, true,
+	[O_DETECT] = {"detect-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES, "fault to detection (120)"},
+	[O_RESTART] = {"restart-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES,
 		       "relaunch: job 300 (restart-all), node 120 (failover, elastic)"},
-	[O_REPLACE] = {"replace-s", K_NUM, "S", NONNEG, true, "hard fault: swap in a spare node (300)"},
-	[O_REPAIR] = {"repair-s", K_NUM, "S", NONNEG, true, "elastic: a lost node is back after (86400)"},
-	[O_CKPT_SAVE] = {"ckpt-save-s", K_NUM, "S", NONNEG, true,
+	[O_REPLACE] = {"replace-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES, "hard fault: swap in a spare node (300)"},
+	[O_REPAIR] = {"repair-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES, "elastic: a lost node is back after (86400)"},
+	[O_CKPT_SAVE] = {"ckpt-save-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES,
 			 "blocking save: 30 (restart-all), 1 (in-memory: failover, elastic)"},
-	[O_CKPT_LOAD] = {"ckpt-load-s", K_NUM, "S", NONNEG, true, "load: 120 (restart-all), 30 (others)"},
-	[O_CKPT_INTERVAL] = {"ckpt-interval-s", K_NUM, "S", POS, true,
+	[O_CKPT_LOAD] = {"ckpt-load-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES, "load: 120 (restart-all), 30 (others)"},
+	[O_CKPT_INTERVAL] = {"ckpt-interval-s", 0, TOOL_NUM, "S", POS, false, G_FAILURES,
 			     "compute between checkpoints (default sqrt(2 save MTBF))"},
-	[O_RUNS] = {"runs", K_INT, "N", 1, false, 100000, true, "Monte-Carlo runs averaged (32)"},
-	[O_SEED] = {"seed", K_INT, "S", 0, false, 9.2e18, false, "random seed (1); same seed, same figures"},
-	[O_HORIZON_DAYS] = {"horizon-days", K_NUM, "D", POS, true,
+	[O_RUNS] = {"runs", 0, TOOL_INT, "N", 1, false, 100000, false, G_FAILURES, "Monte-Carlo runs averaged (32)"},
+	[O_SEED] = {"seed", 0, TOOL_INT, "S", 0, false, 9.2e18, false, G_ANY, "random seed (1); same seed, same figures"},
+	[O_HORIZON_DAYS] = {"horizon-days", 0, TOOL_NUM, "D", POS, false, G_FAILURES,
 			    "simulate only the first D days of the run"},
-	[O_SWEEP] = {"sweep-interval", K_FLAG, NULL, ANY, true,
+	[O_SWEEP] = {"sweep-interval", 0, TOOL_FLAG, NULL, ANY, false, G_FAILURES,
 		     "also sweep the checkpoint interval over [1/4, 4] x the default"},
-	[O_REPLAN] = {"replan-s", K_NUM, "S", NONNEG, true,
+	[O_REPLAN] = {"replan-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES,
 		      "elastic: downtime of a re-plan (default: the compile's own time)"},
-	[O_SPEEDS] = {"speeds", K_STR, "LIST", ANY, false,
+	[O_SPEEDS] = {"speeds", 0, TOOL_STR, "LIST", ANY, false, G_ANY,
 		      "data-parallel worker speeds, e.g. 1,1,1,0.5 (1 = nominal)"},
-	[O_SPEED_DIST] = {"speed-dist", K_STR, "DIST", ANY, false,
+	[O_SPEED_DIST] = {"speed-dist", 0, TOOL_STR, "DIST", ANY, false, G_ANY,
 			  "normal:MEAN:SD | uniform:LO:HI | slow:FRACTION:SPEED"},
-	[O_DP_WORKERS] = {"dp-workers", K_INT, "N", 1, false, 1e7, false,
+	[O_DP_WORKERS] = {"dp-workers", 0, TOOL_INT, "N", 1, false, 1e7, false, G_ANY,
 			  "workers drawn by --speed-dist (default: --gpus)"},
-	[O_SHARDING] = {"sharding", K_STR, "even|dynamic", ANY, false,
+	[O_SHARDING] = {"sharding", 0, TOOL_STR, "even|dynamic", ANY, false, G_ANY,
 			"even: slowest sets the pace (default); dynamic: workers pull shards"},
-	[O_SHARDS_PER_WORKER] = {"shards-per-worker", K_INT, "K", 1, false, 1e6, false,
+	[O_SHARDS_PER_WORKER] = {"shards-per-worker", 0, TOOL_INT, "K", 1, false, 1e6, false, G_ANY,
 				 "dynamic: shards per worker per step (32)"},
-	[O_JSON] = {"json", K_FLAG, NULL, ANY, false, "one JSON object on stdout"},
-	[O_HELP] = {"help", K_FLAG, NULL, ANY, false, "this text"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, ANY, false, G_ANY, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, ANY, false, G_ANY, "this text"},
 };
 
-typedef struct Val {
-	bool set;
-	double num;
-	const char *str;
-} Val;
+typedef ToolVal Val;
 
 static void usage(FILE *f)
 {
@@ -133,72 +118,19 @@ static void usage(FILE *f)
 		"Reports wall time, GPU-hours, cost, energy (GPU-hours x power x PUE), CO2e,\n"
 		"tree-years and per-capita years; with --failures, a seeded Monte-Carlo of the run.\n\n"
 		"options:\n");
-	for (int i = 0; i < NOPT; i++) {
-		char lhs[64];
-		snprintf(lhs, sizeof lhs, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
-			 opts[i].arg ? opts[i].arg : "");
-		fprintf(f, "  %-28s %s\n", lhs, opts[i].help);
-	}
+	tool_opts_help(f, opts, NOPT);
 	fprintf(f, "\nFailure options need --failures.  Times are seconds.  Sources of every\n"
 		   "default: docs/estimate.md.  Exit codes: 0 ok, 1 run cannot finish, 2 bad input.\n");
 }
 
 static int parse_args(int argc, char **argv, Val *v, const char **input)
 {
-	*input = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--", 2)) {
-			if (*input)
-				return tool_error(VERB, EXIT_BADINPUT, "unexpected argument '%s'", a);
-			*input = a;
-			continue;
-		}
-		const char *name = a + 2, *eq = strchr(name, '=');
-		size_t len = eq ? (size_t)(eq - name) : strlen(name);
-		int id = -1;
-		for (int k = 0; k < NOPT; k++)
-			if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len))
-				id = k;
-		if (id < 0)
-			return tool_error(VERB, EXIT_BADINPUT, "unknown option '%s' (see --help)", a);
-		const Opt *o = &opts[id];
-		if (v[id].set)
-			return tool_error(VERB, EXIT_BADINPUT, "--%s given twice", o->name);
-		v[id].set = true;
-		if (o->kind == K_FLAG) {
-			if (eq)
-				return tool_error(VERB, EXIT_BADINPUT, "--%s takes no value", o->name);
-			continue;
-		}
-		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		if (!val)
-			return tool_error(VERB, EXIT_BADINPUT, "--%s needs a value %s", o->name, o->arg);
-		v[id].str = val;
-		if (o->kind == K_STR)
-			continue;
-		long n;
-		if (o->kind == K_INT ? !tool_parse_int(val, &n) : !tool_parse_double(val, &v[id].num))
-			return tool_error(VERB, EXIT_BADINPUT, "--%s: '%s' is not %s", o->name, val,
-					  o->kind == K_INT ? "an integer" : "a number");
-		if (o->kind == K_INT)
-			v[id].num = (double)n;
-		double x = v[id].num;
-		if (x < o->lo || (o->open && x == o->lo) || x > o->hi) {
-			char range[64];
-			if (o->lo == 0 && o->open)
-				snprintf(range, sizeof range, "positive");
-			else if (o->lo == 0 && isinf(o->hi))
-				snprintf(range, sizeof range, "zero or positive");
-			else if (isinf(o->hi))
-				snprintf(range, sizeof range, "at least %g", o->lo);
-			else
-				snprintf(range, sizeof range, "in [%g, %g]", o->lo, o->hi);
-			return tool_error(VERB, EXIT_BADINPUT, "--%s must be %s, got %s", o->name,
-					  range, val);
-		}
-	}
-	return EXIT_OK;
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
+	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	*input = npos ? pos[0] : NULL;
+	return code;
 }
 
 /* ------------------------------------------------------------------ */
@@ -727,7 +659,7 @@ static int estimate_with(const Val *v, const char *input, IrCluster *cl, Replan 
 	if (rc)
 		return rc;
 	for (int i = 0; i < NOPT; i++)
-		if (opts[i].failures && v[i].set && !v[O_FAILURES].set)
+		if (opts[i].group == G_FAILURES && v[i].set && !v[O_FAILURES].set)
 			return tool_error(VERB, EXIT_BADINPUT, "--%s needs --failures", opts[i].name);
 
 	SimFailureModel f;

@@ -1,20 +1,42 @@
 /*
  * cmd_info.c -- `meshplan info`: what a model or a cluster is.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan info MODEL [--set NAME=VALUE,...] [--json]\n"
-	"       meshplan info --cluster CLUSTER [--nodes N] [--json]\n"
-	"\n"
-	"For a model: parameter count, op and tensor counts of the forward and the\n"
-	"training graph, FLOPs per sample (forward, backward, total), bytes of\n"
-	"weights, gradients and optimizer state (mixed-precision Adam), activation\n"
-	"bytes per sample.  MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
-	"For a cluster: GPUs, peak FLOP/s, memory, links and economics.\n";
+static const char *VERB = "info";
+
+enum { O_CLUSTER, O_NODES, O_SET, O_JSON, O_HELP, NOPT };
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, false, 0,
+		       "describe this cluster (file or zoo name) instead of a model"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1000000, false, 0,
+		     "with --cluster: node count"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "override model parameters"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan info MODEL [--set NAME=VALUE,...] [--json]\n"
+	      "       meshplan info --cluster CLUSTER [--nodes N] [--json]\n"
+	      "\n"
+	      "For a model: parameter count, op and tensor counts of the forward and the\n"
+	      "training graph, FLOPs per sample (forward, backward, total), bytes of\n"
+	      "weights, gradients and optimizer state (mixed-precision Adam), activation\n"
+	      "bytes per sample: what backward reads of the forward pass on one GPU without\n"
+	      "recomputation, with the model's attention kernel (fused: FlashAttention's\n"
+	      "softmax statistics only; eager: the s x s scores; --set attention=fused|eager).\n"
+	      "MODEL is a path or a zoo name (gpt, gpt:1.3b, llama:70b).\n"
+	      "For a cluster: GPUs, peak FLOP/s, memory, links and economics.\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+}
 
 static int info_cluster(const char *name, int nodes, bool json)
 {
@@ -80,6 +102,31 @@ static int info_cluster(const char *name, int nodes, bool json)
 	return EXIT_OK;
 }
 
+/* Activations one batch keeps for backward on one GPU, no recomputation
+ * (the simulator's definition, runtime-sim/memory.c). */
+static double activation_bytes(const IrGraph *g)
+{
+	IrPlan p;
+	ir_plan_init(&p);
+	IrStagePlan s = {0};
+	ir_stage_alloc(&p, &s, g->nops, 0);
+	s.first_layer = 0;
+	s.last_layer = g->nlayers - 1;
+	s.mesh = (IrMesh){0, 1, 0, 1};
+	s.n0 = s.n1 = 1;
+	for (int o = 0; o < g->nops; o++) {
+		s.op[o] = o;
+		s.strategy[o] = "";
+		s.ways[o] = 1;
+	}
+	IrCluster c = {0};
+	SimStageMemory m;
+	IrError e;
+	double b = sim_stage_memory(g, &c, &s, IR_RECOMP_NONE, 0, &m, &e) ? NAN : m.act_bytes;
+	ir_plan_free(&p);
+	return b;
+}
+
 static int info_model(const char *name, const IrParamSet *ps, bool json)
 {
 	IrError e;
@@ -99,6 +146,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 	}
 	IrStats s;
 	ir_graph_stats(&g, &s);
+	s.act_bytes = activation_bytes(&g);
 	double B = (double)g.batch;
 	if (json) {
 		json_t *o = json_object();
@@ -124,6 +172,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 		json_object_set_new(sb, "optimizer", json_real(s.opt_bytes));
 		json_object_set_new(o, "state_bytes", sb);
 		json_object_set_new(o, "activation_bytes_per_sample", json_real(s.act_bytes / B));
+		json_object_set_new(o, "attention", json_string(g.fused_attention ? "fused" : "eager"));
 		tool_print_json(o);
 	} else {
 		char a[32], b[32], c[32];
@@ -144,8 +193,8 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 		       tool_si(s.weight_bytes, a, sizeof a), tool_si(s.grad_bytes, b, sizeof b),
 		       tool_si(s.opt_bytes, c, sizeof c),
 		       (s.weight_bytes + s.grad_bytes + s.opt_bytes) / (double)s.params);
-		printf("  activations/sample  %sB (forward tensors, no recomputation)\n",
-		       tool_si(s.act_bytes / B, a, sizeof a));
+		printf("  activations/sample  %sB (what backward reads, no recomputation, %s attention)\n",
+		       tool_si(s.act_bytes / B, a, sizeof a), g.fused_attention ? "fused" : "eager");
 	}
 	ir_graph_free(&g);
 	ir_model_close(m);
@@ -154,41 +203,28 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 
 int cmd_info(int argc, char **argv)
 {
-	const char *model = NULL, *cluster = NULL;
-	long nodes = 0;
-	bool json = false;
 	IrParamSet ps = {0};
-	IrError e;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--json")) {
-			json = true;
-		} else if (!strcmp(a, "--set") && i + 1 < argc) {
-			if (ir_params_parse(&ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(a, "--cluster") && i + 1 < argc) {
-			cluster = argv[++i];
-		} else if (!strcmp(a, "--nodes") && i + 1 < argc) {
-			if (!tool_parse_int(argv[++i], &nodes) || nodes <= 0 || nodes > 1000000)
-				return tool_error("info", EXIT_BADINPUT,
-						  "--nodes needs a positive integer, got '%s'", argv[i]);
-		} else if (a[0] == '-') {
-			return tool_error("info", EXIT_BADINPUT, "unknown or incomplete option '%s'\n%s",
-					  a, usage_text);
-		} else if (!model) {
-			model = a;
-		} else {
-			return tool_error("info", EXIT_BADINPUT, "unexpected argument '%s'", a);
-		}
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps};
+	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code)
+		return code;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
 	}
+	const char *model = npos ? pos[0] : NULL, *cluster = v[O_CLUSTER].str;
+	bool json = v[O_JSON].set;
 	if (cluster && !model)
-		return info_cluster(cluster, (int)nodes, json);
-	if (!model)
-		return tool_error("info", EXIT_BADINPUT, "name a model or --cluster\n%s", usage_text);
+		return info_cluster(cluster, (int)v[O_NODES].num, json);
+	if (!model) {
+		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	if (cluster)
-		return tool_error("info", EXIT_BADINPUT, "give a model or --cluster, not both");
+		return tool_error(VERB, EXIT_BADINPUT, "give a model or --cluster, not both");
 	return info_model(model, &ps, json);
 }

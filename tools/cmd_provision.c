@@ -34,28 +34,52 @@ enum {
 };
 
 static const ToolOpt opts[NOPT] = {
-	[O_TOKENS] = {"tokens", 0, TOOL_OPT_NUM, "T", 0, true, INFINITY, "tokens of the whole run"},
-	[O_DEADLINE] = {"deadline-days", 0, TOOL_OPT_NUM, "D", 0, true, INFINITY,
+	[O_TOKENS] = {"tokens", 0, TOOL_NUM, "T", TOOL_POS, false, 0, "tokens of the whole run"},
+	[O_DEADLINE] = {"deadline-days", 0, TOOL_NUM, "D", TOOL_POS, false, 0,
 			"the cheapest run that ends within D days"},
-	[O_BUDGET] = {"budget", 0, TOOL_OPT_NUM, "B", 0, true, INFINITY,
+	[O_BUDGET] = {"budget", 0, TOOL_NUM, "B", TOOL_POS, false, 0,
 		      "or: the fastest run that costs at most B (cluster's currency)"},
-	[O_CLUSTER] = {"cluster", 0, TOOL_OPT_STRS, "C", 0, false, 0,
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
 		       "a cluster to consider (repeat for more; zoo name or file)"},
-	[O_NODES_MAX] = {"nodes-max", 0, TOOL_OPT_INT, "N", 1, false, 1 << 20,
+	[O_NODES_MAX] = {"nodes-max", 0, TOOL_INT, "N", 1, false, 1 << 20, false, 0,
 			 "most nodes of any cluster (default 1024)"},
-	[O_BATCH] = {"batch", 0, TOOL_OPT_INTS, "B", 1, false, 1e12,
+	[O_BATCH] = {"batch", 0, TOOL_INT, "B", 1, false, 1e12, true, 0,
 		     "global batch to consider (repeat; default: 4M tokens' worth)"},
-	[O_SET] = {"set", 0, TOOL_OPT_STR, "NAME=VALUE,...", 0, false, 0, "model parameters"},
-	[O_POLICY] = {"policy", 0, TOOL_OPT_STR, "P", 0, false, 0,
+	[O_SET] = {"set", 0, TOOL_STR, "NAME=VALUE,...", TOOL_ANY, false, 0, "model parameters"},
+	[O_POLICY] = {"policy", 0, TOOL_STR, "P", TOOL_ANY, false, 0,
 		      "failure recovery: restart-all (default) | failover | elastic"},
-	[O_RUNS] = {"runs", 0, TOOL_OPT_INT, "N", 1, false, 100000,
+	[O_RUNS] = {"runs", 0, TOOL_INT, "N", 1, false, 100000, false, 0,
 		    "Monte-Carlo runs of the failure model (32)"},
-	[O_SEED] = {"seed", 0, TOOL_OPT_INT, "S", 0, false, 9.2e18, "random seed (1)"},
-	[O_THREADS] = {"threads", 0, TOOL_OPT_INT, "T", 1, false, 1024,
+	[O_SEED] = {"seed", 0, TOOL_INT, "S", 0, false, 9.2e18, false, 0, "random seed (1)"},
+	[O_THREADS] = {"threads", 0, TOOL_INT, "T", 1, false, 1024, false, 0,
 		       "threads of each compile (default: one per core)"},
-	[O_JSON] = {"json", 0, TOOL_OPT_FLAG, NULL, 0, false, 0, "one JSON object on stdout"},
-	[O_HELP] = {"help", 'h', TOOL_OPT_FLAG, NULL, 0, false, 0, "this text"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
+
+enum { PROV_MAX_LIST = 16 }; /* --cluster and --batch values */
+
+/* The repeated options, in the order given. */
+typedef struct Lists {
+	const char *cluster[PROV_MAX_LIST];
+	int nclusters;
+	int64_t batch[PROV_MAX_LIST];
+	int nbatch;
+} Lists;
+
+static int collect(void *ctx, int id, const char *value)
+{
+	Lists *l = ctx;
+	if ((id == O_CLUSTER && l->nclusters == PROV_MAX_LIST) ||
+	    (id == O_BATCH && l->nbatch == PROV_MAX_LIST))
+		return tool_error(VERB, EXIT_BADINPUT, "--%s given more than %d times",
+				  opts[id].name, PROV_MAX_LIST);
+	if (id == O_CLUSTER)
+		l->cluster[l->nclusters++] = value;
+	else if (id == O_BATCH)
+		l->batch[l->nbatch++] = (int64_t)strtoll(value, NULL, 10);
+	return EXIT_OK;
+}
 
 static void usage(FILE *f)
 {
@@ -92,6 +116,7 @@ typedef struct Probe {
 
 typedef struct Prov {
 	const ToolVal *v;
+	const Lists *lists;
 	const char *model;
 	double tokens;
 	bool deadline;       /* else budget */
@@ -139,7 +164,7 @@ static Probe *probe(Prov *p, int c, int64_t b, int n)
 	q->cluster = c, q->batch = b, q->nodes = n;
 	const ToolVal *v = p->v;
 	ToolPoint pt = {.model = p->model, .set = v[O_SET].set ? v[O_SET].str : NULL,
-			.cluster = v[O_CLUSTER].list[c], .nodes = n, .batch = b, .recompute = -1,
+			.cluster = p->lists->cluster[c], .nodes = n, .batch = b, .recompute = -1,
 			.threads = v[O_THREADS].set ? (int)v[O_THREADS].num : 0};
 	fprintf(stderr, "  provision: %s, %d nodes, batch %lld ...", pt.cluster, n, (long long)b);
 	tool_point_step(&pt, NULL, &q->st);
@@ -261,7 +286,7 @@ static int nodes_lower_bound(Prov *p, int c, int64_t b)
 	double per_token = (s.fwd_flops + s.bwd_flops) / (double)(g.seq > 0 ? g.seq : 1);
 	ir_graph_free(&g);
 	IrCluster cl;
-	if (ir_cluster_load(p->v[O_CLUSTER].list[c], 0, &cl, &e))
+	if (ir_cluster_load(p->lists->cluster[c], 0, &cl, &e))
 		return 1;
 	double peak = cl.gpu.peak_flops[IR_BF16] * cl.gpus_per_node;
 	ir_cluster_free(&cl);
@@ -283,11 +308,11 @@ static void check_monotone(Prov *p, int c, int64_t b)
 				continue;
 			if (y->days > x->days * (1 + 1e-9))
 				note(p, "%s, batch %lld: time is not monotone in nodes: %d nodes take "
-				     "%.4g days, %d nodes %.4g", p->v[O_CLUSTER].list[c], (long long)b,
+				     "%.4g days, %d nodes %.4g", p->lists->cluster[c], (long long)b,
 				     x->nodes, x->days, y->nodes, y->days);
 			else if (y->cost < x->cost * (1 - 1e-9))
 				note(p, "%s, batch %lld: cost falls with nodes: %d nodes cost %.4g, %d "
-				     "nodes %.4g", p->v[O_CLUSTER].list[c], (long long)b, x->nodes,
+				     "nodes %.4g", p->lists->cluster[c], (long long)b, x->nodes,
 				     x->cost, y->nodes, y->cost);
 		}
 	}
@@ -353,7 +378,7 @@ static int by_rank(const void *a, const void *b)
 
 static json_t *probe_json(const Prov *p, const Probe *q)
 {
-	json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:b}", "cluster", p->v[O_CLUSTER].list[q->cluster],
+	json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:b}", "cluster", p->lists->cluster[q->cluster],
 			      "nodes", q->nodes, "gpus", q->st.gpus, "batch", (json_int_t)q->batch,
 			      "fits", q->ok);
 	if (!q->ok) {
@@ -379,12 +404,12 @@ static json_t *probe_json(const Prov *p, const Probe *q)
 static void print_probe(const Prov *p, const Probe *q, const char *why)
 {
 	if (!q->ok) {
-		printf("  %-18s %6d %7lld  %s\n", p->v[O_CLUSTER].list[q->cluster], q->nodes,
+		printf("  %-18s %6d %7lld  %s\n", p->lists->cluster[q->cluster], q->nodes,
 		       (long long)q->batch, why);
 		return;
 	}
 	printf("  %-18s %6d %7lld %9.4g %6.1f%% %6.4f %9.4g %12.4g  %s\n",
-	       p->v[O_CLUSTER].list[q->cluster], q->nodes, (long long)q->batch, q->days,
+	       p->lists->cluster[q->cluster], q->nodes, (long long)q->batch, q->days,
 	       100 * q->st.mfu, q->run.ettr, q->run.fail_gpu_hours, q->cost, why);
 }
 
@@ -430,7 +455,7 @@ static int report(Prov *p)
 		if (win) {
 			printf("choice: %s, %d nodes (%d GPUs), global batch %lld: %.4g days, %.4g %s "
 			       "(ETTR %.4f, checkpoint every %.0f s)\n",
-			       p->v[O_CLUSTER].list[win->cluster], win->nodes, win->st.gpus,
+			       p->lists->cluster[win->cluster], win->nodes, win->st.gpus,
 			       (long long)win->batch, win->days, win->cost, win->st.cost.currency,
 			       win->run.ettr, win->run.ckpt_interval_s);
 			json_t *pl = win->st.plan;
@@ -486,10 +511,13 @@ static int64_t default_batch(const char *model, const char *set)
 
 int cmd_provision(int argc, char **argv)
 {
-	ToolVal v[NOPT] = {0};
+	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	int rc = tool_opts_parse(VERB, opts, NOPT, argc, argv, v, pos, 1, &npos);
+	Lists lists = {0};
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .hook = collect,
+			  .ctx = &lists};
+	int rc = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
 	if (rc)
 		return rc;
 	if (v[O_HELP].set) {
@@ -504,7 +532,7 @@ int cmd_provision(int argc, char **argv)
 		return tool_error(VERB, EXIT_BADINPUT, "give --deadline-days D or --budget B (one)");
 	if (!v[O_CLUSTER].set)
 		return tool_error(VERB, EXIT_BADINPUT, "needs at least one --cluster C");
-	Prov p = {.v = v, .model = pos[0], .tokens = v[O_TOKENS].num,
+	Prov p = {.v = v, .lists = &lists, .model = pos[0], .tokens = v[O_TOKENS].num,
 		  .deadline = v[O_DEADLINE].set,
 		  .limit = v[O_DEADLINE].set ? v[O_DEADLINE].num : v[O_BUDGET].num,
 		  .nodes_max = v[O_NODES_MAX].set ? (int)v[O_NODES_MAX].num : 1024};
@@ -525,19 +553,19 @@ int cmd_provision(int argc, char **argv)
 	if (!m)
 		return tool_input_error(&e);
 	ir_model_close(m);
-	for (int c = 0; c < v[O_CLUSTER].n; c++) {
+	for (int c = 0; c < lists.nclusters; c++) {
 		IrCluster cl;
-		if (ir_cluster_load(v[O_CLUSTER].list[c], 0, &cl, &e))
+		if (ir_cluster_load(lists.cluster[c], 0, &cl, &e))
 			return tool_input_error(&e);
 		ir_cluster_free(&cl);
 	}
-	int64_t batches[TOOL_OPT_MAX_VALUES];
-	int nb = v[O_BATCH].n;
+	int64_t batches[PROV_MAX_LIST];
+	int nb = lists.nbatch;
 	for (int i = 0; i < nb; i++)
-		batches[i] = (int64_t)v[O_BATCH].nums[i];
+		batches[i] = lists.batch[i];
 	if (nb == 0)
 		batches[nb++] = default_batch(p.model, v[O_SET].set ? v[O_SET].str : NULL);
-	for (int c = 0; c < v[O_CLUSTER].n; c++)
+	for (int c = 0; c < lists.nclusters; c++)
 		for (int i = 0; i < nb; i++)
 			search(&p, c, batches[i]);
 	rc = report(&p);

@@ -7,19 +7,49 @@
 #include "passes/passes.h"
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan shard MODEL --cluster C --mesh N0xN1 [--method ilp|data|zero2|zero3|heuristic|expert]\n"
-	"                      [--batch N] [--microbatches M] [--memory-budget GIB] [--time-limit S]\n"
-	"                      [--layers FIRST:LAST] [--nodes N] [--set NAME=VALUE,...] [--json]\n"
-	"\n"
-	"Chooses how every op of the training graph (forward, backward, optimizer update)\n"
-	"is sharded on an N0 x N1 logical view of the first N0*N1 GPUs of the cluster,\n"
-	"minimising step time (compute + collectives + resharding, in seconds from the\n"
-	"hardware model).  --batch sets the model's batch parameter (samples per\n"
-	"microbatch); --microbatches weights per-microbatch costs against the once-per-step\n"
-	"gradient reduction and update (default 1).  --memory-budget bounds weights +\n"
-	"gradients + optimizer state per device.  --layers restricts to a layer range.\n"
-	"Exit: 0 plan found, 1 no plan (memory budget, time limit), 2 bad input.\n";
+static const char *VERB = "shard";
+
+enum {
+	O_CLUSTER, O_MESH, O_METHOD, O_BATCH, O_MICROBATCHES, O_MEMORY_BUDGET, O_TIME_LIMIT,
+	O_LAYERS, O_NODES, O_SET, O_JSON, O_HELP, NOPT
+};
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, false, 0,
+		       "cluster file or zoo name (required)"},
+	[O_MESH] = {"mesh", 0, TOOL_STR, "N0xN1", TOOL_ANY, false, 0,
+		    "logical mesh over the first N0*N1 GPUs (required)"},
+	[O_METHOD] = {"method", 0, TOOL_STR, "ilp|data|zero2|zero3|heuristic|expert", TOOL_ANY,
+		      false, 0, "how ops are sharded (default ilp)"},
+	[O_BATCH] = {"batch", 0, TOOL_INT, "N", 1, false, 1 << 30, false, 0,
+		     "the model's batch parameter (samples per microbatch)"},
+	[O_MICROBATCHES] = {"microbatches", 0, TOOL_INT, "M", 1, false, 1 << 30, false, 0,
+			    "weight per-microbatch costs against per-step ones (1)"},
+	[O_MEMORY_BUDGET] = {"memory-budget", 0, TOOL_NUM, "GIB", TOOL_POS, false, 0,
+			     "bound weights + gradients + optimizer state per device"},
+	[O_TIME_LIMIT] = {"time-limit", 0, TOOL_NUM, "S", TOOL_POS, false, 0,
+			  "bound the ILP solve (best found kept)"},
+	[O_LAYERS] = {"layers", 0, TOOL_STR, "FIRST:LAST", TOOL_ANY, false, 0,
+		      "restrict to a layer range"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1000000, false, 0,
+		     "node count (default: the cluster file's)"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "override model parameters"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan shard MODEL --cluster C --mesh N0xN1 [options]\n"
+	      "\n"
+	      "Chooses how every op of the training graph (forward, backward, optimizer update)\n"
+	      "is sharded on an N0 x N1 logical view of the first N0*N1 GPUs of the cluster,\n"
+	      "minimising step time (compute + collectives + resharding, in seconds from the\n"
+	      "hardware model).\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+	fputs("\nExit: 0 plan found, 1 no plan (memory budget, time limit), 2 bad input.\n", f);
+}
 
 /* Logical mesh over the first n0*n1 devices of the cluster. */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e)
@@ -46,81 +76,58 @@ static const char *coll_short(int k)
 
 int cmd_shard(int argc, char **argv)
 {
-	const char *model = NULL, *cluster = NULL, *mesh = NULL;
-	long nodes = 0, batch = 0, micro = 1;
-	double budget = 0, tlimit = 0;
+	long nodes, batch, micro;
+	double budget, tlimit;
 	int first = -1, last = -1;
-	bool json = false;
 	PassMethod method = PASS_ILP;
 	IrParamSet ps = {0};
 	IrError e;
 	memset(&e, 0, sizeof e);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		bool more = i + 1 < argc;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--json")) {
-			json = true;
-		} else if (!strcmp(a, "--cluster") && more) {
-			cluster = argv[++i];
-		} else if (!strcmp(a, "--mesh") && more) {
-			mesh = argv[++i];
-		} else if (!strcmp(a, "--method") && more) {
-			if (pass_method_parse(argv[++i], &method))
-				return tool_error("shard", EXIT_BADINPUT,
-						  "unknown method '%s' (ilp, data, zero2, zero3, heuristic, expert)",
-						  argv[i]);
-		} else if (!strcmp(a, "--set") && more) {
-			if (ir_params_parse(&ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(a, "--nodes") && more) {
-			if (!tool_parse_int(argv[++i], &nodes) || nodes <= 0)
-				return tool_error("shard", EXIT_BADINPUT, "--nodes needs a positive integer");
-		} else if (!strcmp(a, "--batch") && more) {
-			if (!tool_parse_int(argv[++i], &batch) || batch <= 0)
-				return tool_error("shard", EXIT_BADINPUT, "--batch needs a positive integer");
-		} else if (!strcmp(a, "--microbatches") && more) {
-			if (!tool_parse_int(argv[++i], &micro) || micro <= 0)
-				return tool_error("shard", EXIT_BADINPUT,
-						  "--microbatches needs a positive integer");
-		} else if (!strcmp(a, "--memory-budget") && more) {
-			if (!tool_parse_double(argv[++i], &budget) || budget <= 0)
-				return tool_error("shard", EXIT_BADINPUT,
-						  "--memory-budget needs a positive number of GiB");
-			budget *= 1073741824.0;
-		} else if (!strcmp(a, "--time-limit") && more) {
-			if (!tool_parse_double(argv[++i], &tlimit) || tlimit <= 0)
-				return tool_error("shard", EXIT_BADINPUT,
-						  "--time-limit needs a positive number of seconds");
-		} else if (!strcmp(a, "--layers") && more) {
-			int end = 0;
-			if (sscanf(argv[++i], "%d:%d%n", &first, &last, &end) != 2 || argv[i][end] ||
-			    first < 0 || last < first)
-				return tool_error("shard", EXIT_BADINPUT,
-						  "--layers needs FIRST:LAST, got '%s'", argv[i]);
-		} else if (a[0] == '-') {
-			return tool_error("shard", EXIT_BADINPUT, "unknown or incomplete option '%s'", a);
-		} else if (!model) {
-			model = a;
-		} else {
-			return tool_error("shard", EXIT_BADINPUT, "unexpected argument '%s'", a);
-		}
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps};
+	int code0 = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code0)
+		return code0;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
 	}
-	if (!model || !cluster || !mesh)
-		return tool_error("shard", EXIT_BADINPUT, "needs MODEL, --cluster and --mesh\n%s",
-				  usage_text);
+	const char *model = npos ? pos[0] : NULL, *cluster = v[O_CLUSTER].str,
+		   *mesh = v[O_MESH].str;
+	bool json = v[O_JSON].set;
+	nodes = (long)v[O_NODES].num;
+	batch = (long)v[O_BATCH].num;
+	micro = v[O_MICROBATCHES].set ? (long)v[O_MICROBATCHES].num : 1;
+	budget = v[O_MEMORY_BUDGET].num * 1073741824.0;
+	tlimit = v[O_TIME_LIMIT].num;
+	if (v[O_METHOD].set && pass_method_parse(v[O_METHOD].str, &method))
+		return tool_error(VERB, EXIT_BADINPUT,
+				  "unknown method '%s' (ilp, data, zero2, zero3, heuristic, expert)",
+				  v[O_METHOD].str);
+	if (v[O_LAYERS].set) {
+		int end = 0;
+		const char *l = v[O_LAYERS].str;
+		if (sscanf(l, "%d:%d%n", &first, &last, &end) != 2 || l[end] || first < 0 ||
+		    last < first)
+			return tool_error(VERB, EXIT_BADINPUT, "--layers needs FIRST:LAST, got '%s'", l);
+	}
+	if (!model || !cluster || !mesh) {
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --mesh");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	int n0, n1;
 	if (ir_mesh_shape_parse(mesh, &n0, &n1, &e))
-		return tool_error("shard", EXIT_BADINPUT, "%s", e.msg);
+		return tool_error(VERB, EXIT_BADINPUT, "%s", e.msg);
 	IrCluster c;
 	if (ir_cluster_load(cluster, (int)nodes, &c, &e))
 		return tool_input_error(&e);
 	IrLogicalMesh lm;
 	if (tool_mesh(&c, n0, n1, &lm, &e)) {
 		ir_cluster_free(&c);
-		return tool_error("shard", EXIT_BADINPUT, "%s", e.msg);
+		return tool_error(VERB, EXIT_BADINPUT, "%s", e.msg);
 	}
 	if (batch)
 		ir_params_set(&ps, "batch", batch);
@@ -145,7 +152,7 @@ int cmd_shard(int argc, char **argv)
 		int n = g.nlayers;
 		ir_graph_free(&g);
 		ir_cluster_free(&c);
-		return tool_error("shard", EXIT_BADINPUT, "--layers: the model has layers 0:%d", n - 1);
+		return tool_error(VERB, EXIT_BADINPUT, "--layers: the model has layers 0:%d", n - 1);
 	}
 	PassIntraOptions o = {.method = method, .nmicro = (int)micro, .memory_budget = budget,
 			      .time_limit_s = tlimit};

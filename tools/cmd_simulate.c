@@ -12,34 +12,67 @@
 #include "runtime-sim/sim.h"
 #include "tools/tools.h"
 
-static const char *usage_text =
-	"usage: meshplan simulate PLAN.xml [--trace FILE] [--json] [-o PLAN.xml]\n"
-	"       meshplan simulate MODEL --cluster C [--nodes N] --batch GLOBAL\n"
-	"                 --manual dp=D,tp=T,pp=P,mbs=B[,v=V][,recompute=none|selective|full]\n"
-	"                          [,zero=0|1|2|3][,schedule=gpipe|1f1b|interleaved]\n"
-	"                          [,method=ilp|data|zero2|zero3|heuristic|expert]\n"
-	"                 [--set NAME=VALUE,...] [--time-limit S] [--trace FILE] [--json] [-o PLAN.xml]\n"
-	"\n"
-	"Simulates one training step: per stage and microbatch the forward and backward\n"
-	"work (kernels and collectives of its sharding), transfers between stage meshes,\n"
-	"the pipeline schedule, gradient synchronisation and the optimizer step; reports\n"
-	"step time, throughput, TFLOPS per GPU (model and hardware FLOPs), MFU, HFU, the\n"
-	"pipeline bubble and peak memory per device.\n"
-	"\n"
-	"--manual: D*T*P must be the cluster's GPU count.  Stage i of P sits on the i-th\n"
-	"block of D*T GPUs as a D x T logical mesh.  mbs is the microbatch per data-parallel\n"
-	"replica: the model is instantiated with batch = D*mbs (the samples one stage mesh\n"
-	"works on at a time; the ILP normally splits them over the D axis), and a step has\n"
-	"GLOBAL/(D*mbs) microbatches.  v > 1 interleaves v model chunks per pipeline rank\n"
-	"(schedule interleaved, microbatches a multiple of P).  Layers are split evenly,\n"
-	"the first and last (embedding, head) joining the first and last stage.\n"
-	"method: how each stage is sharded on its mesh (default ilp; the others are the\n"
-	"baselines of meshplan shard --method).\n"
-	"-o writes the plan; --trace a Chrome trace (Perfetto) of the step.\n"
-	"--time-limit bounds each sharding ILP (default 30 s); a solve stopped by it keeps\n"
-	"the best sharding found.\n"
-	"Exit: 0 the plan fits in memory, 1 it does not (the report says fits=false) or no\n"
-	"sharding was found, 2 bad input.\n";
+static const char *VERB = "simulate";
+
+enum {
+	O_CLUSTER, O_NODES, O_BATCH, O_MANUAL, O_SET, O_TIME_LIMIT, O_TRACE, O_OUTPUT, O_JSON,
+	O_HELP, NOPT
+};
+
+static const ToolOpt opts[NOPT] = {
+	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, false, 0,
+		       "with --manual: cluster file or zoo name"},
+	[O_NODES] = {"nodes", 0, TOOL_INT, "N", 1, false, 1000000, false, 0,
+		     "node count (default: the plan's or the cluster file's)"},
+	[O_BATCH] = {"batch", 0, TOOL_INT, "GLOBAL", 1, false, 1 << 30, false, 0,
+		     "with --manual: samples per training step"},
+	[O_MANUAL] = {"manual", 0, TOOL_STR, "dp=D,tp=T,pp=P,mbs=B,...", TOOL_ANY, false, 0,
+		      "a hand-written plan (keys below)"},
+	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
+		   "with --manual: override model parameters"},
+	[O_TIME_LIMIT] = {"time-limit", 0, TOOL_NUM, "S", TOOL_POS, false, 0,
+			  "bound each sharding ILP (default 30 s)"},
+	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+		     "write a Chrome trace (Perfetto) of the step"},
+	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
+	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: meshplan simulate PLAN.xml [--trace FILE] [--json] [-o PLAN.xml]\n"
+	      "       meshplan simulate MODEL --cluster C [--nodes N] --batch GLOBAL\n"
+	      "                 --manual dp=D,tp=T,pp=P,mbs=B[,v=V][,recompute=none|selective|full]\n"
+	      "                          [,zero=0|1|2|3][,schedule=gpipe|1f1b|interleaved]\n"
+	      "                          [,overlap=default|none|grad-reduce+param-gather+tp]\n"
+	      "                          [,method=ilp|data|zero2|zero3|heuristic|expert]\n"
+	      "                 [--set NAME=VALUE,...] [--time-limit S] [--trace FILE] [--json] [-o PLAN.xml]\n"
+	      "\n"
+	      "Simulates one training step: per stage and microbatch the forward and backward\n"
+	      "work (kernels and collectives of its sharding), transfers between stage meshes,\n"
+	      "the pipeline schedule, gradient synchronisation and the optimizer step; reports\n"
+	      "step time, throughput, TFLOPS per GPU (model and hardware FLOPs), MFU, HFU, the\n"
+	      "pipeline bubble and peak memory per device.\n"
+	      "\n"
+	      "--manual: D*T*P must be the cluster's GPU count.  Stage i of P sits on the i-th\n"
+	      "block of D*T GPUs as a D x T logical mesh.  mbs is the microbatch per data-parallel\n"
+	      "replica: the model is instantiated with batch = D*mbs (the samples one stage mesh\n"
+	      "works on at a time; the ILP normally splits them over the D axis), and a step has\n"
+	      "GLOBAL/(D*mbs) microbatches.  v > 1 interleaves v model chunks per pipeline rank\n"
+	      "(schedule interleaved, microbatches a multiple of P).  Layers are split evenly,\n"
+	      "the first and last (embedding, head) joining the first and last stage.\n"
+	      "overlap: communication run beside compute on each device's communication stream\n"
+	      "(default: grad-reduce+param-gather, gradient reductions in buckets during the\n"
+	      "last backward as DDP does, ZeRO-3 weight all-gathers prefetched a layer ahead;\n"
+	      "tp also hides tensor-parallel collectives; none: every collective blocks).\n"
+	      "method: how each stage is sharded on its mesh (default ilp; the others are the\n"
+	      "baselines of meshplan shard --method).\n"
+	      "A solve stopped by --time-limit keeps the best sharding found.\n\noptions:\n", f);
+	tool_opts_help(f, opts, NOPT);
+	fputs("\nExit: 0 the plan fits in memory, 1 it does not (the report says fits=false) or no\n"
+	      "sharding was found, 2 bad input.\n", f);
+}
 
 typedef struct {
 	long dp, tp, pp, mbs, v, zero;
@@ -47,6 +80,7 @@ typedef struct {
 	IrSchedule schedule;
 	bool schedule_set;
 	PassMethod method;
+	unsigned overlap;
 } Manual;
 
 static int parse_manual(const char *text, Manual *m, char *why, size_t n)
@@ -54,6 +88,7 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 	memset(m, 0, sizeof *m);
 	m->v = 1;
 	m->schedule = IR_SCHED_1F1B;
+	m->overlap = IR_OVERLAP_DEFAULT;
 	char buf[512];
 	if (strlen(text) >= sizeof buf) {
 		snprintf(why, n, "--manual is too long");
@@ -90,6 +125,12 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 					 "heuristic or expert", v);
 				return -1;
 			}
+		} else if (!strcmp(k, "overlap")) {
+			if (ir_overlap_parse(v, &m->overlap)) {
+				snprintf(why, n, "--manual: overlap=%s is not default, none or a + list "
+					 "of grad-reduce, param-gather, tp", v);
+				return -1;
+			}
 		} else if (!strcmp(k, "schedule")) {
 			if (ir_schedule_parse(v, &m->schedule)) {
 				snprintf(why, n, "--manual: schedule=%s is not gpipe, 1f1b or interleaved",
@@ -99,7 +140,7 @@ static int parse_manual(const char *text, Manual *m, char *why, size_t n)
 			m->schedule_set = true;
 		} else {
 			snprintf(why, n, "--manual: unknown key '%s' (dp, tp, pp, mbs, v, recompute, "
-				 "zero, schedule, method)", k);
+				 "zero, schedule, method, overlap)", k);
 			return -1;
 		}
 	}
@@ -130,7 +171,10 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	       p->nmicro, (long long)p->microbatch, ir_schedule_name(p->schedule));
 	if (p->chunks > 1)
 		printf(" (v=%d)", p->chunks);
-	printf(", recompute %s, zero %d\n", ir_recompute_name(p->recompute), p->zero);
+	char ov[64];
+	printf(", recompute %s, zero %d, overlap %s, attention %s\n",
+	       ir_recompute_name(p->recompute), p->zero, ir_overlap_name(p->overlap, ov, sizeof ov),
+	       g->fused_attention ? "fused" : "eager");
 	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%)\n", r->step_time_s,
 	       r->tl.span_s, 100 * r->bubble_fraction);
 	tool_print_step_summary(c, r);
@@ -198,9 +242,9 @@ static int simulate_manual(const Args *a)
 	Manual m;
 	char why[256];
 	if (parse_manual(a->manual, &m, why, sizeof why))
-		return tool_error("simulate", EXIT_BADINPUT, "%s", why);
+		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
 	if (!a->cluster || !a->batch)
-		return tool_error("simulate", EXIT_BADINPUT, "--manual needs --cluster and --batch");
+		return tool_error(VERB, EXIT_BADINPUT, "--manual needs --cluster and --batch");
 	IrCluster c;
 	if (ir_cluster_load(a->cluster, (int)a->nodes, &c, &e))
 		return tool_input_error(&e);
@@ -209,10 +253,11 @@ static int simulate_manual(const Args *a)
 			 .zero = (int)m.zero, .method = m.method};
 	if (pass_manual_check(&c, &pm, a->batch, why, sizeof why)) {
 		ir_cluster_free(&c);
-		return tool_error("simulate", EXIT_BADINPUT, "%s", why);
+		return tool_error(VERB, EXIT_BADINPUT, "%s", why);
 	}
 	IrPlan plan;
 	ir_plan_init(&plan);
+	plan.overlap = m.overlap;
 	plan.params = a->ps;
 	ir_params_set(&plan.params, "batch", m.dp * m.mbs);
 	IrGraph g;
@@ -223,7 +268,7 @@ static int simulate_manual(const Args *a)
 	}
 	int code = EXIT_OK, S = (int)(m.pp * m.v), solves = 0;
 	if (S > g.nlayers) {
-		code = tool_error("simulate", EXIT_BADINPUT,
+		code = tool_error(VERB, EXIT_BADINPUT,
 				  "pp*v = %d stages but the model has %d layers", S, g.nlayers);
 	} else {
 		plan.model = ir_strdup(&plan.arena, a->target);
@@ -232,7 +277,7 @@ static int simulate_manual(const Args *a)
 		SimResult r;
 		if (pass_manual_plan(&g, &c, &pm, a->batch, a->time_limit, 0, true, &plan, &r, &solves,
 				     &e)) {
-			code = tool_error("simulate", EXIT_INFEASIBLE, "no sharding: %s", e.msg);
+			code = tool_error(VERB, EXIT_INFEASIBLE, "no sharding: %s", e.msg);
 		} else {
 			code = finish(a, &g, &c, &plan, &r, &m);
 			sim_result_free(&r);
@@ -250,55 +295,36 @@ int cmd_simulate(int argc, char **argv)
 {
 	Args a;
 	memset(&a, 0, sizeof a);
-	a.time_limit = 30; /* per ILP solve: a binding memory budget can make GLPK search long */
-	IrError e;
-	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		bool more = i + 1 < argc;
-		if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(s, "--json")) {
-			a.json = true;
-		} else if (!strcmp(s, "--cluster") && more) {
-			a.cluster = argv[++i];
-		} else if (!strcmp(s, "--manual") && more) {
-			a.manual = argv[++i];
-		} else if (!strcmp(s, "--trace") && more) {
-			a.trace = argv[++i];
-		} else if (!strcmp(s, "-o") && more) {
-			a.out = argv[++i];
-		} else if (!strcmp(s, "--set") && more) {
-			if (ir_params_parse(&a.ps, argv[++i], &e))
-				return tool_input_error(&e);
-		} else if (!strcmp(s, "--nodes") && more) {
-			if (!tool_parse_int(argv[++i], &a.nodes) || a.nodes <= 0 || a.nodes > 1000000)
-				return tool_error("simulate", EXIT_BADINPUT,
-						  "--nodes needs a positive integer, got '%s'", argv[i]);
-		} else if (!strcmp(s, "--batch") && more) {
-			if (!tool_parse_int(argv[++i], &a.batch) || a.batch <= 0)
-				return tool_error("simulate", EXIT_BADINPUT,
-						  "--batch needs a positive integer, got '%s'", argv[i]);
-		} else if (!strcmp(s, "--time-limit") && more) {
-			if (!tool_parse_double(argv[++i], &a.time_limit) || a.time_limit <= 0)
-				return tool_error("simulate", EXIT_BADINPUT,
-						  "--time-limit needs a positive number of seconds");
-		} else if (s[0] == '-') {
-			return tool_error("simulate", EXIT_BADINPUT, "unknown or incomplete option '%s'",
-					  s);
-		} else if (!a.target) {
-			a.target = s;
-		} else {
-			return tool_error("simulate", EXIT_BADINPUT, "unexpected argument '%s'", s);
-		}
+	ToolVal v[NOPT];
+	const char *pos[1];
+	int npos;
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a.ps};
+	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
+	if (code)
+		return code;
+	if (v[O_HELP].set) {
+		usage(stdout);
+		return EXIT_OK;
 	}
-	if (!a.target)
-		return tool_error("simulate", EXIT_BADINPUT, "name a plan file or a model\n%s",
-				  usage_text);
+	a.target = npos ? pos[0] : NULL;
+	a.cluster = v[O_CLUSTER].str;
+	a.manual = v[O_MANUAL].str;
+	a.trace = v[O_TRACE].str;
+	a.out = v[O_OUTPUT].str;
+	a.nodes = (long)v[O_NODES].num;
+	a.batch = (long)v[O_BATCH].num;
+	a.json = v[O_JSON].set;
+	/* per ILP solve: a binding memory budget can make GLPK search long */
+	a.time_limit = v[O_TIME_LIMIT].set ? v[O_TIME_LIMIT].num : 30;
+	if (!a.target) {
+		tool_error(VERB, EXIT_BADINPUT, "name a plan file or a model");
+		usage(stderr);
+		return EXIT_BADINPUT;
+	}
 	if (a.manual)
 		return simulate_manual(&a);
 	if (a.cluster || a.batch || a.ps.n)
-		return tool_error("simulate", EXIT_BADINPUT,
+		return tool_error(VERB, EXIT_BADINPUT,
 				  "--cluster, --batch and --set go with --manual (a plan file has them)");
 	return simulate_file(&a);
 }

@@ -30,17 +30,17 @@ static const char *VERB = "sweep";
 enum { O_OUT, O_RESUME, O_PLANS, O_SVG, O_THREADS, O_HELP, NOPT };
 
 static const ToolOpt opts[NOPT] = {
-	[O_OUT] = {"output", 'o', TOOL_OPT_STR, "FILE", 0, false, 0,
+	[O_OUT] = {"output", 'o', TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		   "JSON lines, one per point (default: stdout, in point order)"},
-	[O_RESUME] = {"resume", 0, TOOL_OPT_FLAG, NULL, 0, false, 0,
+	[O_RESUME] = {"resume", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0,
 		      "keep the points already in --output, run the others"},
-	[O_PLANS] = {"plans", 0, TOOL_OPT_STR, "DIR", 0, false, 0,
+	[O_PLANS] = {"plans", 0, TOOL_STR, "DIR", TOOL_ANY, false, 0,
 		     "write each point's plan to DIR/<job>.xml"},
-	[O_SVG] = {"svg", 0, TOOL_OPT_STR, "FILE", 0, false, 0,
+	[O_SVG] = {"svg", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		   "Pareto scatter (default with -o: FILE with .svg for .jsonl)"},
-	[O_THREADS] = {"threads", 0, TOOL_OPT_INT, "T", 1, false, 1024,
+	[O_THREADS] = {"threads", 0, TOOL_INT, "T", 1, false, 1024, false, 0,
 		       "jobs at once per process (default: cores / ranks on the node)"},
-	[O_HELP] = {"help", 'h', TOOL_OPT_FLAG, NULL, 0, false, 0, "this text"},
+	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
 static void usage(FILE *f)
@@ -486,10 +486,11 @@ static int sweep(Sweep *w, const ToolVal *v, const char *out, const char *svg)
 
 int cmd_sweep(int argc, char **argv)
 {
-	ToolVal v[NOPT] = {0};
+	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	int rc = tool_opts_parse(VERB, opts, NOPT, argc, argv, v, pos, 1, &npos);
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
+	int rc = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
 	if (rc)
 		return rc;
 	if (v[O_HELP].set) {

@@ -21,6 +21,7 @@ static const Verb verbs[] = {
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 	{"provision", cmd_provision, "the cheapest resources for a deadline, the fastest for a budget"},
 	{"sweep", cmd_sweep, "every point of a sweep file compiled and priced; Pareto front (MPI)"},
+	{"list", cmd_list, "the zoo: models, their presets, clusters"},
 };
 
 static void usage(FILE *f)
@@ -29,8 +30,8 @@ static void usage(FILE *f)
 		   "verbs:\n");
 	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
 		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
-	fprintf(f, "\nModels are named by path or zoo name (gpt, gpt:1.3b, llama:7b, moe, wresnet);\n"
-		   "clusters likewise (aws-p3.16xlarge, dgx-a100, dgx-h100, dgx-h200).\n"
+	fprintf(f, "\nModels are named by path or zoo name (gpt, gpt:1.3b, llama:7b, ./my.xml:large);\n"
+		   "clusters likewise (dgx-a100); meshplan list shows the zoo.\n"
 		   "Exit codes: 0 success, 1 no feasible plan or runtime failure, 2 bad input or usage.\n");
 }
 
@@ -47,6 +48,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
 		if (!strcmp(argv[1], verbs[i].name))
 			return verbs[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "meshplan: unknown verb '%s' (meshplan --help lists them)\n", argv[1]);
+	const char *names[sizeof verbs / sizeof verbs[0]];
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		names[i] = verbs[i].name;
+	char hint[512];
+	ir_suggest(argv[1], names, (int)(sizeof verbs / sizeof verbs[0]), hint, sizeof hint);
+	fprintf(stderr, "meshplan: unknown verb '%s'; %s\n", argv[1], hint);
 	return EXIT_BADINPUT;
 }

@@ -24,6 +24,8 @@ json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, con
 	json_object_set_new(o, "chunks", json_integer(p->chunks));
 	json_object_set_new(o, "recompute", json_string(ir_recompute_name(p->recompute)));
 	json_object_set_new(o, "zero", json_integer(p->zero));
+	char ov[64];
+	json_object_set_new(o, "overlap", json_string(ir_overlap_name(p->overlap, ov, sizeof ov)));
 	json_object_set_new(o, "pipeline_ranks", json_integer(r->nranks));
 	json_object_set_new(o, "step_time_s", json_real(r->step_time_s));
 	json_object_set_new(o, "pipeline_s", json_real(r->tl.span_s));

@@ -6,6 +6,7 @@
 #define MESHPLAN_TOOLS_H
 
 #include <jansson.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -24,8 +25,65 @@ int cmd_compile(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
+
+/*
+ * Options: each verb describes its options in one ToolOpt table that drives
+ * parsing, range checks and the options part of --help (tools/opt.c).
+ */
+typedef enum {
+	TOOL_NUM,    /* a finite number in [lo, hi] (lo excluded when open) */
+	TOOL_INT,    /* an integer in [lo, hi] */
+	TOOL_STR,    /* any text; the verb checks it */
+	TOOL_FLAG,   /* no value */
+	TOOL_PARAMS, /* NAME=VALUE,... into ToolCmdLine.params (--set) */
+} ToolOptKind;
+
+typedef struct ToolOpt {
+	const char *name; /* --name (also --name=value) */
+	char alias;       /* -x, or 0 */
+	ToolOptKind kind;
+	const char *arg;  /* the value's name in --help, NULL for flags */
+	double lo;
+	bool open;
+	double hi;
+	bool repeat;      /* may be given more than once (the hook sees each) */
+	int group;        /* the verb's own grouping (e.g. needs another option) */
+	const char *help;
+} ToolOpt;
+
+#define TOOL_ANY -INFINITY, false, INFINITY
+#define TOOL_POS 0, true, INFINITY
+#define TOOL_NONNEG 0, false, INFINITY
+
+/* An option's value: set, times given, the text and (numbers) its value. */
+typedef struct ToolVal {
+	bool set;
+	int count;
+	double num;
+	const char *str;
+} ToolVal;
+
+typedef struct ToolCmdLine {
+	const char *verb;
+	const ToolOpt *opts;
+	int nopts;
+	int maxpos;          /* positional arguments allowed */
+	IrParamSet *params;  /* where TOOL_PARAMS options go */
+	/* Called for every option given, in order, after its checks (value
+	 * NULL for flags); returns EXIT_OK or an exit code that stops parsing. */
+	int (*hook)(void *ctx, int id, const char *value);
+	void *ctx;
+} ToolCmdLine;
+
+/* Parses argv[1..argc) into v[cl->nopts] and pos[] (at most cl->maxpos);
+ * EXIT_OK, or the exit code after printing the error. */
+int tool_opts_parse(const ToolCmdLine *cl, int argc, char **argv, ToolVal *v, const char **pos,
+		    int *npos);
+/* "  --name ARG   help" per option. */
+void tool_opts_help(FILE *f, const ToolOpt *opts, int n);
 
 /* Prints "meshplan: <file>:<line>: <msg>" on stderr and returns EXIT_BADINPUT. */
 int tool_input_error(const IrError *e);
@@ -119,44 +177,5 @@ int tool_point_run(const ToolStep *s, double tokens, const SimFailureModel *f, T
 /* Wall time and cost a run is judged by: under failures when computed. */
 double tool_run_days(const ToolRun *r);
 double tool_run_cost(const ToolRun *r);
-
-/* ------------------------------------------------------------------ */
-/* Table-driven option parsing (opts.c), as estimate's.                 */
-
-enum { TOOL_OPT_MAX_VALUES = 16 }; /* values of one repeatable option */
-
-typedef enum {
-	TOOL_OPT_NUM, TOOL_OPT_INT, TOOL_OPT_STR, TOOL_OPT_FLAG,
-	TOOL_OPT_STRS, /* repeatable: every value kept in order */
-	TOOL_OPT_INTS, /* repeatable integers */
-} ToolOptKind;
-
-typedef struct ToolOpt {
-	const char *name;  /* long name without "--" */
-	char short_name;   /* 'o' for -o, 0 for none */
-	ToolOptKind kind;
-	const char *arg;   /* the value's name in --help (NULL for flags) */
-	double lo;         /* numbers: range lo (open: excluded) .. hi */
-	bool open;
-	double hi;
-	const char *help;
-} ToolOpt;
-
-typedef struct ToolVal {
-	bool set;
-	double num;
-	const char *str;   /* the (last) value as given */
-	int n;             /* repeatable: values given */
-	const char *list[TOOL_OPT_MAX_VALUES];
-	double nums[TOOL_OPT_MAX_VALUES];
-} ToolVal;
-
-/* Parses argv[1..] by table o (n entries) into v (n entries, zeroed) and
- * up to maxpos positional arguments; prints the error and returns
- * EXIT_BADINPUT on bad usage, else EXIT_OK. */
-int tool_opts_parse(const char *verb, const ToolOpt *o, int n, int argc, char **argv,
-		    ToolVal *v, const char **pos, int maxpos, int *npos);
-/* The options part of --help. */
-void tool_opts_help(FILE *f, const ToolOpt *o, int n);
 
 #endif
