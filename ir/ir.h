@@ -504,4 +504,36 @@ int ir_plan_read(const char *path, IrPlan *p, IrError *e);
 int ir_plan_write(const IrPlan *p, const char *path, IrError *e);
 int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e);
 
+/* ------------------------------------------------------------------ */
+/* Sweep files (models/sweep.rng): lists whose cross product is run.    */
+
+enum { IR_SWEEP_MAX_LIST = 4096 }; /* entries of one list, and points of a sweep */
+
+typedef struct IrSweep {
+	IrArena arena;
+	const char *file;
+	const char *name;          /* the file's name attribute, else its base name */
+	int nmodels, nclusters, nnodes, nbatch, ntokens;
+	const char **model;        /* specs; relative paths resolved from the file's folder */
+	const char **model_set;    /* per model: "a=1,b=2" overrides, "" if none */
+	int *model_line;           /* line of each <model>, for errors */
+	const char **cluster;
+	int *cluster_line;
+	int *nodes;                /* nnodes == 0: each cluster's own count */
+	int64_t *batch;
+	double *tokens;
+	int64_t microbatch;        /* <compile>: 0 searched */
+	int recompute;             /* IrRecompute, -1 searched */
+	int max_units;             /* 0: compile's default */
+	bool failures;             /* <failures> present */
+	const char *policy;        /* "restart-all" unless given */
+	int runs;                  /* 0: the default */
+	uint64_t seed;             /* failures: 1 unless given */
+} IrSweep;
+
+/* Reads and validates a sweep file; -1 with e naming file and line.  The
+ * cross product may hold at most IR_SWEEP_MAX_LIST points. */
+int ir_sweep_read(const char *path, IrSweep *s, IrError *e);
+void ir_sweep_free(IrSweep *s);
+
 #endif

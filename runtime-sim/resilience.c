@@ -104,7 +104,8 @@ static double rng_normal(Rng *r)
 
 static const char *policy_names[SIM_NPOLICIES] = {"restart-all", "failover", "elastic"};
 static const char *lost_names[SIM_NLOST] = {"detection", "restart", "checkpoint_save",
-					    "checkpoint_load", "recompute", "degraded"};
+					    "checkpoint_load", "recompute", "degraded",
+					    "replan"};
 
 const char *sim_policy_name(SimPolicy p)
 {
@@ -416,12 +417,23 @@ static double pace(const Run *s)
 	if (g == s->r->gpus)
 		return 1.0;
 	if (s->r->step_time_for_gpus) {
+		/* INFINITY: no plan fits this many GPUs; the job waits for a node */
 		double p = s->r->step_time_for_gpus(g, s->r->ctx) /
 			   s->r->step_time_for_gpus(s->r->gpus, s->r->ctx);
-		if (p > 0 && isfinite(p))
+		if (p > 0 && !isnan(p))
 			return p;
 	}
 	return (double)s->r->gpus / g;
+}
+
+/* Elastic: the re-planning downtime for the GPUs running now. */
+static double replan_time(const Run *s)
+{
+	int g = running_gpus(s);
+	if (!s->r->replan_s || g == 0)
+		return 0;
+	double t = s->r->replan_s(g, s->r->ctx);
+	return t > 0 && isfinite(t) ? t : 0;
 }
 
 /* A failure strikes now: count it, lose the open segment, draw the next. */
@@ -488,6 +500,8 @@ static PhaseEnd recover(Run *s)
 			pe = phase(s, next_return(s) - s->t, SIM_LOST_RESTART);
 		if (pe == PH_DONE)
 			pe = phase(s, f->restart_s, SIM_LOST_RESTART);
+		if (pe == PH_DONE && s->last_hard && f->policy == SIM_ELASTIC)
+			pe = phase(s, replan_time(s), SIM_LOST_REPLAN);
 		if (pe == PH_DONE)
 			pe = phase(s, f->ckpt_load_s, SIM_LOST_LOAD);
 		if (pe != PH_FAILED)
@@ -532,6 +546,8 @@ static bool run_once(Run *s)
 			if (s->out < was_out) { /* re-plan for the larger cluster */
 				s->rejoins++;
 				pe = phase(s, s->f->restart_s, SIM_LOST_RESTART);
+				if (pe == PH_DONE)
+					pe = phase(s, replan_time(s), SIM_LOST_REPLAN);
 				if (pe == PH_FAILED)
 					pe = recover(s);
 			}

@@ -186,6 +186,9 @@ typedef struct SimRunSpec {
 	/* Elastic: step time on `gpus` GPUs (the re-planner); NULL: scales as
 	 * step_s * job gpus / gpus (throughput linear in GPU count). */
 	double (*step_time_for_gpus)(int gpus, void *ctx);
+	/* Elastic: downtime of re-planning for `gpus` GPUs, charged each time
+	 * the job moves to a new GPU count (a node lost or back); NULL: none. */
+	double (*replan_s)(int gpus, void *ctx);
 	void *ctx;
 } SimRunSpec;
 
@@ -197,6 +200,7 @@ typedef enum {
 	SIM_LOST_LOAD,      /* checkpoint loads after restarts */
 	SIM_LOST_RECOMPUTE, /* work since the last checkpoint, done again */
 	SIM_LOST_DEGRADED,  /* elastic: slower pace on fewer GPUs */
+	SIM_LOST_REPLAN,    /* elastic: re-planning for the new GPU count */
 	SIM_NLOST
 } SimLost;
 const char *sim_lost_name(SimLost k);

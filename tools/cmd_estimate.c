@@ -27,7 +27,7 @@ typedef enum {
 	O_PRICE, O_CURRENCY, O_POWER, O_PUE, O_CARBON, O_TREE, O_PERCAP_US, O_PERCAP_CN,
 	O_FAILURES, O_POLICY, O_FAILURE_RATE, O_MTBF_HOURS, O_SOFT_FRACTION, O_DETECT,
 	O_RESTART, O_REPLACE, O_REPAIR, O_CKPT_SAVE, O_CKPT_LOAD, O_CKPT_INTERVAL, O_RUNS,
-	O_SEED, O_HORIZON_DAYS, O_SWEEP,
+	O_SEED, O_HORIZON_DAYS, O_SWEEP, O_REPLAN,
 	O_SPEEDS, O_SPEED_DIST, O_DP_WORKERS, O_SHARDING, O_SHARDS_PER_WORKER,
 	O_JSON, O_HELP, NOPT
 } OptId;
@@ -85,6 +85,8 @@ static const ToolOpt opts[NOPT] = {
 			    "simulate only the first D days of the run"},
 	[O_SWEEP] = {"sweep-interval", 0, TOOL_FLAG, NULL, ANY, false, G_FAILURES,
 		     "also sweep the checkpoint interval over [1/4, 4] x the default"},
+	[O_REPLAN] = {"replan-s", 0, TOOL_NUM, "S", NONNEG, false, G_FAILURES,
+		      "elastic: downtime of a re-plan (default: the compile's own time)"},
 	[O_SPEEDS] = {"speeds", 0, TOOL_STR, "LIST", ANY, false, G_ANY,
 		      "data-parallel worker speeds, e.g. 1,1,1,0.5 (1 = nominal)"},
 	[O_SPEED_DIST] = {"speed-dist", 0, TOOL_STR, "DIST", ANY, false, G_ANY,
@@ -147,6 +149,10 @@ typedef struct Run {
 	SimSharding sharding;
 	double wall_s;          /* fault-free, stragglers included (NaN if unknown) */
 	double gpu_hours;
+	/* a plan or model: what elastic re-planning compiles for fewer nodes */
+	bool replannable;
+	char model[1024], set[2048], cluster[1024];
+	int64_t global_batch;
 } Run;
 
 /* A plan file (its root element is <plan>), as opposed to a model. */
@@ -207,6 +213,16 @@ static int run_from_plan(const char *input, const Val *v, const IrCluster *cl, R
 	}
 	run->step_s = r.step_time_s;
 	run->tokens_per_step = r.tokens_per_s * r.step_time_s;
+	run->replannable = true;
+	snprintf(run->model, sizeof run->model, "%s", p.model);
+	snprintf(run->cluster, sizeof run->cluster, "%s", p.cluster);
+	run->global_batch = p.global_batch;
+	size_t len = 0;
+	for (int i = 0; i < p.params.n && len < sizeof run->set; i++)
+		if (strcmp(p.params.name[i], "batch")) /* the microbatch: compile chooses it */
+			len += (size_t)snprintf(run->set + len, sizeof run->set - len, "%s%s=%lld",
+						len ? "," : "", p.params.name[i],
+						(long long)p.params.value[i]);
 	if (!v[O_GPUS].set)
 		run->gpus = r.ngpus;
 	bool fits = r.fits;
@@ -370,7 +386,7 @@ static int build_run(const char *input, const Val *v, const IrCluster *cl, Run *
 	return EXIT_OK;
 }
 
-static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
+void tool_cost_model(const IrCluster *cl, SimCostModel *m)
 {
 	sim_cost_model_default(m);
 	if (cl) {
@@ -381,6 +397,11 @@ static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
 		if (cl->currency)
 			snprintf(m->currency, sizeof m->currency, "%s", cl->currency);
 	}
+}
+
+static int cost_model(const Val *v, const IrCluster *cl, SimCostModel *m)
+{
+	tool_cost_model(cl, m);
 	if (v[O_PRICE].set)
 		m->price_per_gpu_hour = v[O_PRICE].num;
 	if (v[O_POWER].set)
@@ -530,7 +551,118 @@ static void print_cost(const SimCost *c, const SimCostModel *m, double wall_s)
 	}
 }
 
-static int estimate(const Val *v, const char *input, IrCluster *cl)
+/* ------------------------------------------------------------------ */
+/* Elastic re-planning: compile for the nodes that remain, once per count. */
+
+typedef struct Replan {
+	const Run *run;
+	int nodes;               /* of the full job */
+	double fixed_s;          /* --replan-s, or < 0: the compile's own time */
+	double *step_s;          /* per node count: simulated step (NAN: not yet;
+				    INFINITY: no plan fits) */
+	double *compile_s;
+	int compiles;
+} Replan;
+
+static void replan_node(Replan *rp, int nodes)
+{
+	if (!isnan(rp->step_s[nodes]))
+		return;
+	const Run *run = rp->run;
+	ToolPoint pt = {.model = run->model, .set = run->set, .cluster = run->cluster,
+			.nodes = nodes, .batch = run->global_batch, .recompute = -1};
+	ToolStep st;
+	fprintf(stderr, "  elastic: compiling for %d node%s ...", nodes, nodes > 1 ? "s" : "");
+	tool_point_step(&pt, NULL, &st);
+	rp->step_s[nodes] = st.status == EXIT_OK ? st.step_s : INFINITY;
+	rp->compile_s[nodes] = st.compile_s;
+	rp->compiles++;
+	if (st.status == EXIT_OK)
+		fprintf(stderr, " step %.4g s (%.1f s)\n", st.step_s, st.compile_s);
+	else
+		fprintf(stderr, " no plan: %s\n", st.why);
+	tool_step_free(&st);
+}
+
+/* SimRunSpec.step_time_for_gpus: the re-planned step on `gpus` GPUs. */
+static double replan_step(int gpus, void *ctx)
+{
+	Replan *rp = ctx;
+	int nodes = gpus / rp->run->gpus_per_node;
+	if (nodes >= rp->nodes)
+		return rp->run->step_s * rp->run->pace;
+	if (nodes < 1)
+		return INFINITY;
+	replan_node(rp, nodes);
+	return rp->step_s[nodes] * rp->run->pace;
+}
+
+/* SimRunSpec.replan_s: what re-planning for `gpus` GPUs costs. */
+static double replan_cost(int gpus, void *ctx)
+{
+	Replan *rp = ctx;
+	if (rp->fixed_s >= 0)
+		return rp->fixed_s;
+	int nodes = gpus / rp->run->gpus_per_node;
+	if (nodes < 1 || nodes > rp->nodes)
+		return 0;
+	if (nodes == rp->nodes) /* back to the plan already compiled */
+		return 0;
+	replan_node(rp, nodes);
+	return rp->compile_s[nodes];
+}
+
+/* The re-planned node counts and the goodput against the linear assumption. */
+static json_t *replan_json(const Replan *rp, const SimResilience *res, const SimResilience *lin)
+{
+	json_t *o = json_object();
+	json_t *arr = json_array();
+	for (int n = rp->nodes - 1; n >= 1; n--) {
+		if (isnan(rp->step_s[n]))
+			continue;
+		json_t *c = json_object();
+		json_object_set_new(c, "nodes", json_integer(n));
+		json_object_set_new(c, "gpus", json_integer(n * rp->run->gpus_per_node));
+		json_object_set_new(c, "fits", json_boolean(isfinite(rp->step_s[n])));
+		json_object_set_new(c, "step_time_s", jnum(rp->step_s[n]));
+		json_object_set_new(c, "linear_step_time_s",
+				    jnum(rp->run->step_s * rp->nodes / n));
+		json_object_set_new(c, "compile_s", jnum(rp->compile_s[n]));
+		json_array_append_new(arr, c);
+	}
+	json_object_set_new(o, "node_counts", arr);
+	json_object_set_new(o, "compiles", json_integer(rp->compiles));
+	json_object_set_new(o, "replan_s", rp->fixed_s >= 0 ? jnum(rp->fixed_s)
+							     : json_string("measured"));
+	json_object_set_new(o, "ettr", jnum(res->ettr));
+	json_object_set_new(o, "ettr_linear", jnum(lin->ettr));
+	json_object_set_new(o, "wall_time_s", jnum(res->wall_s));
+	json_object_set_new(o, "wall_time_linear_s", jnum(lin->wall_s));
+	json_object_set_new(o, "goodput_vs_linear", jnum(res->ettr / lin->ettr - 1));
+	return o;
+}
+
+static void print_replan(const Replan *rp, const SimResilience *res, const SimResilience *lin)
+{
+	printf("elastic re-planning (a plan compiled for each node count reached)\n");
+	for (int n = rp->nodes - 1; n >= 1; n--) {
+		if (isnan(rp->step_s[n]))
+			continue;
+		double linear = rp->run->step_s * rp->nodes / n;
+		if (isfinite(rp->step_s[n]))
+			printf("  %5d nodes      step %.4g s (linear %.4g s, x%.4f), re-plan %.3g s%s\n",
+			       n, rp->step_s[n], linear, rp->step_s[n] / linear,
+			       rp->fixed_s >= 0 ? rp->fixed_s : rp->compile_s[n],
+			       rp->fixed_s >= 0 ? " (--replan-s)" : " (compile time)");
+		else
+			printf("  %5d nodes      no plan fits: the job waits for a node\n", n);
+	}
+	printf("  %-16s %.4f re-planned vs %.4f linear (goodput %+.3f%%); wall %.5g vs %.5g days\n",
+	       "ETTR", res->ettr, lin->ettr, 100 * (res->ettr / lin->ettr - 1),
+	       res->wall_s / 86400, lin->wall_s / 86400);
+}
+
+static int estimate_with(const Val *v, const char *input, IrCluster *cl, Replan *rpp)
 {
 	Run run;
 	SimCostModel m;
@@ -544,8 +676,10 @@ static int estimate(const Val *v, const char *input, IrCluster *cl)
 			return tool_error(VERB, EXIT_BADINPUT, "--%s needs --failures", opts[i].name);
 
 	SimFailureModel f;
-	SimResilience res;
+	SimResilience res, lin;
 	SimRunSpec spec = {0};
+	Replan *rp = rpp;
+	bool elastic = false;
 	bool failures = v[O_FAILURES].set;
 	enum { NSWEEP = 25 };
 	double sw_iv[NSWEEP], sw_slow[NSWEEP], sw_best = NAN, young = NAN;
@@ -553,11 +687,32 @@ static int estimate(const Val *v, const char *input, IrCluster *cl)
 		if ((rc = failure_model(v, &run, &f)))
 			return rc;
 		spec = (SimRunSpec){.work_s = run.wall_s, .step_s = run.step_s * run.pace,
-				    .gpus = run.gpus, .gpus_per_node = run.gpus_per_node,
-				    /* elastic: the re-planner goes here; NULL = linear */
-				    .step_time_for_gpus = NULL};
+				    .gpus = run.gpus, .gpus_per_node = run.gpus_per_node};
 		IrError e;
-		if (sim_resilience(&spec, &f, &res, &e))
+		elastic = f.policy == SIM_ELASTIC && run.replannable &&
+			  run.gpus % run.gpus_per_node == 0;
+		if (v[O_REPLAN].set && !elastic)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "--replan-s needs --policy elastic and a plan or model");
+		if (elastic) {
+			/* the linear assumption first, on the same failures */
+			if (sim_resilience(&spec, &f, &lin, &e))
+				return tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
+			rp->run = &run;
+			rp->nodes = run.gpus / run.gpus_per_node;
+			rp->fixed_s = v[O_REPLAN].set ? v[O_REPLAN].num : -1;
+			rp->step_s = malloc(sizeof *rp->step_s * (size_t)(rp->nodes + 1));
+			rp->compile_s = calloc((size_t)rp->nodes + 1, sizeof *rp->compile_s);
+			if (!rp->step_s || !rp->compile_s)
+				abort();
+			for (int i = 0; i <= rp->nodes; i++)
+				rp->step_s[i] = NAN;
+			spec.step_time_for_gpus = replan_step;
+			spec.replan_s = replan_cost;
+			spec.ctx = rp;
+		}
+		int rc2 = sim_resilience(&spec, &f, &res, &e);
+		if (rc2)
 			return tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
 		young = sim_young_daly_interval(f.ckpt_save_s, res.mtbf_s, spec.step_s);
 		if (v[O_SWEEP].set &&
@@ -631,6 +786,8 @@ static int estimate(const Val *v, const char *input, IrCluster *cl)
 			json_object_set_new(fo, "checkpoints", jnum(res.checkpoints));
 			if (f.policy == SIM_ELASTIC)
 				json_object_set_new(fo, "rejoins", jnum(res.rejoins));
+			if (elastic)
+				json_object_set_new(fo, "replanning", replan_json(rp, &res, &lin));
 			json_object_set_new(fo, "wall_time_s", jnum(res.wall_s));
 			json_object_set_new(fo, "wall_time_min_s", jnum(res.wall_min_s));
 			json_object_set_new(fo, "wall_time_max_s", jnum(res.wall_max_s));
@@ -707,6 +864,8 @@ static int estimate(const Val *v, const char *input, IrCluster *cl)
 	for (int i = 0; i < SIM_NLOST; i++)
 		printf("%s %s %s", i ? "," : "", sim_lost_name(i), duration(res.lost_s[i], a, sizeof a));
 	printf("\n");
+	if (elastic)
+		print_replan(rp, &res, &lin);
 	if (v[O_SWEEP].set) {
 		printf("checkpoint interval sweep (wall time / fault-free time)\n");
 		for (int i = 0; i < NSWEEP; i++)
@@ -715,6 +874,15 @@ static int estimate(const Val *v, const char *input, IrCluster *cl)
 		       duration(young, b, sizeof b));
 	}
 	return EXIT_OK;
+}
+
+static int estimate(const Val *v, const char *input, IrCluster *cl)
+{
+	Replan rp = {0};
+	int rc = estimate_with(v, input, cl, &rp);
+	free(rp.step_s);
+	free(rp.compile_s);
+	return rc;
 }
 
 int cmd_estimate(int argc, char **argv)

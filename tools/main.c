@@ -21,6 +21,8 @@ static const Verb verbs[] = {
 	{"compare", cmd_compare, "the best plan of one model on several clusters, side by side"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 	{"calibrate", cmd_calibrate, "fit a cluster's software profile to runs measured on it"},
+	{"provision", cmd_provision, "the cheapest resources for a deadline, the fastest for a budget"},
+	{"sweep", cmd_sweep, "every point of a sweep file compiled and priced; Pareto front (MPI)"},
 	{"list", cmd_list, "the zoo: models, their presets, clusters"},
 };
 

@@ -24,6 +24,8 @@ int cmd_shard(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
@@ -132,5 +134,65 @@ void tool_print_step_summary(const IrCluster *c, const SimResult *r);
  * "1x8@n0g0" (32), logical mesh "2x4" (16). */
 void tool_stage_labels(const IrGraph *g, const IrStagePlan *s, char *layers, char *mesh,
 		       char *logical);
+
+/* ------------------------------------------------------------------ */
+/* Points of sweeps and resource searches (point.c).                    */
+
+/* estimate's cost defaults for a cluster: its price, GPU power, PUE,
+ * carbon intensity and currency (cmd_estimate.c). */
+void tool_cost_model(const IrCluster *cl, SimCostModel *m);
+
+/* A model compiled for a cluster at a node count and a global batch. */
+typedef struct ToolPoint {
+	const char *model;      /* spec: zoo, file or hf: name */
+	const char *set;        /* "name=value,..." overrides, NULL or "" for none */
+	const char *cluster;
+	int nodes;              /* 0: the cluster's own */
+	int64_t batch;          /* global batch, samples per step */
+	int64_t microbatch;     /* 0: searched */
+	int recompute;          /* IrRecompute, -1: searched */
+	int max_units;          /* 0: compile's default */
+	int threads;            /* compile's threads, 0: one per core */
+} ToolPoint;
+
+/* What a compiled point achieves per step. */
+typedef struct ToolStep {
+	int status;             /* EXIT_OK, EXIT_INFEASIBLE (no plan fits), EXIT_BADINPUT */
+	char why[600];          /* status != EXIT_OK: one line */
+	int nodes, gpus, gpus_per_node;
+	double step_s, tokens_per_step, tokens_per_s, tflops_per_gpu, mfu, peak_mem_bytes;
+	double compile_s;       /* wall seconds the compile took (not part of results) */
+	SimCostModel cost;      /* the cluster's defaults, as estimate takes them */
+	json_t *plan;           /* plan summary: stages, meshes, microbatches, recompute */
+} ToolStep;
+
+/*
+ * Compiles and simulates point pt (as `meshplan compile` does, but with no
+ * wall-clock limit on refinement, so the answer does not depend on load);
+ * plan_path non-NULL: writes the plan there.  Fills s (s->plan: caller
+ * frees with tool_step_free).  Returns s->status.
+ */
+int tool_point_step(const ToolPoint *pt, const char *plan_path, ToolStep *s);
+void tool_step_free(ToolStep *s);
+
+/* A whole run of `tokens` at a point's step: fault-free, and with
+ * failures when asked. */
+typedef struct ToolRun {
+	double steps, wall_s, gpu_hours;
+	SimCost cost;           /* gpu_hours priced by the cluster's defaults */
+	bool failures;
+	double ettr;            /* failures: useful / wall (else 1) */
+	double fail_wall_s, fail_gpu_hours, ckpt_interval_s;
+	SimCost fail_cost;
+} ToolRun;
+
+/* The run of `tokens` at step s; f non-NULL: also under failures (its
+ * checkpoint interval 0: Young/Daly, as estimate chooses).  0, or -1 with
+ * e (the run cannot finish). */
+int tool_point_run(const ToolStep *s, double tokens, const SimFailureModel *f, ToolRun *r,
+		   IrError *e);
+/* Wall time and cost a run is judged by: under failures when computed. */
+double tool_run_days(const ToolRun *r);
+double tool_run_cost(const ToolRun *r);
 
 #endif
