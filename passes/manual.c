@@ -69,7 +69,7 @@ int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t batch, ch
 }
 
 /* Pipeline rank r's block of `devices` GPUs: part of a node, or whole nodes. */
-static IrMesh rank_mesh(const IrCluster *c, int devices, int rank)
+IrMesh pass_rank_mesh(const IrCluster *c, int devices, int rank)
 {
 	int M = c->gpus_per_node, off = rank * devices;
 	if (devices <= M)
@@ -95,7 +95,7 @@ static int shard(const IrGraph *g, const IrCluster *c, const PassManual *m, IrPl
 		memset(st, 0, sizeof *st);
 		st->first_layer = first[i];
 		st->last_layer = last[i];
-		st->mesh = rank_mesh(c, m->dp * m->tp, i % m->pp);
+		st->mesh = pass_rank_mesh(c, m->dp * m->tp, i % m->pp);
 		st->n0 = m->dp;
 		st->n1 = m->tp;
 		opt[i] = (PassIntraOptions){.method = m->method, .nmicro = p->nmicro,

@@ -532,15 +532,6 @@ static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 	return 0;
 }
 
-/* Pipeline rank r's block of `devices` GPUs: part of a node, or whole nodes. */
-static IrMesh rank_mesh(const IrCluster *c, int devices, int rank)
-{
-	int M = c->gpus_per_node, off = rank * devices;
-	if (devices <= M)
-		return (IrMesh){off / M, 1, off % M, devices};
-	return (IrMesh){off / M, devices / M, 0, M};
-}
-
 int pass_megatron_plan(const IrGraph *g, const IrCluster *c, const PassManual *m,
 		       int64_t global_batch, IrPlan *plan, IrError *e)
 {
@@ -584,7 +575,7 @@ int pass_megatron_plan(const IrGraph *g, const IrCluster *c, const PassManual *m
 		memset(s, 0, sizeof *s);
 		s->first_layer = first[i];
 		s->last_layer = last[i];
-		s->mesh = rank_mesh(c, m->dp * m->tp, i % m->pp);
+		s->mesh = pass_rank_mesh(c, m->dp * m->tp, i % m->pp);
 		s->n0 = m->dp;
 		s->n1 = m->tp;
 		rc = rule_stage(&R, plan, s, e);

@@ -404,6 +404,10 @@ int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t global_ba
  */
 int pass_megatron_split(const IrGraph *g, int S, const int *layers, int *first, int *last,
 			char *why, size_t n);
+/* Pipeline rank r's block of `devices` GPUs: part of a node, or whole nodes
+ * (the layout of hand-written and Megatron plans). */
+IrMesh pass_rank_mesh(const IrCluster *c, int devices, int rank);
+
 /*
  * Megatron-LM's plan m (m->shard is not read) of training graph g (batch =
  * dp*mbs) on cluster c, by rule: stages as pass_megatron_split cuts them
