@@ -65,7 +65,7 @@ int tool_point_step(const ToolPoint *pt, const char *plan_path, ToolStep *s)
 	/* no wall-clock budget: the plan must not depend on the machine's load */
 	PassInterOptions o = {.global_batch = pt->batch, .microbatch = pt->microbatch,
 			      .recompute = pt->recompute, .max_units = pt->max_units,
-			      .threads = pt->threads, .tmax_gap = -1, .refine_budget_s = INFINITY};
+			      .threads = pt->threads, .tmax_gap = -1};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;
