@@ -452,6 +452,26 @@ char *sim_trace_json(const IrPlan *p, const SimResult *r);
 int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
 int sim_trace_fwrite(const IrPlan *p, const SimResult *r, FILE *f, const char *path, IrError *e);
 
+/* Pictures of a plan as standalone SVG without scripts (svg.c).  Classes
+ * name what each element shows, so a reader can measure the picture. */
+typedef enum { SIM_SVG_TIMELINE, SIM_SVG_MESH, SIM_SVG_MEMORY } SimSvg;
+/* The step's pipeline schedule: a <g class="rank"> row per pipeline rank,
+ * forward (class fwd) and backward (bwd) tasks on its compute lane over an
+ * idle background (class idle) spanning the pipeline phase, collectives
+ * (comm), sends (p2p), gradient sync (sync) and the update (update) after
+ * it; a legend and a time axis in ms. */
+void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r);
+/* The cluster's nodes and GPUs coloured by the pipeline rank whose sub-mesh
+ * holds them, and each rank's logical n0 x n1 view with its devices. */
+void sim_svg_mesh(FILE *f, const IrCluster *c, const IrPlan *p);
+/* Per pipeline rank a bar of bytes per GPU by kind (weights, gradients,
+ * optimizer, activations), against a line at the GPU's memory. */
+void sim_svg_memory(FILE *f, const IrCluster *c, const IrPlan *p, const SimResult *r);
+/* One of them to an open file, `path` for errors; -1 with e when the write
+ * fails. */
+int sim_svg_write(SimSvg kind, const IrCluster *c, const IrPlan *p, const SimResult *r,
+		  FILE *f, const char *path, IrError *e);
+
 /* ================================================================== */
 /* Calibration (calibrate.c): a cluster's software profile fitted to   */
 /* measured runs.  docs/calibration.md.                                 */

@@ -116,6 +116,16 @@ int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g
  * write fails (disk full, file too large). */
 int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, const char *out,
 		       const char *trace);
+/* Every file a simulated plan can be written to (NULL: not wanted). */
+typedef struct ToolOutputs {
+	const char *plan, *trace;
+	const char *svg_timeline, *svg_mesh, *svg_memory;
+} ToolOutputs;
+/* tool_write_outputs for all of them: each into a temporary file, renamed
+ * over its target only when every one was written whole.  c may be NULL
+ * only without svg_mesh and svg_memory. */
+int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const IrPlan *p,
+		   const SimResult *r, const ToolOutputs *o);
 /*
  * The plan of `simulate MODEL --manual KEYS` on cluster c (loaded from
  * cluster_spec), simulated: plan, its training graph g and result r filled.

@@ -1,0 +1,275 @@
+/*
+ * test_pictures.c -- the SVG pictures of a plan: well-formed XML (libxml2
+ * parses them), one row per pipeline rank, and the idle area of the
+ * schedule's rows equal to the pipeline bubble, against the closed form
+ * (p-1)/(m+p-1) of GPipe and 1F1B with equal stages and against the
+ * simulator's own bubble fraction for a real plan.
+ */
+#include <criterion/criterion.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime-sim/sim.h"
+#include "tests/helpers.h"
+
+#define DATA MESHPLAN_DATA_DIR "/tests/data"
+
+static xmlDocPtr parse_svg_text(const char *text, size_t n)
+{
+	xmlDocPtr d = xmlReadMemory(text, (int)n, "picture.svg", NULL,
+				    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	cr_assert_not_null(d, "the SVG is not well-formed XML");
+	xmlNodePtr root = xmlDocGetRootElement(d);
+	cr_assert_str_eq((const char *)root->name, "svg");
+	return d;
+}
+
+static xmlDocPtr parse_svg_file(const char *path)
+{
+	xmlDocPtr d = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+						     XML_PARSE_NOWARNING);
+	cr_assert_not_null(d, "%s is not well-formed XML", path);
+	return d;
+}
+
+static xmlXPathObjectPtr xpath(xmlDocPtr d, xmlNodePtr at, const char *expr)
+{
+	xmlXPathContextPtr cx = xmlXPathNewContext(d);
+	if (at)
+		cx->node = at;
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, cx);
+	xmlXPathFreeContext(cx);
+	cr_assert_not_null(o, "%s", expr);
+	return o;
+}
+
+static int count(xmlDocPtr d, xmlNodePtr at, const char *expr)
+{
+	xmlXPathObjectPtr o = xpath(d, at, expr);
+	int n = o->nodesetval ? o->nodesetval->nodeNr : 0;
+	xmlXPathFreeObject(o);
+	return n;
+}
+
+static double attr(xmlNodePtr n, const char *name)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+	cr_assert_not_null(v, "no %s", name);
+	double x = strtod((const char *)v, NULL);
+	xmlFree(v);
+	return x;
+}
+
+#define RANKS "//*[local-name()='g'][@class='rank']"
+
+/*
+ * The bubble as the picture shows it: per rank row, the time its compute
+ * lane is not covered by forward or backward rectangles between the first
+ * task's start and the last task's end (over all rows), as a share of
+ * rows x that span.  *rows: the rank rows.
+ */
+static double svg_bubble(xmlDocPtr d, int *rows)
+{
+	xmlXPathObjectPtr o = xpath(d, NULL, RANKS);
+	int P = o->nodesetval ? o->nodesetval->nodeNr : 0;
+	*rows = P;
+	double lo = INFINITY, hi = -INFINITY, busy = 0;
+	for (int k = 0; k < P; k++) {
+		xmlXPathObjectPtr t = xpath(d, o->nodesetval->nodeTab[k],
+					    "./*[local-name()='rect'][@class='fwd' or @class='bwd']");
+		for (int i = 0; t->nodesetval && i < t->nodesetval->nodeNr; i++) {
+			double x = attr(t->nodesetval->nodeTab[i], "x");
+			double w = attr(t->nodesetval->nodeTab[i], "width");
+			lo = fmin(lo, x);
+			hi = fmax(hi, x + w);
+			busy += w;
+		}
+		xmlXPathFreeObject(t);
+	}
+	xmlXPathFreeObject(o);
+	cr_assert(P > 0 && hi > lo, "no tasks in the picture");
+	return 1 - busy / (P * (hi - lo));
+}
+
+/* A pipeline of p equal stages (forward f, backward b, no transfers) run
+ * with `m` microbatches under schedule s, v chunks per rank, as a SimResult
+ * (only what the timeline picture reads). */
+static void equal_pipeline(int p, int v, int m, IrSchedule s, double f, double b, SimResult *r,
+			   IrPlan *plan, SimStageCost *sc)
+{
+	memset(r, 0, sizeof *r);
+	memset(plan, 0, sizeof *plan);
+	for (int i = 0; i < p * v; i++) {
+		memset(&sc[i], 0, sizeof sc[i]);
+		sc[i].fwd_s = f / v;
+		sc[i].bwd_s = b / v;
+	}
+	SimPipeline pl = {p * v, v, m, s, sc, NULL};
+	IrError e;
+	cr_assert_eq(sim_pipeline(&pl, &r->tl, &e), 0, "%s", e.msg);
+	r->nstages = p * v;
+	r->nranks = p;
+	r->stage = sc;
+	r->rank_step_s = calloc((size_t)p, sizeof(double));
+	r->rank_sync_start = calloc((size_t)p, sizeof(double));
+	r->rank_sync_end = calloc((size_t)p, sizeof(double));
+	plan->schedule = s;
+	plan->chunks = v;
+	plan->nmicro = m;
+	plan->nstages = p * v;
+}
+
+static void free_pipeline(SimResult *r)
+{
+	free(r->rank_step_s);
+	free(r->rank_sync_start);
+	free(r->rank_sync_end);
+	sim_timeline_free(&r->tl);
+}
+
+static double timeline_bubble(const IrPlan *plan, const SimResult *r, int *rows)
+{
+	char *text = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&text, &n);
+	cr_assert_not_null(f);
+	sim_svg_timeline(f, plan, r);
+	cr_assert_eq(fclose(f), 0);
+	xmlDocPtr d = parse_svg_text(text, n);
+	double b = svg_bubble(d, rows);
+	xmlFreeDoc(d);
+	free(text);
+	return b;
+}
+
+/* GPipe and 1F1B with p equal stages and m microbatches idle (p-1)/(m+p-1)
+ * of the time (Huang et al. 2019; Narayanan et al. 2021, section 2.2.1);
+ * interleaving v chunks per rank: (p-1)/(v*m+p-1). */
+Test(pictures, timeline_bubble_matches_the_closed_form)
+{
+	static const struct {
+		int p, v, m;
+		IrSchedule s;
+	} cases[] = {{4, 1, 8, IR_SCHED_GPIPE}, {4, 1, 8, IR_SCHED_1F1B}, {2, 1, 4, IR_SCHED_1F1B},
+		     {8, 1, 32, IR_SCHED_1F1B}, {8, 1, 3, IR_SCHED_GPIPE}, {1, 1, 5, IR_SCHED_1F1B},
+		     {4, 2, 8, IR_SCHED_INTERLEAVED}, {4, 3, 12, IR_SCHED_INTERLEAVED}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int p = cases[i].p, v = cases[i].v, m = cases[i].m;
+		SimStageCost sc[32];
+		SimResult r;
+		IrPlan plan;
+		equal_pipeline(p, v, m, cases[i].s, 1e-3, 2e-3, &r, &plan, sc);
+		int rows;
+		double got = timeline_bubble(&plan, &r, &rows);
+		double want = (double)(p - 1) / (v * m + p - 1);
+		cr_expect_eq(rows, p, "case %zu: %d rows for %d ranks", i, rows, p);
+		cr_expect(fabs(got - want) <= 0.01 * want + 1e-9,
+			  "case %zu (%s p=%d v=%d m=%d): picture's bubble %.5f, closed form %.5f", i,
+			  ir_schedule_name(cases[i].s), p, v, m, got, want);
+		free_pipeline(&r);
+	}
+}
+
+/* A real plan through the command line: the three pictures parse, the
+ * timeline has one row per rank and shows the simulator's bubble, the
+ * mesh one GPU per cluster GPU and each rank's logical view whole, the
+ * memory bars each rank's bytes against the GPU's memory. */
+Test(pictures, svg_files_of_a_simulated_plan)
+{
+	char dir[] = "/tmp/meshplan-pictures-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char args[2048];
+	int code;
+	snprintf(args, sizeof args,
+		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
+		 "--manual dp=2,tp=2,pp=2,mbs=2 --json --svg-timeline %s/t.svg --svg-mesh %s/m.svg "
+		 "--svg-memory %s/mem.svg", DATA, DATA, dir, dir, dir);
+	json_t *sim = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	int P = (int)json_integer_value(json_object_get(sim, "pipeline_ranks"));
+	cr_assert_eq(P, 2);
+
+	char path[512];
+	snprintf(path, sizeof path, "%s/t.svg", dir);
+	xmlDocPtr d = parse_svg_file(path);
+	int rows;
+	double got = svg_bubble(d, &rows), want = test_num(sim, "bubble_fraction");
+	cr_expect_eq(rows, P);
+	cr_expect_gt(want, 0.05);
+	cr_expect(fabs(got - want) <= 0.01 * want, "picture's bubble %.5f, simulator's %.5f", got,
+		  want);
+	xmlFreeDoc(d);
+
+	snprintf(path, sizeof path, "%s/m.svg", dir);
+	d = parse_svg_file(path);
+	IrCluster c = test_cluster(DATA "/tiny-cluster.xml", 0);
+	cr_expect_eq(count(d, NULL, "//*[local-name()='g'][@class='node']"), c.nodes);
+	cr_expect_eq(count(d, NULL, "//*[local-name()='rect'][starts-with(@class,'gpu')]"),
+		     c.nodes * c.gpus_per_node);
+	cr_expect_eq(count(d, NULL, "//*[local-name()='g'][@class='logical']"), P);
+	json_t *stages = json_object_get(sim, "stages");
+	for (int k = 0; k < P; k++) {
+		json_t *lm = json_object_get(json_array_get(stages, (size_t)k), "logical_mesh");
+		int n0 = (int)json_integer_value(json_array_get(lm, 0));
+		int n1 = (int)json_integer_value(json_array_get(lm, 1));
+		char q[160];
+		snprintf(q, sizeof q,
+			 "//*[local-name()='g'][@id='logical-%d']/*[local-name()='rect'][@class="
+			 "'device']", k);
+		cr_expect_eq(count(d, NULL, q), n0 * n1, "rank %d", k);
+	}
+	xmlFreeDoc(d);
+
+	snprintf(path, sizeof path, "%s/mem.svg", dir);
+	d = parse_svg_file(path);
+	xmlXPathObjectPtr cap = xpath(d, NULL, "//*[local-name()='line'][@class='capacity']");
+	cr_assert_eq(cap->nodesetval->nodeNr, 1);
+	double cap_x = attr(cap->nodesetval->nodeTab[0], "x1");
+	xmlXPathFreeObject(cap);
+	xmlXPathObjectPtr rk = xpath(d, NULL, RANKS);
+	cr_assert_eq(rk->nodesetval->nodeNr, P);
+	json_t *ranks = json_object_get(sim, "ranks");
+	double gpu = test_num(sim, "memory_bytes_per_gpu");
+	for (int k = 0; k < P; k++) {
+		xmlXPathObjectPtr bars = xpath(d, rk->nodesetval->nodeTab[k],
+					       "./*[local-name()='rect']");
+		cr_assert_geq(bars->nodesetval->nodeNr, 1);
+		double x0 = attr(bars->nodesetval->nodeTab[0], "x"), w = 0;
+		for (int i = 0; i < bars->nodesetval->nodeNr; i++)
+			w += attr(bars->nodesetval->nodeTab[i], "width");
+		xmlXPathFreeObject(bars);
+		double mem = test_num(json_array_get(ranks, (size_t)k), "memory_bytes");
+		cr_expect(fabs(w / (cap_x - x0) - mem / gpu) <= 0.01 * mem / gpu,
+			  "rank %d: bar %.5g of capacity, memory %.5g", k, w / (cap_x - x0),
+			  mem / gpu);
+	}
+	xmlXPathFreeObject(rk);
+	xmlFreeDoc(d);
+	ir_cluster_free(&c);
+	json_decref(sim);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* An SVG target that cannot be created: bad input, and no other output is
+ * left behind. */
+Test(pictures, an_unwritable_picture_writes_nothing)
+{
+	char dir[] = "/tmp/meshplan-pictures-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char args[2048], out[8192];
+	snprintf(args, sizeof args,
+		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
+		 "--manual dp=2,tp=2,pp=2,mbs=2 -o %s/plan.xml --svg-mesh %s/no/such/dir/m.svg",
+		 DATA, DATA, dir, dir);
+	cr_expect_eq(test_run(args, out, sizeof out), 2, "%s", out);
+	char path[512];
+	snprintf(path, sizeof path, "%s/plan.xml", dir);
+	cr_expect_neq(access(path, F_OK), 0, "the plan was written");
+	cr_expect_eq(rmdir(dir), 0);
+}
