@@ -122,10 +122,13 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 		T = 1;
 	double sx = TL_PLOT / T, W = TL_LEFT + TL_PLOT + 30, H = TL_TOP + P * TL_ROW + 50;
 	char buf[256];
-	snprintf(buf, sizeof buf, "%s pipeline, %d rank%s, %d microbatch%s%s: step %.4g ms, "
+	/* the axis in ms, or in s for steps of 2 s and more */
+	double unit = T >= 2 ? 1 : 1e-3;
+	const char *uname = T >= 2 ? "s" : "ms";
+	snprintf(buf, sizeof buf, "%s pipeline, %d rank%s, %d microbatch%s%s: step %.4g %s, "
 		 "bubble %.1f%%", ir_schedule_name(p->schedule), P, P == 1 ? "" : "s", p->nmicro,
 		 p->nmicro == 1 ? "" : "es", p->chunks > 1 ? " (interleaved chunks)" : "",
-		 T * 1e3, 100 * tl->bubble_fraction);
+		 T / unit, uname, 100 * tl->bubble_fraction);
 	header(f, W, H, buf);
 	text(f, 10, 20, "start", "font-size=\"14\" font-weight=\"bold\"", buf);
 	double lx = 10;
@@ -139,16 +142,17 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 		lx += 28 + 6.5 * (double)strlen(leg[i].label);
 	}
 	/* time axis with gridlines */
-	double step = tick_step(T * 1e3), y0 = TL_TOP, y1 = TL_TOP + P * TL_ROW;
+	double step = tick_step(T / unit), y0 = TL_TOP, y1 = TL_TOP + P * TL_ROW;
 	fputs("<g class=\"axis\">\n", f);
-	for (int i = 0; i * step <= T * 1e3 * (1 + 1e-9); i++) {
-		double x = TL_LEFT + i * step * 1e-3 * sx;
+	for (int i = 0; i * step <= T / unit * (1 + 1e-9); i++) {
+		double x = TL_LEFT + i * step * unit * sx;
 		fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#dddddd\"/>\n",
 			x, y0 - 4, x, y1 + 4);
 		snprintf(buf, sizeof buf, "%g", i * step);
 		text(f, x, y1 + 18, "middle", NULL, buf);
 	}
-	text(f, TL_LEFT + TL_PLOT / 2, y1 + 36, "middle", NULL, "time (ms)");
+	snprintf(buf, sizeof buf, "time (%s)", uname);
+	text(f, TL_LEFT + TL_PLOT / 2, y1 + 36, "middle", NULL, buf);
 	fputs("</g>\n", f);
 	/* rows: the idle background over the pipeline phase, then the work */
 	for (int k = 0; k < P; k++) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "runtime-sim/sim.h"
 #include "tests/helpers.h"
@@ -62,6 +63,14 @@ static double attr(xmlNodePtr n, const char *name)
 	double x = strtod((const char *)v, NULL);
 	xmlFree(v);
 	return x;
+}
+
+static int count_substr(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
 }
 
 #define RANKS "//*[local-name()='g'][@class='rank']"
@@ -272,4 +281,181 @@ Test(pictures, an_unwritable_picture_writes_nothing)
 	snprintf(path, sizeof path, "%s/plan.xml", dir);
 	cr_expect_neq(access(path, F_OK), 0, "the plan was written");
 	cr_expect_eq(rmdir(dir), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The HTML report, rendered by headless Chromium                        */
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int paeth(int a, int b, int c)
+{
+	int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+	return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/*
+ * Decodes an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium's
+ * screenshots are) into malloc'd RGB pixels; *w, *h its size.
+ */
+static unsigned char *png_rgb(const char *path, int *w, int *h)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "no screenshot %s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *file = malloc((size_t)n);
+	cr_assert_eq(fread(file, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	cr_assert(n > 8 && !memcmp(file, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG", path);
+	unsigned char *idat = NULL;
+	size_t nidat = 0;
+	int depth = 0, type = -1, interlace = 0;
+	for (long at = 8; at + 12 <= n;) {
+		uint32_t len = be32(file + at);
+		const unsigned char *kind = file + at + 4, *data = file + at + 8;
+		cr_assert(at + 12 + (long)len <= n, "truncated PNG");
+		if (!memcmp(kind, "IHDR", 4)) {
+			*w = (int)be32(data);
+			*h = (int)be32(data + 4);
+			depth = data[8];
+			type = data[9];
+			interlace = data[12];
+		} else if (!memcmp(kind, "IDAT", 4)) {
+			idat = realloc(idat, nidat + len);
+			memcpy(idat + nidat, data, len);
+			nidat += len;
+		}
+		at += 12 + (long)len;
+	}
+	cr_assert(depth == 8 && (type == 2 || type == 6) && !interlace,
+		  "PNG depth %d type %d interlace %d", depth, type, interlace);
+	int bpp = type == 6 ? 4 : 3;
+	size_t stride = (size_t)*w * bpp, raw_n = (stride + 1) * (size_t)*h;
+	unsigned char *raw = malloc(raw_n);
+	uLongf got = raw_n;
+	cr_assert_eq(uncompress(raw, &got, idat, nidat), Z_OK, "PNG data does not inflate");
+	cr_assert_eq(got, raw_n);
+	unsigned char *px = malloc(stride * (size_t)*h), *rgb = malloc((size_t)*w * *h * 3);
+	for (int y = 0; y < *h; y++) {
+		int filter = raw[(size_t)y * (stride + 1)];
+		const unsigned char *in = raw + (size_t)y * (stride + 1) + 1;
+		unsigned char *out = px + (size_t)y * stride, *up = y ? out - stride : NULL;
+		for (size_t i = 0; i < stride; i++) {
+			int a = i >= (size_t)bpp ? out[i - bpp] : 0, b = up ? up[i] : 0;
+			int c = up && i >= (size_t)bpp ? up[i - bpp] : 0, pred = 0;
+			switch (filter) {
+			case 0: pred = 0; break;
+			case 1: pred = a; break;
+			case 2: pred = b; break;
+			case 3: pred = (a + b) / 2; break;
+			case 4: pred = paeth(a, b, c); break;
+			default: cr_assert_fail("PNG filter %d", filter);
+			}
+			out[i] = (unsigned char)(in[i] + pred);
+		}
+	}
+	for (size_t i = 0; i < (size_t)*w * *h; i++)
+		memcpy(rgb + 3 * i, px + bpp * i, 3);
+	free(px);
+	free(raw);
+	free(idat);
+	free(file);
+	return rgb;
+}
+
+static bool have_chromium(char *bin, size_t n)
+{
+	static const char *const names[] = {"chromium", "chromium-browser", "google-chrome"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", names[i]);
+		if (system(cmd) == 0) {
+			snprintf(bin, n, "%s", names[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The report of a real plan: self-contained (no script, no reference to
+ * another file), rendered by headless Chromium without a console message
+ * (the page has no scripts, so any is an error) and not blank: the
+ * screenshot's pixels vary, and a good share of them is not background. */
+Test(pictures, report_renders_in_headless_chromium, .timeout = 300)
+{
+	char dir[] = "/tmp/meshplan-report-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char args[2048], out[16384];
+	snprintf(args, sizeof args,
+		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
+		 "--manual dp=2,tp=2,pp=2,mbs=2 -o %s/plan.xml", DATA, DATA, dir);
+	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
+	snprintf(args, sizeof args, "report %s/plan.xml -o %s/report.html --tokens 1e6", dir, dir);
+	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
+
+	char path[512];
+	snprintf(path, sizeof path, "%s/report.html", dir);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	static char html[1 << 20];
+	size_t n = fread(html, 1, sizeof html - 1, f);
+	fclose(f);
+	html[n] = 0;
+	cr_expect_null(strstr(html, "<script"), "the report has a script");
+	cr_expect_null(strstr(html, "src="), "the report loads another file");
+	cr_expect_null(strstr(html, "href="), "the report links another file");
+	cr_expect_eq(count_substr(html, "<svg "), 3, "three pictures inline");
+	cr_expect(strstr(html, "id=\"explain\""), "no explain section");
+
+	char bin[64];
+	if (!have_chromium(bin, sizeof bin)) {
+		char cmd[600];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		cr_expect_eq(system(cmd), 0);
+		cr_skip_test("chromium is not installed (scripts/deps.sh installs it)");
+	}
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && timeout 240 %s --headless --no-sandbox --disable-gpu "
+		 "--no-first-run --user-data-dir='%s/profile' --enable-logging=stderr "
+		 "--hide-scrollbars --window-size=1240,1800 --screenshot='%s/shot.png' "
+		 "'file://%s/report.html' >'%s/chromium.log' 2>&1",
+		 dir, bin, dir, dir, dir, dir);
+	int st = system(cmd);
+	snprintf(path, sizeof path, "%s/chromium.log", dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	static char log[1 << 20];
+	n = fread(log, 1, sizeof log - 1, f);
+	fclose(f);
+	log[n] = 0;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chromium failed (%d):\n%s", st, log);
+	cr_expect_null(strstr(log, ":CONSOLE"), "a console message on the page:\n%s", log);
+
+	snprintf(path, sizeof path, "%s/shot.png", dir);
+	int w, h;
+	unsigned char *rgb = png_rgb(path, &w, &h);
+	cr_expect_eq(w, 1240);
+	cr_expect_eq(h, 1800);
+	/* grey level variance, and the share of pixels unlike the corner's */
+	double sum = 0, sum2 = 0;
+	long differ = 0, np = (long)w * h;
+	for (long i = 0; i < np; i++) {
+		double y = (rgb[3 * i] + rgb[3 * i + 1] + rgb[3 * i + 2]) / 3.0;
+		sum += y;
+		sum2 += y * y;
+		differ += memcmp(rgb + 3 * i, rgb, 3) != 0;
+	}
+	double mean = sum / np, var = sum2 / np - mean * mean;
+	cr_expect_gt(var, 100, "the screenshot is blank (grey variance %.1f)", var);
+	cr_expect_gt((double)differ / np, 0.03, "only %.2f%% of the screenshot is drawn",
+		     100.0 * differ / np);
+	free(rgb);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
 }
