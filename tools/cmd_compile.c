@@ -209,6 +209,7 @@ int cmd_compile(int argc, char **argv)
 		ir_cluster_free(&c);
 		return tool_input_error(&e);
 	}
+	tool_model_notes(m, &a.ps);
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,

@@ -27,6 +27,10 @@ int cmd_simulate(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+/* The notes of a model imported as hf:FILE, on stderr: what it assumes, and
+ * where seq came from when ps does not set it (nothing for other models). */
+void tool_model_notes(const IrModelDoc *m, const IrParamSet *ps);
 int cmd_report(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
