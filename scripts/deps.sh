@@ -2,9 +2,11 @@
 # Installs the Debian packages meshplan builds with, when any is missing.
 set -e
 # libopenmpi-dev and openmpi-bin: optional (meshplan sweep over MPI ranks; docs/sweep.md)
-# `scripts/deps.sh fuzz` adds clang and its libFuzzer runtime (scripts/fuzz.sh only).
+# `scripts/deps.sh fuzz` adds clang and its libFuzzer runtime (scripts/fuzz.sh only);
+# `scripts/deps.sh valgrind` adds valgrind (scripts/valgrind.sh only).
 pkgs="build-essential cmake pkg-config libglpk-dev libxml2-dev libcriterion-dev libjansson-dev libopenmpi-dev openmpi-bin"
 [ "$1" = fuzz ] && pkgs="$pkgs clang libclang-rt-dev"
+[ "$1" = valgrind ] && pkgs="$pkgs valgrind"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
