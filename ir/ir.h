@@ -319,6 +319,31 @@ typedef int (*IrLookup)(void *ctx, const char *name, int64_t *value);
 int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out,
 		 char *why, size_t why_n);
 
+/*
+ * A Hugging Face transformers config.json as a model document (ir/hf.c):
+ * model_type llama, mistral, mixtral, qwen2, gemma, gpt2 or gpt_neox.
+ * Overrides (may be NULL) become the defaults of the parameters they name;
+ * without seq, seq is max_position_embeddings.  With overrides, a seq the
+ * sliding window does not cover is refused now; without (NULL), by the
+ * document's constraint when instantiated.  A key that is neither read
+ * nor known to change nothing is refused by name.  0, or -1 with e.
+ */
+typedef struct IrHfModel {
+	char *xml;            /* the model document (malloc'd) */
+	size_t len;
+	char name[64];        /* the model_type */
+	int64_t seq;          /* the seq parameter's default */
+	bool seq_from_config; /* seq is max_position_embeddings (no override) */
+	char notes[1024];     /* what the document assumes, one line each */
+} IrHfModel;
+int ir_hf_import(const char *path, const IrParamSet *overrides, IrHfModel *out, IrError *e);
+void ir_hf_free(IrHfModel *h);
+/* For a model opened as hf:PATH: the import's notes ("" if none), and
+ * whether seq defaults to max_position_embeddings (*seq its value); false
+ * for other models. */
+const char *ir_model_notes(const IrModelDoc *m);
+bool ir_model_seq_from_config(const IrModelDoc *m, int64_t *seq);
+
 /* Directory holding models/ and clusters/ (env MESHPLAN_DATA, else built-in). */
 const char *ir_data_dir(void);
 

@@ -133,6 +133,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 	IrModelDoc *m = ir_model_open(name, &e);
 	if (!m)
 		return tool_input_error(&e);
+	tool_model_notes(m, ps);
 	IrGraph g;
 	if (ir_model_instantiate(m, ps, &g, &e)) {
 		ir_model_close(m);
