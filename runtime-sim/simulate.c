@@ -292,8 +292,26 @@ static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetc
 	return t;
 }
 
+/* Appends a collective to det (NULL: nothing). */
+static void detail_coll(SimStageDetail *det, const IrComm *cm, int layer, double t, bool bwd,
+			bool recompute)
+{
+	if (!det)
+		return;
+	if (det->ncoll % 64 == 0) {
+		det->coll = ir_xrealloc(det->coll, sizeof *det->coll * (size_t)(det->ncoll + 64));
+		if (!det->coll)
+			abort();
+	}
+	det->coll[det->ncoll++] = (SimCollEvent){.op = cm->op, .layer = layer,
+		.kind = (SimColl)cm->kind, .axis = cm->axis, .bytes = cm->bytes, .time_s = t,
+		.backward = bwd, .recompute = recompute,
+		.gather = cm->weight && cm->kind == SIM_ALL_GATHER};
+}
+
 static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
-		      int zero, unsigned overlap, SimStageCost *out, IrError *e)
+		      int zero, unsigned overlap, SimStageCost *out, SimStageDetail *det,
+		      IrError *e)
 {
 	memset(out, 0, sizeof *out);
 	if (!g->training)
@@ -408,6 +426,10 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		}
 		double t = sim_mesh_collective_time(&lm, cm->axis, (SimColl)cm->kind, cm->bytes);
 		bool gather = cm->weight && cm->kind == SIM_ALL_GATHER;
+		int li = (int)(LW(cm->op) - lw);
+		detail_coll(det, cm, li, t, ph != IR_FWD, false);
+		if (ph == IR_FWD && recomputed(g, core, rc, cm->op))
+			detail_coll(det, cm, li, t, true, true);
 		if (ph == IR_FWD) {
 			out->fwd_s += t;
 			out->fwd_comm_s += t;
@@ -484,6 +506,16 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		out->send_bytes = send_bytes(g, pos);
 	}
 #undef LW
+	if (det && !rcode) {
+		det->first_layer = L0;
+		det->nlayers = nl;
+		det->layer = ir_xcalloc((size_t)(nl > 0 ? nl : 1), sizeof *det->layer);
+		if (!det->layer)
+			abort();
+		for (int l = 0; l < nl; l++)
+			det->layer[l] = (SimLayerTime){lw[l].fc, lw[l].fm, lw[l].fg, lw[l].bc,
+						       lw[l].bm, lw[l].bg};
+	}
 	free(lw);
 	fused_free(&fu);
 	free(rd.nread);
@@ -499,14 +531,33 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
 		   int zero, SimStageCost *out, IrError *e)
 {
-	return stage_cost(g, c, s, rc, zero, 0, out, e);
+	return stage_cost(g, c, s, rc, zero, 0, out, NULL, e);
 }
 
 int sim_stage_cost_overlap(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
 			   IrRecompute rc, int zero, unsigned overlap, SimStageCost *out,
 			   IrError *e)
 {
-	return stage_cost(g, c, s, rc, zero, overlap, out, e);
+	return stage_cost(g, c, s, rc, zero, overlap, out, NULL, e);
+}
+
+int sim_stage_detail(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+		     IrRecompute rc, int zero, unsigned overlap, SimStageDetail *d, IrError *e)
+{
+	memset(d, 0, sizeof *d);
+	SimStageCost sc;
+	if (stage_cost(g, c, s, rc, zero, overlap, &sc, d, e)) {
+		sim_stage_detail_free(d);
+		return -1;
+	}
+	return 0;
+}
+
+void sim_stage_detail_free(SimStageDetail *d)
+{
+	free(d->layer);
+	free(d->coll);
+	memset(d, 0, sizeof *d);
 }
 
 /* ------------------------------------------------------------------ */

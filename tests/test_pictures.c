@@ -459,3 +459,101 @@ Test(pictures, report_renders_in_headless_chromium, .timeout = 300)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/* ------------------------------------------------------------------ */
+/* The finer trace                                                       */
+
+/*
+ * --trace-detail gpu on a two-stage GPT with tp=2 (Megatron layout, no
+ * overlap, no recomputation): a process per GPU; per process and
+ * microbatch one forward and one backward event per layer of its stage,
+ * and per transformer block the two all-reduces of the forward (after
+ * attention and after the MLP) and the two of the backward (Narayanan et
+ * al. 2021, section 3.2), each on the communication thread; the layer
+ * events and collectives of a task fill the task's simulated time.
+ */
+Test(pictures, gpu_trace_event_counts_match_the_closed_form)
+{
+	char dir[] = "/tmp/meshplan-trace-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char args[2048];
+	int code;
+	snprintf(args, sizeof args,
+		 "simulate gpt --set layers=2,hidden=64,heads=4,seq=16,vocab=128 "
+		 "--cluster %s/tiny-cluster.xml --batch 16 "
+		 "--manual dp=2,tp=2,pp=2,mbs=2,overlap=none --json --trace %s/t.json "
+		 "--trace-detail gpu", DATA, dir);
+	json_t *sim = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	int m = (int)json_integer_value(json_object_get(sim, "microbatches"));
+	cr_assert_eq(m, 4);
+	json_t *stages = json_object_get(sim, "stages");
+	cr_assert_eq(json_array_size(stages), 2);
+
+	char path[512];
+	snprintf(path, sizeof path, "%s/t.json", dir);
+	json_error_t err;
+	json_t *tr = json_load_file(path, 0, &err);
+	cr_assert_not_null(tr, "%s: %s", path, err.text);
+	json_t *ev = json_object_get(tr, "traceEvents");
+	/* per process: layer events, block collectives by task, busy time */
+	enum { NP = 8 };
+	int procs = 0, fwd[NP] = {0}, bwd[NP] = {0}, coll_f[NP] = {0}, coll_b[NP] = {0};
+	double busy_f[NP] = {0}, busy_b[NP] = {0};
+	size_t i;
+	json_t *e;
+	json_array_foreach(ev, i, e) {
+		const char *ph = json_string_value(json_object_get(e, "ph"));
+		int pid = (int)json_integer_value(json_object_get(e, "pid"));
+		cr_assert(pid >= 0 && pid < NP, "pid %d", pid);
+		if (!strcmp(ph, "M")) {
+			const char *what = json_string_value(json_object_get(e, "name"));
+			procs += !strcmp(what, "process_name");
+			continue;
+		}
+		const char *cat = json_string_value(json_object_get(e, "cat"));
+		json_t *a = json_object_get(e, "args");
+		double dur = json_number_value(json_object_get(e, "dur")) * 1e-6;
+		int tid = (int)json_integer_value(json_object_get(e, "tid"));
+		if (!strcmp(cat, "forward") || !strcmp(cat, "backward")) {
+			cr_expect_eq(tid, 0, "compute on thread 0");
+			bool b = !strcmp(cat, "backward");
+			(b ? bwd : fwd)[pid]++;
+			(b ? busy_b : busy_f)[pid] += dur;
+		} else if (!strcmp(cat, "collective") && json_object_get(a, "task")) {
+			cr_expect_eq(tid, 1, "collectives on thread 1");
+			bool b = !strcmp(json_string_value(json_object_get(a, "task")), "backward");
+			(b ? busy_b : busy_f)[pid] += dur;
+			const char *name = json_string_value(json_object_get(e, "name"));
+			int layer = (int)json_integer_value(json_object_get(a, "layer"));
+			/* layers 1 and 2 are the blocks (0 embedding, 3 head) */
+			if (layer >= 1 && layer <= 2 && !strncmp(name, "all-reduce", 10))
+				(b ? coll_b : coll_f)[pid]++;
+		}
+	}
+	cr_expect_eq(procs, NP, "one process per GPU");
+	for (int pid = 0; pid < NP; pid++) {
+		int k = pid / 4; /* GPUs 0-3: stage 0 (embedding, block 0), 4-7: stage 1 */
+		json_t *st = json_array_get(stages, (size_t)k);
+		int L = (int)(json_integer_value(json_array_get(json_object_get(st, "layers"), 1)) -
+			      json_integer_value(json_array_get(json_object_get(st, "layers"), 0)) + 1);
+		cr_expect_eq(L, 2);
+		cr_expect_eq(fwd[pid], m * L, "process %d: %d forward layer events", pid, fwd[pid]);
+		cr_expect_eq(bwd[pid], m * L, "process %d: %d backward layer events", pid, bwd[pid]);
+		/* one block per stage: 2 all-reduces forward, 2 backward */
+		cr_expect_eq(coll_f[pid], 2 * m, "process %d: %d forward block all-reduces", pid,
+			     coll_f[pid]);
+		cr_expect_eq(coll_b[pid], 2 * m, "process %d: %d backward block all-reduces", pid,
+			     coll_b[pid]);
+		double f = test_num(st, "forward_s"), b = test_num(st, "backward_s");
+		cr_expect(fabs(busy_f[pid] - m * f) <= 1e-6 * m * f, "process %d: forward %.9g of %.9g",
+			  pid, busy_f[pid], m * f);
+		cr_expect(fabs(busy_b[pid] - m * b) <= 1e-6 * m * b,
+			  "process %d: backward %.9g of %.9g", pid, busy_b[pid], m * b);
+	}
+	json_decref(tr);
+	json_decref(sim);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+}

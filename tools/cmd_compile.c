@@ -16,7 +16,7 @@ static const char *VERB = "compile";
 
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
-	O_OUTPUT, O_TRACE, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
+	O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -39,6 +39,9 @@ static const ToolOpt opts[NOPT] = {
 	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
 	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		     "write a Chrome trace (Perfetto) of the step"},
+	[O_TRACE_DETAIL] = {"trace-detail", 0, TOOL_STR, "stage|layer|gpu", TOOL_ANY, false, 0,
+			    "trace events per task (default), per layer and collective, or that "
+			    "on every GPU"},
 	[O_SVG_TIMELINE] = {"svg-timeline", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 			    "write the pipeline schedule as SVG"},
 	[O_SVG_MESH] = {"svg-mesh", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
@@ -70,7 +73,7 @@ static void usage(FILE *f)
 
 typedef struct {
 	const char *model, *cluster, *out, *trace;
-	const char *svg_timeline, *svg_mesh, *svg_memory;
+	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
 	bool json;
@@ -98,6 +101,13 @@ static int parse(int argc, char **argv, Args *a)
 	a->svg_timeline = v[O_SVG_TIMELINE].str;
 	a->svg_mesh = v[O_SVG_MESH].str;
 	a->svg_memory = v[O_SVG_MEMORY].str;
+	a->trace_detail = v[O_TRACE_DETAIL].str;
+	if (a->trace_detail) {
+		ToolOutputs to = {.trace = a->trace};
+		int bad = tool_trace_detail(VERB, a->trace_detail, &to);
+		if (bad)
+			return bad;
+	}
 	a->nodes = (long)v[O_NODES].num;
 	a->batch = (long)v[O_BATCH].num;
 	a->microbatch = (long)v[O_MICROBATCH].num;
@@ -223,7 +233,9 @@ int cmd_compile(int argc, char **argv)
 	} else {
 		ToolOutputs to = {.plan = a.out, .trace = a.trace, .svg_timeline = a.svg_timeline,
 				  .svg_mesh = a.svg_mesh, .svg_memory = a.svg_memory};
-		code = tool_write_all(VERB, &g, &c, &plan, &sr, &to);
+		code = tool_trace_detail(VERB, a.trace_detail, &to);
+		if (!code)
+			code = tool_write_all(VERB, &g, &c, &plan, &sr, &to);
 		if (code)
 			;
 		else if (a.json)

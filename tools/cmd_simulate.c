@@ -15,7 +15,7 @@
 static const char *VERB = "simulate";
 
 enum {
-	O_CLUSTER, O_NODES, O_BATCH, O_MANUAL, O_SET, O_TIME_LIMIT, O_TRACE, O_SVG_TIMELINE,
+	O_CLUSTER, O_NODES, O_BATCH, O_MANUAL, O_SET, O_TIME_LIMIT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE,
 	O_SVG_MESH, O_SVG_MEMORY, O_OUTPUT, O_JSON, O_HELP, NOPT
 };
 
@@ -34,6 +34,9 @@ static const ToolOpt opts[NOPT] = {
 			  "bound each sharding ILP (default 30 s)"},
 	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		     "write a Chrome trace (Perfetto) of the step"},
+	[O_TRACE_DETAIL] = {"trace-detail", 0, TOOL_STR, "stage|layer|gpu", TOOL_ANY, false, 0,
+			    "trace events per task (default), per layer and collective, or that "
+			    "on every GPU"},
 	[O_SVG_TIMELINE] = {"svg-timeline", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 			    "write the pipeline schedule as SVG"},
 	[O_SVG_MESH] = {"svg-mesh", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
@@ -282,7 +285,7 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 
 typedef struct {
 	const char *target, *cluster, *manual, *trace, *out;
-	const char *svg_timeline, *svg_mesh, *svg_memory;
+	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch;
 	double time_limit;
 	bool json;
@@ -294,7 +297,9 @@ static int finish(const Args *a, const IrGraph *g, const IrCluster *c, IrPlan *p
 {
 	ToolOutputs to = {.plan = a->out, .trace = a->trace, .svg_timeline = a->svg_timeline,
 			  .svg_mesh = a->svg_mesh, .svg_memory = a->svg_memory};
-	int code = tool_write_all(VERB, g, c, p, r, &to);
+	int code = tool_trace_detail(VERB, a->trace_detail, &to);
+	if (!code)
+		code = tool_write_all(VERB, g, c, p, r, &to);
 	if (code)
 		return code;
 	if (a->json)
@@ -427,6 +432,7 @@ int cmd_simulate(int argc, char **argv)
 	a.svg_timeline = v[O_SVG_TIMELINE].str;
 	a.svg_mesh = v[O_SVG_MESH].str;
 	a.svg_memory = v[O_SVG_MEMORY].str;
+	a.trace_detail = v[O_TRACE_DETAIL].str;
 	a.out = v[O_OUTPUT].str;
 	a.nodes = (long)v[O_NODES].num;
 	a.batch = (long)v[O_BATCH].num;

@@ -145,7 +145,6 @@ enum { OUT_PLAN, OUT_TRACE, OUT_TIMELINE, OUT_MESH, OUT_MEMORY, NOUT };
 int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		   const SimResult *r, const ToolOutputs *to)
 {
-	(void)g;
 	IrError e;
 	const char *path[NOUT] = {to->plan, to->trace, to->svg_timeline, to->svg_mesh,
 				  to->svg_memory};
@@ -160,15 +159,19 @@ int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const
 			return tool_input_error(&e);
 		}
 	}
-	if ((path[OUT_MESH] || path[OUT_MEMORY]) && !c)
-		abort(); /* the pictures need the cluster */
+	if ((path[OUT_MESH] || path[OUT_MEMORY] || (path[OUT_TRACE] && to->trace_detail)) &&
+	    (!c || !g))
+		abort(); /* these need the cluster and the graph */
 	int bad = 0;
 	for (int i = 0; i < NOUT && !bad; i++) {
 		if (!path[i])
 			continue;
 		switch (i) {
 		case OUT_PLAN: bad = ir_plan_fwrite(p, o[i].f, path[i], &e); break;
-		case OUT_TRACE: bad = sim_trace_fwrite(p, r, o[i].f, path[i], &e); break;
+		case OUT_TRACE:
+			bad = sim_trace_fwrite_detail(g, c, p, r, to->trace_detail, o[i].f, path[i],
+						      &e);
+			break;
 		case OUT_TIMELINE:
 			bad = sim_svg_write(SIM_SVG_TIMELINE, c, p, r, o[i].f, path[i], &e);
 			break;
@@ -187,6 +190,16 @@ int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const
 	}
 	if (bad)
 		return tool_error(verb, EXIT_INFEASIBLE, "%s", ir_error_str(&e, (char[1024]){0}, 1024));
+	return EXIT_OK;
+}
+
+int tool_trace_detail(const char *verb, const char *value, ToolOutputs *o)
+{
+	if (value && sim_trace_detail_parse(value, &o->trace_detail))
+		return tool_error(verb, EXIT_BADINPUT, "--trace-detail is stage, layer or gpu, not '%s'",
+				  value);
+	if (value && !o->trace)
+		return tool_error(verb, EXIT_BADINPUT, "--trace-detail goes with --trace FILE");
 	return EXIT_OK;
 }
 

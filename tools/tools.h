@@ -122,10 +122,14 @@ int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, co
 typedef struct ToolOutputs {
 	const char *plan, *trace;
 	const char *svg_timeline, *svg_mesh, *svg_memory;
+	SimTraceDetail trace_detail; /* the trace's (0: stage) */
 } ToolOutputs;
+/* --trace-detail's value into o->trace_detail; EXIT_OK or the code after
+ * printing why. */
+int tool_trace_detail(const char *verb, const char *value, ToolOutputs *o);
 /* tool_write_outputs for all of them: each into a temporary file, renamed
- * over its target only when every one was written whole.  c may be NULL
- * only without svg_mesh and svg_memory. */
+ * over its target only when every one was written whole.  g and c may be
+ * NULL only without svg_mesh, svg_memory and a trace finer than stages. */
 int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		   const SimResult *r, const ToolOutputs *o);
 /*
