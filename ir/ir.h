@@ -442,14 +442,27 @@ int ir_schedule_parse(const char *s, IrSchedule *out);
 const char *ir_recompute_name(IrRecompute r);
 int ir_recompute_parse(const char *s, IrRecompute *out);
 
-/* One communication a stage's sharding needs.  `kind` is a SimColl value
- * (runtime-sim/sim.h): all-reduce, all-gather, reduce-scatter, all-to-all,
- * p2p; `bytes` is the logical buffer on one device as sim_collective_time
+/* The collectives a plan names; the simulator prices them (SimColl). */
+typedef enum {
+	IR_ALL_REDUCE,
+	IR_ALL_GATHER,
+	IR_REDUCE_SCATTER,
+	IR_ALL_TO_ALL,
+	IR_P2P,
+	IR_NCOLL
+} IrColl;
+/* "all-reduce", "all-gather", "reduce-scatter", "all-to-all", "p2p"; "?" else. */
+const char *ir_coll_name(IrColl k);
+/* That name back; -1 for any other. */
+int ir_coll_parse(const char *s, IrColl *out);
+
+/* One communication a stage's sharding needs: a collective of `kind`;
+ * `bytes` is the logical buffer on one device as sim_collective_time
  * takes it. */
 typedef struct IrComm {
 	int op;        /* the op it belongs to (before it runs: its inputs'
 			  resharding; after: its partial sums) */
-	int kind;      /* SimColl */
+	IrColl kind;
 	int axis;      /* 0, 1, or 2 = both axes of the logical mesh */
 	double bytes;
 	bool per_step; /* once per step (gradient sync after accumulation,
@@ -489,6 +502,8 @@ typedef struct IrStagePlan {
 	/* memory per device */
 	double weight_bytes, grad_bytes, opt_bytes;
 	double act_bytes;            /* forward activations of one microbatch kept for backward */
+	int line;                    /* of its <stage> element when read from a plan file, else 0 */
+	int *op_line;                /* per entry: line of its <op> element, or NULL */
 } IrStagePlan;
 
 /* A whole plan. */

@@ -13,17 +13,15 @@
 /* Hardware model (hw.c): every constant carries its public source.    */
 /* The model, its constants and their sources: docs/hardware-model.md. */
 
-typedef enum {
-	SIM_ALL_REDUCE,
-	SIM_ALL_GATHER,
-	SIM_REDUCE_SCATTER,
-	SIM_ALL_TO_ALL,
-	SIM_P2P,
-	SIM_NCOLL
-} SimColl;
-
-/* "all-reduce", "all-gather", "reduce-scatter", "all-to-all", "p2p"; "?" else. */
-const char *sim_coll_name(SimColl k);
+/* The collectives are the plan's (ir.h), under the simulator's names. */
+typedef IrColl SimColl;
+#define SIM_ALL_REDUCE IR_ALL_REDUCE
+#define SIM_ALL_GATHER IR_ALL_GATHER
+#define SIM_REDUCE_SCATTER IR_REDUCE_SCATTER
+#define SIM_ALL_TO_ALL IR_ALL_TO_ALL
+#define SIM_P2P IR_P2P
+#define SIM_NCOLL IR_NCOLL
+static inline const char *sim_coll_name(SimColl k) { return ir_coll_name(k); }
 
 /* The constants of the model, one set for every GPU and link (hw.c). */
 typedef struct SimHwModel {

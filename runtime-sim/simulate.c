@@ -337,7 +337,8 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		pos[s->op[i]] = i; /* order and range checked by sim_stage_memory */
 		sim_strategy_parse(s->strategy[i], ax[i]);
 		if (s->ways[i] < 1 || s->ways[i] > ndev)
-			rcode = ir_fail(e, "", 0, "op %s: ways %d on a mesh of %d devices",
+			rcode = ir_fail(e, "", s->op_line ? s->op_line[i] : 0,
+					"op %s: ways %d on a mesh of %d devices",
 					g->ops[s->op[i]].name, s->ways[i], ndev);
 	}
 	if (rc == IR_RECOMP_SELECTIVE)
@@ -411,7 +412,7 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 				       "not one of the stage's", s->first_layer, s->last_layer, cm->op);
 			break;
 		}
-		if (cm->kind < 0 || cm->kind >= SIM_NCOLL || cm->axis < 0 || cm->axis > 2 ||
+		if ((unsigned)cm->kind >= SIM_NCOLL || cm->axis < 0 || cm->axis > 2 ||
 		    !(cm->bytes >= 0)) {
 			rcode = ir_fail(e, "", 0, "op %s: collective of kind %d on axis %d is invalid",
 					g->ops[cm->op].name, cm->kind, cm->axis);
@@ -796,11 +797,11 @@ static int check_plan(const IrGraph *g, const IrPlan *p, IrError *e)
 	for (int i = 0; i < p->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
 		if (s->first_layer != next)
-			return ir_fail(e, "", 0, "stage %d starts at layer %d, not %d", i,
+			return ir_fail(e, "", s->line, "stage %d starts at layer %d, not %d", i,
 				       s->first_layer, next);
 		next = s->last_layer + 1;
 		if (!same_mesh(&s->mesh, &p->stages[i % p_ranks].mesh))
-			return ir_fail(e, "", 0,
+			return ir_fail(e, "", s->line,
 				       "stage %d is chunk %d of rank %d but not on that rank's mesh",
 				       i, i / p_ranks, i % p_ranks);
 	}

@@ -124,8 +124,7 @@ static int parse(int argc, char **argv, Args *a)
 		a->recompute = (int)rc;
 	}
 	if (!a->model || !a->cluster || !a->batch) {
-		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch (see --help)");
 		return EXIT_BADINPUT;
 	}
 	return 0;

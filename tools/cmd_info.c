@@ -221,8 +221,7 @@ int cmd_info(int argc, char **argv)
 	if (cluster && !model)
 		return info_cluster(cluster, (int)v[O_NODES].num, json);
 	if (!model) {
-		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster (see --help)");
 		return EXIT_BADINPUT;
 	}
 	if (cluster)

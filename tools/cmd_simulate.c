@@ -440,8 +440,7 @@ int cmd_simulate(int argc, char **argv)
 	/* per ILP solve: a binding memory budget can make GLPK search long */
 	a.time_limit = v[O_TIME_LIMIT].set ? v[O_TIME_LIMIT].num : 30;
 	if (!a.target) {
-		tool_error(VERB, EXIT_BADINPUT, "name a plan file or a model");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "name a plan file or a model (see --help)");
 		return EXIT_BADINPUT;
 	}
 	if (a.manual)

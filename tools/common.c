@@ -123,8 +123,9 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 		return -1;
 	}
 	if (sim_plan(g, c, p, r, e)) {
+		if (e->file[0])
+			e->line = 0; /* a line of another file; a plan's own errors have no file */
 		snprintf(e->file, sizeof e->file, "%s", path);
-		e->line = 0;
 		ir_graph_free(g);
 		ir_cluster_free(c);
 		ir_plan_free(p);
