@@ -27,6 +27,7 @@ int cmd_simulate(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
 
