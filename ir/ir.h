@@ -319,6 +319,31 @@ typedef int (*IrLookup)(void *ctx, const char *name, int64_t *value);
 int ir_expr_eval(const char *text, IrLookup lookup, void *ctx, int64_t *out,
 		 char *why, size_t why_n);
 
+/*
+ * A Hugging Face transformers config.json as a model document (ir/hf.c):
+ * model_type llama, mistral, mixtral, qwen2, gemma, gpt2 or gpt_neox.
+ * Overrides (may be NULL) become the defaults of the parameters they name;
+ * without seq, seq is max_position_embeddings.  With overrides, a seq the
+ * sliding window does not cover is refused now; without (NULL), by the
+ * document's constraint when instantiated.  A key that is neither read
+ * nor known to change nothing is refused by name.  0, or -1 with e.
+ */
+typedef struct IrHfModel {
+	char *xml;            /* the model document (malloc'd) */
+	size_t len;
+	char name[64];        /* the model_type */
+	int64_t seq;          /* the seq parameter's default */
+	bool seq_from_config; /* seq is max_position_embeddings (no override) */
+	char notes[1024];     /* what the document assumes, one line each */
+} IrHfModel;
+int ir_hf_import(const char *path, const IrParamSet *overrides, IrHfModel *out, IrError *e);
+void ir_hf_free(IrHfModel *h);
+/* For a model opened as hf:PATH: the import's notes ("" if none), and
+ * whether seq defaults to max_position_embeddings (*seq its value); false
+ * for other models. */
+const char *ir_model_notes(const IrModelDoc *m);
+bool ir_model_seq_from_config(const IrModelDoc *m, int64_t *seq);
+
 /* Directory holding models/ and clusters/ (env MESHPLAN_DATA, else built-in). */
 const char *ir_data_dir(void);
 
@@ -417,14 +442,27 @@ int ir_schedule_parse(const char *s, IrSchedule *out);
 const char *ir_recompute_name(IrRecompute r);
 int ir_recompute_parse(const char *s, IrRecompute *out);
 
-/* One communication a stage's sharding needs.  `kind` is a SimColl value
- * (runtime-sim/sim.h): all-reduce, all-gather, reduce-scatter, all-to-all,
- * p2p; `bytes` is the logical buffer on one device as sim_collective_time
+/* The collectives a plan names; the simulator prices them (SimColl). */
+typedef enum {
+	IR_ALL_REDUCE,
+	IR_ALL_GATHER,
+	IR_REDUCE_SCATTER,
+	IR_ALL_TO_ALL,
+	IR_P2P,
+	IR_NCOLL
+} IrColl;
+/* "all-reduce", "all-gather", "reduce-scatter", "all-to-all", "p2p"; "?" else. */
+const char *ir_coll_name(IrColl k);
+/* That name back; -1 for any other. */
+int ir_coll_parse(const char *s, IrColl *out);
+
+/* One communication a stage's sharding needs: a collective of `kind`;
+ * `bytes` is the logical buffer on one device as sim_collective_time
  * takes it. */
 typedef struct IrComm {
 	int op;        /* the op it belongs to (before it runs: its inputs'
 			  resharding; after: its partial sums) */
-	int kind;      /* SimColl */
+	IrColl kind;
 	int axis;      /* 0, 1, or 2 = both axes of the logical mesh */
 	double bytes;
 	bool per_step; /* once per step (gradient sync after accumulation,
@@ -491,6 +529,8 @@ typedef struct IrStagePlan {
 	/* memory per device */
 	double weight_bytes, grad_bytes, opt_bytes;
 	double act_bytes;            /* forward activations of one microbatch kept for backward */
+	int line;                    /* of its <stage> element when read from a plan file, else 0 */
+	int *op_line;                /* per entry: line of its <op> element, or NULL */
 	/* how the intra-op pass chose (0 records: not recorded, or not the ILP's) */
 	int nwhy;
 	IrOpWhy *why;

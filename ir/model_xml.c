@@ -26,7 +26,45 @@ struct IrModelDoc {
 	const char *file;
 	const char *name;
 	const char *preset; /* NULL when none was asked for */
+	const char *notes;  /* hf: the import's notes; NULL for other models */
+	int64_t hf_seq;     /* hf: seq's default */
+	bool hf_seq_from_config; /* hf: seq is max_position_embeddings */
 };
+
+/* hf:PATH: the model document imported from a transformers config.json. */
+static IrModelDoc *open_hf(IrModelDoc *m, const char *path, IrError *e)
+{
+	IrHfModel h;
+	if (ir_hf_import(path, NULL, &h, e)) {
+		free(m);
+		return NULL;
+	}
+	m->file = ir_strdup(&m->arena, path);
+	m->notes = ir_strdup(&m->arena, h.notes);
+	m->hf_seq = h.seq;
+	m->hf_seq_from_config = h.seq_from_config;
+	char schema[1024];
+	snprintf(schema, sizeof schema, "%s/models/model.rng", ir_data_dir());
+	m->doc = ir_xml_parse_validated(h.xml, h.len, m->file, schema, "model", e);
+	ir_hf_free(&h);
+	if (!m->doc) {
+		ir_arena_free(&m->arena);
+		free(m);
+		return NULL;
+	}
+	m->name = ir_xml_attr(&m->arena, xmlDocGetRootElement(m->doc), "name");
+	return m;
+}
+
+const char *ir_model_notes(const IrModelDoc *m) { return m->notes ? m->notes : ""; }
+
+bool ir_model_seq_from_config(const IrModelDoc *m, int64_t *seq)
+{
+	if (!m->notes || !m->hf_seq_from_config)
+		return false;
+	*seq = m->hf_seq;
+	return true;
+}
 
 /* ------------------------------------------------------------------ */
 /* Opening and validation                                              */
@@ -34,6 +72,8 @@ struct IrModelDoc {
 IrModelDoc *ir_model_open(const char *spec, IrError *e)
 {
 	IrModelDoc *m = ir_xcalloc(1, sizeof *m);
+	if (!strncmp(spec, "hf:", 3))
+		return open_hf(m, spec + 3, e);
 	const char *path = spec;
 	const char *xml_colon = strstr(spec, ".xml:");
 	if (xml_colon) {

@@ -33,6 +33,27 @@ int ir_recompute_parse(const char *s, IrRecompute *out)
 	return -1;
 }
 
+static const char *const coll_names[IR_NCOLL] = {
+	[IR_ALL_REDUCE] = "all-reduce",       [IR_ALL_GATHER] = "all-gather",
+	[IR_REDUCE_SCATTER] = "reduce-scatter", [IR_ALL_TO_ALL] = "all-to-all",
+	[IR_P2P] = "p2p",
+};
+
+const char *ir_coll_name(IrColl k)
+{
+	return (unsigned)k < IR_NCOLL ? coll_names[k] : "?";
+}
+
+int ir_coll_parse(const char *s, IrColl *out)
+{
+	for (int i = 0; s && i < IR_NCOLL; i++)
+		if (!strcmp(s, coll_names[i])) {
+			*out = (IrColl)i;
+			return 0;
+		}
+	return -1;
+}
+
 static const char *overlap_names[] = {"grad-reduce", "param-gather", "tp"};
 
 const char *ir_overlap_name(unsigned overlap, char *buf, size_t n)
@@ -121,6 +142,7 @@ void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm)
 	s->ways = ir_alloc(&p->arena, sizeof(int) * (size_t)(nops ? nops : 1));
 	s->ncomm = ncomm;
 	s->comm = ir_alloc(&p->arena, sizeof(IrComm) * (size_t)(ncomm ? ncomm : 1));
+	s->op_line = NULL; /* a copy's entries have no lines of their own */
 }
 
 void ir_stage_copy_why(IrPlan *p, IrStagePlan *dst, const IrStagePlan *src, const int *map)

@@ -22,11 +22,6 @@
 #include "ir/ir.h"
 #include "ir/xml_util.h"
 
-/* IrComm.kind is a SimColl (runtime-sim/sim.h); the same order here. */
-static const char *const comm_names[] = {"all-reduce", "all-gather", "reduce-scatter",
-					 "all-to-all", "p2p"};
-enum { NCOMM_KINDS = sizeof comm_names / sizeof comm_names[0] };
-
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
 
@@ -187,7 +182,13 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 	    ir_xml_real(n, "act-bytes", r->file, 0, false, MAX_BYTES, &s->act_bytes, r->e) < 0)
 		return -1;
 
-	ir_stage_alloc(p, s, count_children(n, "op"), count_children(n, "comm"));
+	int nops = count_children(n, "op");
+	if (!nops)
+		return ir_fail(r->e, r->file, ir_xml_line(n), "stage of layers %d..%d has no ops",
+			       s->first_layer, s->last_layer);
+	ir_stage_alloc(p, s, nops, count_children(n, "comm"));
+	s->line = ir_xml_line(n);
+	s->op_line = ir_alloc(&p->arena, sizeof(int) * (size_t)nops);
 	s->nwhy = count_children(n, "why");
 	s->why = s->nwhy ? ir_alloc(&p->arena, sizeof(IrOpWhy) * (size_t)s->nwhy) : NULL;
 	if (ir_xml_real(n, "ilp", r->file, 0, false, MAX_SECONDS, &s->ilp_s, r->e) < 0)
@@ -204,6 +205,7 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 					       "op %ld is not after op %d (ops go in graph order)", x,
 					       s->op[io - 1]);
 			s->op[io] = (int)x;
+			s->op_line[io] = ir_xml_line(c);
 			if (attr_long(r, c, "ways", 1, ndev, 1, &x))
 				return -1;
 			s->ways[io] = (int)x;
@@ -219,11 +221,11 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 			cm->axis = (int)x;
 			IrArena tmp = {0};
 			const char *kind = ir_xml_attr(&tmp, c, "kind");
-			cm->kind = 0;
-			for (int k = 0; k < NCOMM_KINDS; k++)
-				if (!strcmp(kind, comm_names[k]))
-					cm->kind = k;
+			int bad = ir_coll_parse(kind, &cm->kind);
 			ir_arena_free(&tmp);
+			if (bad)
+				return ir_fail(r->e, r->file, ir_xml_line(c),
+					       "comm kind is not a collective meshplan knows");
 			if (ir_xml_real(c, "bytes", r->file, 0, false, MAX_BYTES, &cm->bytes, r->e) < 0)
 				return -1;
 			cm->per_step = attr_bool(c, "per-step");
@@ -234,6 +236,34 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 				return -1;
 		}
 	}
+	return 0;
+}
+
+static bool meshes_meet(const IrMesh *a, const IrMesh *b)
+{
+	return a->node0 < b->node0 + b->nnodes && b->node0 < a->node0 + a->nnodes &&
+	       a->gpu0 < b->gpu0 + b->ngpus && b->gpu0 < a->gpu0 + a->ngpus;
+}
+
+/* Stages of different pipeline ranks run at the same time, so they may
+ * not share a device.  With `chunks` model chunks per rank, stage k runs
+ * on rank k mod (stages / chunks), and the chunks of one rank share its
+ * devices by design. */
+static int check_devices(Reader *r)
+{
+	const IrPlan *p = r->p;
+	int ranks = p->nstages / p->chunks;
+	for (int j = 1; j < p->nstages; j++)
+		for (int i = 0; i < j; i++) {
+			const IrStagePlan *a = &p->stages[i], *b = &p->stages[j];
+			if (i % ranks == j % ranks || !meshes_meet(&a->mesh, &b->mesh))
+				continue;
+			return ir_fail(r->e, r->file, b->line,
+				       "stage of layers %d..%d shares devices with the stage of "
+				       "layers %d..%d (line %d); pipeline stages need their own GPUs",
+				       b->first_layer, b->last_layer, a->first_layer, a->last_layer,
+				       a->line);
+		}
 	return 0;
 }
 
@@ -311,7 +341,7 @@ static int read_plan(Reader *r, xmlNodePtr root)
 		return ir_fail(r->e, r->file, ir_xml_line(root),
 			       "%d stages are not %d chunks per pipeline rank", p->nstages,
 			       p->chunks);
-	return 0;
+	return check_devices(r);
 }
 
 int ir_plan_read(const char *path, IrPlan *p, IrError *e)
@@ -403,11 +433,11 @@ static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 	}
 	for (int i = 0; i < s->ncomm && !bad; i++) {
 		const IrComm *c = &s->comm[i];
-		if (c->kind < 0 || c->kind >= NCOMM_KINDS || c->axis < 0 || c->axis > 2)
+		if ((unsigned)c->kind >= IR_NCOLL || c->axis < 0 || c->axis > 2)
 			return -1;
 		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"comm") < 0;
 		bad |= wattr(w, "op", "%d", c->op);
-		bad |= wstr(w, "kind", comm_names[c->kind]);
+		bad |= wstr(w, "kind", ir_coll_name(c->kind));
 		bad |= wattr(w, "axis", "%d", c->axis);
 		bad |= wattr(w, "bytes", "%.17g", c->bytes);
 		if (c->per_step)

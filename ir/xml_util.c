@@ -121,20 +121,26 @@ static int doctype_line(const char *buf, size_t n)
 xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char *root,
 				IrError *e)
 {
-	xmlSetGenericErrorFunc(NULL, quiet);
 	size_t len;
 	char *buf = read_file(file, &len, e);
 	if (!buf)
 		return NULL;
+	xmlDocPtr doc = ir_xml_parse_validated(buf, len, file, schema, root, e);
+	free(buf);
+	return doc;
+}
+
+xmlDocPtr ir_xml_parse_validated(const char *buf, size_t len, const char *file,
+				 const char *schema, const char *root, IrError *e)
+{
+	xmlSetGenericErrorFunc(NULL, quiet);
 	int dl = doctype_line(buf, len);
 	if (dl) {
-		free(buf);
 		ir_fail(e, file, dl, "DOCTYPE and entity declarations are not allowed");
 		return NULL;
 	}
 	xmlParserCtxtPtr pctx = xmlNewParserCtxt();
 	if (!pctx) {
-		free(buf);
 		ir_fail(e, file, 0, "out of memory");
 		return NULL;
 	}
@@ -142,7 +148,6 @@ xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char
 	xmlSetStructuredErrorFunc(&v, on_error);
 	xmlDocPtr doc = xmlCtxtReadMemory(pctx, buf, (int)len, file, NULL,
 					  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	free(buf);
 	if (doc && (doc->intSubset || doc->extSubset)) {
 		xmlFreeDoc(doc);
 		doc = NULL;

@@ -16,6 +16,9 @@ bool ir_xml_is_path(const char *spec);
  * schema `schema` and checks the root element; NULL with e on failure. */
 xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char *root,
 				IrError *e);
+/* The same for a document already in memory (buf[0..len)); errors name `file`. */
+xmlDocPtr ir_xml_parse_validated(const char *buf, size_t len, const char *file,
+				 const char *schema, const char *root, IrError *e);
 /* Attribute value copied into the arena, NULL when absent. */
 const char *ir_xml_attr(IrArena *a, xmlNodePtr n, const char *name);
 /* Attribute as a double, unchecked; false when absent.  Prefer ir_xml_real. */

@@ -103,20 +103,6 @@ const SimHwModel sim_hw = {
 	.eff_attn_bwd = 0.63,
 };
 
-const char *sim_coll_name(SimColl k)
-{
-	static const char *const names[SIM_NCOLL] = {
-		[SIM_ALL_REDUCE] = "all-reduce",
-		[SIM_ALL_GATHER] = "all-gather",
-		[SIM_REDUCE_SCATTER] = "reduce-scatter",
-		[SIM_ALL_TO_ALL] = "all-to-all",
-		[SIM_P2P] = "p2p",
-	};
-	if ((int)k < 0 || (int)k >= SIM_NCOLL)
-		return "?";
-	return names[k];
-}
-
 double sim_compute_efficiency(double flops)
 {
 	if (!(flops > 0))

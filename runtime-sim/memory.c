@@ -57,6 +57,32 @@ typedef struct {
 	uint8_t (*ax)[64]; /* per entry */
 } View;
 
+/* Entry i's strategy names only labels of its op, and its ways are the
+ * devices those labels' mesh axes span. */
+static int check_entry(const IrGraph *g, const IrStagePlan *s, int i, const uint8_t ax[64],
+		       int line, IrError *e)
+{
+	const IrOp *op = &g->ops[s->op[i]];
+	uint64_t have = 0;
+	for (int k = 0; k < op->nin + op->nout; k++)
+		for (const char *l = op->lab[k]; *l; l++)
+			have |= ir_label_bit(*l);
+	for (const char *q = s->strategy[i]; q && *q; q++)
+		if ((q == s->strategy[i] || q[-1] == ',') && !(ir_label_bit(*q) & have))
+			return ir_fail(e, "", line,
+				       "op %s: strategy '%s' names label '%c', which the op does not "
+				       "have", op->name, s->strategy[i], *q);
+	int used = 0;
+	for (int b = 0; b < 64; b++)
+		used |= ax[b];
+	int ways = ((used & 1) ? s->n0 : 1) * ((used & 2) ? s->n1 : 1);
+	if (s->ways[i] != ways)
+		return ir_fail(e, "", line,
+			       "op %s: ways=%d, but strategy '%s' divides its work over %d devices",
+			       op->name, s->ways[i], s->strategy[i], ways);
+	return 0;
+}
+
 static int view_open(View *v, const IrGraph *g, const IrStagePlan *s, IrError *e)
 {
 	memset(v, 0, sizeof *v);
@@ -83,11 +109,15 @@ static int view_open(View *v, const IrGraph *g, const IrStagePlan *s, IrError *e
 				       s->first_layer, s->last_layer, o);
 		}
 		v->pos[o] = i;
-		if (sim_strategy_parse(s->strategy[i], v->ax[i])) {
+		int line = s->op_line ? s->op_line[i] : 0;
+		int bad = sim_strategy_parse(s->strategy[i], v->ax[i])
+				  ? ir_fail(e, "", line, "op %s: malformed strategy '%s'",
+					    g->ops[o].name, s->strategy[i])
+				  : check_entry(g, s, i, v->ax[i], line, e);
+		if (bad) {
 			free(v->pos);
 			free(v->ax);
-			return ir_fail(e, "", 0, "op %s: malformed strategy '%s'", g->ops[o].name,
-				       s->strategy[i]);
+			return -1;
 		}
 	}
 	return 0;

@@ -13,17 +13,15 @@
 /* Hardware model (hw.c): every constant carries its public source.    */
 /* The model, its constants and their sources: docs/hardware-model.md. */
 
-typedef enum {
-	SIM_ALL_REDUCE,
-	SIM_ALL_GATHER,
-	SIM_REDUCE_SCATTER,
-	SIM_ALL_TO_ALL,
-	SIM_P2P,
-	SIM_NCOLL
-} SimColl;
-
-/* "all-reduce", "all-gather", "reduce-scatter", "all-to-all", "p2p"; "?" else. */
-const char *sim_coll_name(SimColl k);
+/* The collectives are the plan's (ir.h), under the simulator's names. */
+typedef IrColl SimColl;
+#define SIM_ALL_REDUCE IR_ALL_REDUCE
+#define SIM_ALL_GATHER IR_ALL_GATHER
+#define SIM_REDUCE_SCATTER IR_REDUCE_SCATTER
+#define SIM_ALL_TO_ALL IR_ALL_TO_ALL
+#define SIM_P2P IR_P2P
+#define SIM_NCOLL IR_NCOLL
+static inline const char *sim_coll_name(SimColl k) { return ir_coll_name(k); }
 
 /* The constants of the model, one set for every GPU and link (hw.c). */
 typedef struct SimHwModel {
@@ -369,6 +367,39 @@ int sim_stage_cost_overlap(const IrGraph *g, const IrCluster *c, const IrStagePl
 			   IrRecompute rc, int zero, unsigned overlap, SimStageCost *out,
 			   IrError *e);
 
+/* What sim_stage_cost_overlap sums, per layer of the stage and per
+ * collective, for a finer trace.  Times per device. */
+typedef struct SimLayerTime {
+	double fwd_compute_s, fwd_comm_s, fwd_gather_s; /* kernels, blocking collectives,
+							   weight all-gathers */
+	double bwd_compute_s, bwd_comm_s, bwd_gather_s; /* the same, recomputation included */
+} SimLayerTime;
+
+/* One collective of a microbatch's forward or backward task. */
+typedef struct SimCollEvent {
+	int op;          /* the graph op it belongs to */
+	int layer;       /* index into SimStageDetail.layer */
+	SimColl kind;
+	int axis;        /* 0, 1, or 2 for both */
+	double bytes, time_s;
+	bool backward;   /* in the backward task */
+	bool recompute;  /* a forward collective run again during backward */
+	bool gather;     /* a weight all-gather (prefetched with IR_OVERLAP_PARAM_GATHER) */
+} SimCollEvent;
+
+typedef struct SimStageDetail {
+	int first_layer, nlayers;
+	SimLayerTime *layer;  /* nlayers */
+	int ncoll;
+	SimCollEvent *coll;   /* in the plan's order; per_step ones are not here */
+} SimStageDetail;
+
+/* Stage s's cost split per layer and per collective (the layers and
+ * collectives of sim_stage_cost_overlap with the same arguments). */
+int sim_stage_detail(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+		     IrRecompute rc, int zero, unsigned overlap, SimStageDetail *d, IrError *e);
+void sim_stage_detail_free(SimStageDetail *d);
+
 /* One forward or backward of one microbatch on one stage. */
 typedef struct SimTask {
 	int stage, micro, rank;
@@ -451,6 +482,43 @@ char *sim_trace_json(const IrPlan *p, const SimResult *r);
  * sim_trace_fwrite writes it to an open file, `path` for errors. */
 int sim_trace_write(const IrPlan *p, const SimResult *r, const char *path, IrError *e);
 int sim_trace_fwrite(const IrPlan *p, const SimResult *r, FILE *f, const char *path, IrError *e);
+
+/* How fine a trace is.  stage: the above, one event per task.  layer: a
+ * process per pipeline rank, each task split into an event per layer on
+ * the compute thread and one per collective on the communication thread,
+ * laid out as the simulator times the task.  gpu: the same on a process
+ * per GPU of each stage's mesh (every GPU of a stage runs the same work),
+ * or per logical mesh row when a mesh has more than
+ * SIM_TRACE_MAX_GPU_PROCS GPUs. */
+typedef enum { SIM_TRACE_STAGE, SIM_TRACE_LAYER, SIM_TRACE_GPU } SimTraceDetail;
+enum { SIM_TRACE_MAX_GPU_PROCS = 64 };
+const char *sim_trace_detail_name(SimTraceDetail d);
+int sim_trace_detail_parse(const char *s, SimTraceDetail *out); /* 0 ok, -1 unknown */
+/* The trace at detail d (g and c: the plan's graph and cluster; unused for
+ * stage); -1 with e on failure. */
+int sim_trace_fwrite_detail(const IrGraph *g, const IrCluster *c, const IrPlan *p,
+			    const SimResult *r, SimTraceDetail d, FILE *f, const char *path,
+			    IrError *e);
+
+/* Pictures of a plan as standalone SVG without scripts (svg.c).  Classes
+ * name what each element shows, so a reader can measure the picture. */
+typedef enum { SIM_SVG_TIMELINE, SIM_SVG_MESH, SIM_SVG_MEMORY } SimSvg;
+/* The step's pipeline schedule: a <g class="rank"> row per pipeline rank,
+ * forward (class fwd) and backward (bwd) tasks on its compute lane over an
+ * idle background (class idle) spanning the pipeline phase, collectives
+ * (comm), sends (p2p), gradient sync (sync) and the update (update) after
+ * it; a legend and a time axis in ms. */
+void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r);
+/* The cluster's nodes and GPUs coloured by the pipeline rank whose sub-mesh
+ * holds them, and each rank's logical n0 x n1 view with its devices. */
+void sim_svg_mesh(FILE *f, const IrCluster *c, const IrPlan *p);
+/* Per pipeline rank a bar of bytes per GPU by kind (weights, gradients,
+ * optimizer, activations), against a line at the GPU's memory. */
+void sim_svg_memory(FILE *f, const IrCluster *c, const IrPlan *p, const SimResult *r);
+/* One of them to an open file, `path` for errors; -1 with e when the write
+ * fails. */
+int sim_svg_write(SimSvg kind, const IrCluster *c, const IrPlan *p, const SimResult *r,
+		  FILE *f, const char *path, IrError *e);
 
 /* ================================================================== */
 /* Calibration (calibrate.c): a cluster's software profile fitted to   */

@@ -292,8 +292,26 @@ static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetc
 	return t;
 }
 
+/* Appends a collective to det (NULL: nothing). */
+static void detail_coll(SimStageDetail *det, const IrComm *cm, int layer, double t, bool bwd,
+			bool recompute)
+{
+	if (!det)
+		return;
+	if (det->ncoll % 64 == 0) {
+		det->coll = ir_xrealloc(det->coll, sizeof *det->coll * (size_t)(det->ncoll + 64));
+		if (!det->coll)
+			abort();
+	}
+	det->coll[det->ncoll++] = (SimCollEvent){.op = cm->op, .layer = layer,
+		.kind = (SimColl)cm->kind, .axis = cm->axis, .bytes = cm->bytes, .time_s = t,
+		.backward = bwd, .recompute = recompute,
+		.gather = cm->weight && cm->kind == SIM_ALL_GATHER};
+}
+
 static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
-		      int zero, unsigned overlap, SimStageCost *out, IrError *e)
+		      int zero, unsigned overlap, SimStageCost *out, SimStageDetail *det,
+		      IrError *e)
 {
 	memset(out, 0, sizeof *out);
 	if (!g->training)
@@ -319,7 +337,8 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		pos[s->op[i]] = i; /* order and range checked by sim_stage_memory */
 		sim_strategy_parse(s->strategy[i], ax[i]);
 		if (s->ways[i] < 1 || s->ways[i] > ndev)
-			rcode = ir_fail(e, "", 0, "op %s: ways %d on a mesh of %d devices",
+			rcode = ir_fail(e, "", s->op_line ? s->op_line[i] : 0,
+					"op %s: ways %d on a mesh of %d devices",
 					g->ops[s->op[i]].name, s->ways[i], ndev);
 	}
 	if (rc == IR_RECOMP_SELECTIVE)
@@ -393,7 +412,7 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 				       "not one of the stage's", s->first_layer, s->last_layer, cm->op);
 			break;
 		}
-		if (cm->kind < 0 || cm->kind >= SIM_NCOLL || cm->axis < 0 || cm->axis > 2 ||
+		if ((unsigned)cm->kind >= SIM_NCOLL || cm->axis < 0 || cm->axis > 2 ||
 		    !(cm->bytes >= 0)) {
 			rcode = ir_fail(e, "", 0, "op %s: collective of kind %d on axis %d is invalid",
 					g->ops[cm->op].name, cm->kind, cm->axis);
@@ -408,6 +427,10 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		}
 		double t = sim_mesh_collective_time(&lm, cm->axis, (SimColl)cm->kind, cm->bytes);
 		bool gather = cm->weight && cm->kind == SIM_ALL_GATHER;
+		int li = (int)(LW(cm->op) - lw);
+		detail_coll(det, cm, li, t, ph != IR_FWD, false);
+		if (ph == IR_FWD && recomputed(g, core, rc, cm->op))
+			detail_coll(det, cm, li, t, true, true);
 		if (ph == IR_FWD) {
 			out->fwd_s += t;
 			out->fwd_comm_s += t;
@@ -484,6 +507,16 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		out->send_bytes = send_bytes(g, pos);
 	}
 #undef LW
+	if (det && !rcode) {
+		det->first_layer = L0;
+		det->nlayers = nl;
+		det->layer = ir_xcalloc((size_t)(nl > 0 ? nl : 1), sizeof *det->layer);
+		if (!det->layer)
+			abort();
+		for (int l = 0; l < nl; l++)
+			det->layer[l] = (SimLayerTime){lw[l].fc, lw[l].fm, lw[l].fg, lw[l].bc,
+						       lw[l].bm, lw[l].bg};
+	}
 	free(lw);
 	fused_free(&fu);
 	free(rd.nread);
@@ -499,14 +532,33 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 int sim_stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s, IrRecompute rc,
 		   int zero, SimStageCost *out, IrError *e)
 {
-	return stage_cost(g, c, s, rc, zero, 0, out, e);
+	return stage_cost(g, c, s, rc, zero, 0, out, NULL, e);
 }
 
 int sim_stage_cost_overlap(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
 			   IrRecompute rc, int zero, unsigned overlap, SimStageCost *out,
 			   IrError *e)
 {
-	return stage_cost(g, c, s, rc, zero, overlap, out, e);
+	return stage_cost(g, c, s, rc, zero, overlap, out, NULL, e);
+}
+
+int sim_stage_detail(const IrGraph *g, const IrCluster *c, const IrStagePlan *s,
+		     IrRecompute rc, int zero, unsigned overlap, SimStageDetail *d, IrError *e)
+{
+	memset(d, 0, sizeof *d);
+	SimStageCost sc;
+	if (stage_cost(g, c, s, rc, zero, overlap, &sc, d, e)) {
+		sim_stage_detail_free(d);
+		return -1;
+	}
+	return 0;
+}
+
+void sim_stage_detail_free(SimStageDetail *d)
+{
+	free(d->layer);
+	free(d->coll);
+	memset(d, 0, sizeof *d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -745,11 +797,11 @@ static int check_plan(const IrGraph *g, const IrPlan *p, IrError *e)
 	for (int i = 0; i < p->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
 		if (s->first_layer != next)
-			return ir_fail(e, "", 0, "stage %d starts at layer %d, not %d", i,
+			return ir_fail(e, "", s->line, "stage %d starts at layer %d, not %d", i,
 				       s->first_layer, next);
 		next = s->last_layer + 1;
 		if (!same_mesh(&s->mesh, &p->stages[i % p_ranks].mesh))
-			return ir_fail(e, "", 0,
+			return ir_fail(e, "", s->line,
 				       "stage %d is chunk %d of rank %d but not on that rank's mesh",
 				       i, i / p_ranks, i % p_ranks);
 	}

@@ -382,6 +382,78 @@ Test(hostile, help_shows_each_flags_range)
 	cr_expect(strstr(out, "[1..100000]"), "%s", out);
 }
 
+/* ---- 8. plans that do not mean what they say ---- */
+
+/* A copy of `from` at `to` without the <op> elements of its first stage. */
+static void drop_first_stage_ops(const char *from, const char *to)
+{
+	char *buf = slurp(from);
+	cr_assert(buf, "%s", from);
+	FILE *f = fopen(to, "wb");
+	cr_assert(f, "%s", to);
+	bool in_first = false, done = false;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!done && strstr(line, "<stage "))
+			in_first = true;
+		if (in_first && strstr(line, "</stage>"))
+			in_first = false, done = true;
+		if (!(in_first && strstr(line, "<op ")))
+			fprintf(f, "%s\n", line);
+	}
+	fclose(f);
+	free(buf);
+}
+
+Test(hostile, a_plan_whose_stages_share_devices_is_refused_with_the_line)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan); /* pp=2: stage 0 on node 0, stage 1 (line 19) on node 1 */
+	edit_copy(plan, bad, "node0=\"1\" nodes=\"1\" gpu0=\"0\"", "node0=\"0\" nodes=\"1\" gpu0=\"2\"");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:19: stage of layers 1..2 shares devices with the stage of layers "
+		"0..0 (line 4)");
+}
+
+Test(hostile, a_stage_without_ops_is_refused_with_the_line)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	drop_first_stage_ops(plan, bad);
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:4: stage of layers 0..0 has no ops");
+}
+
+Test(hostile, a_strategy_naming_a_label_the_op_lacks_is_refused_with_the_line)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan); /* line 5: op 0, block0/fc1, batch-split "b=0" over 2 ways */
+	edit_copy(plan, bad, "<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
+		  "<op id=\"0\" ways=\"2\" strategy=\"Z=0\"/>");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:5: stage 0: op block0/fc1: strategy 'Z=0' names label 'Z', which "
+		"the op does not have");
+}
+
+Test(hostile, ways_that_do_not_match_the_strategy_are_refused_with_the_line)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	/* "b=0" splits over mesh axis 0 of the 2x2 stage: 2 devices, not 4 */
+	edit_copy(plan, bad, "<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
+		  "<op id=\"0\" ways=\"4\" strategy=\"b=0\"/>");
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, 2, "bad.xml:5: stage 0: op block0/fc1: ways=4, but strategy 'b=0' divides its "
+		"work over 2 devices");
+}
+
 /* ---- 9. messages ---- */
 
 Test(hostile, messages_name_the_right_file_and_line)
@@ -428,6 +500,18 @@ Test(hostile, an_estimate_that_overflows_is_refused)
 {
 	refused("estimate --step-time 1e300 --gpus 4 --tokens-per-step 1 --tokens 1e300", 2,
 		"overflows");
+}
+
+Test(hostile, a_missing_argument_is_one_line_that_points_to_help)
+{
+	refused("compile", 2, "meshplan compile: needs MODEL, --cluster and --batch (see --help)");
+	refused("compare " TINY, 2, "meshplan compare: needs MODEL, --cluster and --batch (see --help)");
+	refused("shard " TINY, 2, "meshplan shard: needs MODEL, --cluster and --mesh (see --help)");
+	refused("simulate", 2, "meshplan simulate: name a plan file or a model (see --help)");
+	refused("info", 2, "meshplan info: name a model or --cluster (see --help)");
+	refused("calibrate", 2, "meshplan calibrate: name RUNS.tsv and --cluster (see --help)");
+	refused("sweep", 2, "meshplan sweep: needs one SWEEP.xml (see --help)");
+	refused("provision", 2, "meshplan provision: needs one MODEL (see --help)");
 }
 
 /* ---- 10. an unknown zoo model ---- */

@@ -51,7 +51,7 @@ static int count(const IrGraph *g, const IrStagePlan *s, int l, IrPhase ph, SimC
 		const IrComm *cm = &s->comm[j];
 		const IrOp *op = &g->ops[cm->op];
 		if (cm->per_step || cm->axis != 1 || op->layer != l || op->phase != ph ||
-		    cm->kind != (int)k)
+		    cm->kind != k)
 			continue;
 		n++;
 		if (fabs(cm->bytes - bytes) > 1e-9 * bytes)

@@ -319,8 +319,7 @@ int cmd_calibrate(int argc, char **argv)
 		}
 	}
 	if (!runs_file || !cluster)
-		return tool_error("calibrate", EXIT_BADINPUT, "name RUNS.tsv and --cluster\n%s",
-				  usage_text);
+		return tool_error("calibrate", EXIT_BADINPUT, "name RUNS.tsv and --cluster (see --help)");
 	Row *rows = NULL;
 	int n = 0;
 	if (read_rows(runs_file, &rows, &n, &e))

@@ -278,8 +278,7 @@ int cmd_compare(int argc, char **argv)
 					  "--against takes manual, data or expert, got '%s'", a);
 	}
 	if (!model || !n || !batch) {
-		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch (see --help)");
 		return EXIT_BADINPUT;
 	}
 	int code = EXIT_OK;

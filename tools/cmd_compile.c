@@ -16,7 +16,7 @@ static const char *VERB = "compile";
 
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
-	O_OUTPUT, O_TRACE, O_JSON, O_HELP, NOPT
+	O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -39,6 +39,15 @@ static const ToolOpt opts[NOPT] = {
 	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
 	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		     "write a Chrome trace (Perfetto) of the step"},
+	[O_TRACE_DETAIL] = {"trace-detail", 0, TOOL_STR, "stage|layer|gpu", TOOL_ANY, false, 0,
+			    "trace events per task (default), per layer and collective, or that "
+			    "on every GPU"},
+	[O_SVG_TIMELINE] = {"svg-timeline", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			    "write the pipeline schedule as SVG"},
+	[O_SVG_MESH] = {"svg-mesh", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			"write the cluster and each stage's sub-mesh as SVG"},
+	[O_SVG_MEMORY] = {"svg-memory", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			  "write the memory of each stage by kind as SVG"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
@@ -55,7 +64,8 @@ static void usage(FILE *f)
 	      "into microbatches (size searched unless --microbatch) under the 1F1B schedule;\n"
 	      "the recomputation mode is searched unless --recompute.  Prints the stages, the\n"
 	      "microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
-	      "for `meshplan simulate`, --trace a Chrome trace of the step.\n\noptions:\n", f);
+	      "for `meshplan simulate`, --trace a Chrome trace of the step, --svg-timeline,\n"
+	      "--svg-mesh and --svg-memory pictures of it (standalone SVG).\n\noptions:\n", f);
 	tool_opts_help(f, opts, NOPT);
 	fputs("\nExit: 0 a plan, 1 no plan fits the GPU's memory (the message says how much the\n"
 	      "leanest needs), 2 bad input.\n", f);
@@ -63,6 +73,7 @@ static void usage(FILE *f)
 
 typedef struct {
 	const char *model, *cluster, *out, *trace;
+	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
 	bool json;
@@ -87,6 +98,16 @@ static int parse(int argc, char **argv, Args *a)
 	a->cluster = v[O_CLUSTER].str;
 	a->out = v[O_OUTPUT].str;
 	a->trace = v[O_TRACE].str;
+	a->svg_timeline = v[O_SVG_TIMELINE].str;
+	a->svg_mesh = v[O_SVG_MESH].str;
+	a->svg_memory = v[O_SVG_MEMORY].str;
+	a->trace_detail = v[O_TRACE_DETAIL].str;
+	if (a->trace_detail) {
+		ToolOutputs to = {.trace = a->trace};
+		int bad = tool_trace_detail(VERB, a->trace_detail, &to);
+		if (bad)
+			return bad;
+	}
 	a->nodes = (long)v[O_NODES].num;
 	a->batch = (long)v[O_BATCH].num;
 	a->microbatch = (long)v[O_MICROBATCH].num;
@@ -103,8 +124,7 @@ static int parse(int argc, char **argv, Args *a)
 		a->recompute = (int)rc;
 	}
 	if (!a->model || !a->cluster || !a->batch) {
-		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch (see --help)");
 		return EXIT_BADINPUT;
 	}
 	return 0;
@@ -188,6 +208,7 @@ int cmd_compile(int argc, char **argv)
 		ir_cluster_free(&c);
 		return tool_input_error(&e);
 	}
+	tool_model_notes(m, &a.ps);
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,
@@ -209,7 +230,11 @@ int cmd_compile(int argc, char **argv)
 	if (sim_plan(&g, &c, &plan, &sr, &e)) {
 		code = tool_error(VERB, EXIT_INFEASIBLE, "simulating the plan: %s", e.msg);
 	} else {
-		code = tool_write_outputs("compile", &plan, &sr, a.out, a.trace);
+		ToolOutputs to = {.plan = a.out, .trace = a.trace, .svg_timeline = a.svg_timeline,
+				  .svg_mesh = a.svg_mesh, .svg_memory = a.svg_memory};
+		code = tool_trace_detail(VERB, a.trace_detail, &to);
+		if (!code)
+			code = tool_write_all(VERB, &g, &c, &plan, &sr, &to);
 		if (code)
 			;
 		else if (a.json)

@@ -133,6 +133,7 @@ static int info_model(const char *name, const IrParamSet *ps, bool json)
 	IrModelDoc *m = ir_model_open(name, &e);
 	if (!m)
 		return tool_input_error(&e);
+	tool_model_notes(m, ps);
 	IrGraph g;
 	if (ir_model_instantiate(m, ps, &g, &e)) {
 		ir_model_close(m);
@@ -220,8 +221,7 @@ int cmd_info(int argc, char **argv)
 	if (cluster && !model)
 		return info_cluster(cluster, (int)v[O_NODES].num, json);
 	if (!model) {
-		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "name a model or --cluster (see --help)");
 		return EXIT_BADINPUT;
 	}
 	if (cluster)

@@ -114,8 +114,7 @@ int cmd_shard(int argc, char **argv)
 			return tool_error(VERB, EXIT_BADINPUT, "--layers needs FIRST:LAST, got '%s'", l);
 	}
 	if (!model || !cluster || !mesh) {
-		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --mesh");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --mesh (see --help)");
 		return EXIT_BADINPUT;
 	}
 	int n0, n1;

@@ -15,8 +15,8 @@
 static const char *VERB = "simulate";
 
 enum {
-	O_CLUSTER, O_NODES, O_BATCH, O_MANUAL, O_SET, O_TIME_LIMIT, O_TRACE, O_OUTPUT, O_JSON,
-	O_HELP, NOPT
+	O_CLUSTER, O_NODES, O_BATCH, O_MANUAL, O_SET, O_TIME_LIMIT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE,
+	O_SVG_MESH, O_SVG_MEMORY, O_OUTPUT, O_JSON, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -34,6 +34,15 @@ static const ToolOpt opts[NOPT] = {
 			  "bound each sharding ILP (default 30 s)"},
 	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		     "write a Chrome trace (Perfetto) of the step"},
+	[O_TRACE_DETAIL] = {"trace-detail", 0, TOOL_STR, "stage|layer|gpu", TOOL_ANY, false, 0,
+			    "trace events per task (default), per layer and collective, or that "
+			    "on every GPU"},
+	[O_SVG_TIMELINE] = {"svg-timeline", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			    "write the pipeline schedule as SVG"},
+	[O_SVG_MESH] = {"svg-mesh", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			"write the cluster and each stage's sub-mesh as SVG"},
+	[O_SVG_MEMORY] = {"svg-memory", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
+			  "write the memory of each stage by kind as SVG"},
 	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
@@ -41,7 +50,7 @@ static const ToolOpt opts[NOPT] = {
 
 static void usage(FILE *f)
 {
-	fputs("usage: meshplan simulate PLAN.xml [--trace FILE] [--json] [-o PLAN.xml]\n"
+	fputs("usage: meshplan simulate PLAN.xml [--trace FILE] [--svg-* FILE] [--json] [-o PLAN.xml]\n"
 	      "       meshplan simulate MODEL --cluster C [--nodes N] --batch GLOBAL\n"
 	      "                 --manual dp=D,tp=T,pp=P,mbs=B[,v=V][,recompute=none|selective|full]\n"
 	      "                          [,zero=0|1|2|3][,schedule=gpipe|1f1b|interleaved]\n"
@@ -276,6 +285,7 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 
 typedef struct {
 	const char *target, *cluster, *manual, *trace, *out;
+	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch;
 	double time_limit;
 	bool json;
@@ -285,7 +295,11 @@ typedef struct {
 static int finish(const Args *a, const IrGraph *g, const IrCluster *c, IrPlan *p,
 		  SimResult *r, const Manual *m)
 {
-	int code = tool_write_outputs("simulate", p, r, a->out, a->trace);
+	ToolOutputs to = {.plan = a->out, .trace = a->trace, .svg_timeline = a->svg_timeline,
+			  .svg_mesh = a->svg_mesh, .svg_memory = a->svg_memory};
+	int code = tool_trace_detail(VERB, a->trace_detail, &to);
+	if (!code)
+		code = tool_write_all(VERB, g, c, p, r, &to);
 	if (code)
 		return code;
 	if (a->json)
@@ -415,6 +429,10 @@ int cmd_simulate(int argc, char **argv)
 	a.cluster = v[O_CLUSTER].str;
 	a.manual = v[O_MANUAL].str;
 	a.trace = v[O_TRACE].str;
+	a.svg_timeline = v[O_SVG_TIMELINE].str;
+	a.svg_mesh = v[O_SVG_MESH].str;
+	a.svg_memory = v[O_SVG_MEMORY].str;
+	a.trace_detail = v[O_TRACE_DETAIL].str;
 	a.out = v[O_OUTPUT].str;
 	a.nodes = (long)v[O_NODES].num;
 	a.batch = (long)v[O_BATCH].num;
@@ -422,8 +440,7 @@ int cmd_simulate(int argc, char **argv)
 	/* per ILP solve: a binding memory budget can make GLPK search long */
 	a.time_limit = v[O_TIME_LIMIT].set ? v[O_TIME_LIMIT].num : 30;
 	if (!a.target) {
-		tool_error(VERB, EXIT_BADINPUT, "name a plan file or a model");
-		usage(stderr);
+		tool_error(VERB, EXIT_BADINPUT, "name a plan file or a model (see --help)");
 		return EXIT_BADINPUT;
 	}
 	if (a.manual)

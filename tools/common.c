@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tools/tools.h"
 
@@ -122,8 +123,9 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 		return -1;
 	}
 	if (sim_plan(g, c, p, r, e)) {
+		if (e->file[0])
+			e->line = 0; /* a line of another file; a plan's own errors have no file */
 		snprintf(e->file, sizeof e->file, "%s", path);
-		e->line = 0;
 		ir_graph_free(g);
 		ir_cluster_free(c);
 		ir_plan_free(p);
@@ -135,26 +137,70 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, const char *out,
 		       const char *trace)
 {
+	ToolOutputs o = {.plan = out, .trace = trace};
+	return tool_write_all(verb, NULL, NULL, p, r, &o);
+}
+
+enum { OUT_PLAN, OUT_TRACE, OUT_TIMELINE, OUT_MESH, OUT_MEMORY, NOUT };
+
+int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const IrPlan *p,
+		   const SimResult *r, const ToolOutputs *to)
+{
 	IrError e;
-	IrOutput o = {0}, t = {0};
-	if (out && ir_output_open(&o, out, &e))
-		return tool_input_error(&e);
-	if (trace && ir_output_open(&t, trace, &e)) {
-		if (out)
-			ir_output_discard(&o);
-		return tool_input_error(&e);
+	const char *path[NOUT] = {to->plan, to->trace, to->svg_timeline, to->svg_mesh,
+				  to->svg_memory};
+	IrOutput o[NOUT];
+	memset(o, 0, sizeof o);
+	int opened = 0;
+	for (; opened < NOUT; opened++) {
+		if (path[opened] && ir_output_open(&o[opened], path[opened], &e)) {
+			for (int i = 0; i < opened; i++)
+				if (path[i])
+					ir_output_discard(&o[i]);
+			return tool_input_error(&e);
+		}
 	}
-	int bad = out && ir_plan_fwrite(p, o.f, out, &e);
-	bad = bad || (trace && sim_trace_fwrite(p, r, t.f, trace, &e));
-	bad = bad || (out && ir_output_commit(&o, &e));
-	bad = bad || (trace && ir_output_commit(&t, &e));
-	if (bad) {
-		if (o.f)
-			ir_output_discard(&o);
-		if (t.f)
-			ir_output_discard(&t);
+	if ((path[OUT_MESH] || path[OUT_MEMORY] || (path[OUT_TRACE] && to->trace_detail)) &&
+	    (!c || !g))
+		abort(); /* these need the cluster and the graph */
+	int bad = 0;
+	for (int i = 0; i < NOUT && !bad; i++) {
+		if (!path[i])
+			continue;
+		switch (i) {
+		case OUT_PLAN: bad = ir_plan_fwrite(p, o[i].f, path[i], &e); break;
+		case OUT_TRACE:
+			bad = sim_trace_fwrite_detail(g, c, p, r, to->trace_detail, o[i].f, path[i],
+						      &e);
+			break;
+		case OUT_TIMELINE:
+			bad = sim_svg_write(SIM_SVG_TIMELINE, c, p, r, o[i].f, path[i], &e);
+			break;
+		case OUT_MESH: bad = sim_svg_write(SIM_SVG_MESH, c, p, r, o[i].f, path[i], &e); break;
+		default: bad = sim_svg_write(SIM_SVG_MEMORY, c, p, r, o[i].f, path[i], &e); break;
+		}
+	}
+	/* commit only when every file was written whole */
+	for (int i = 0; i < NOUT; i++) {
+		if (!path[i] || !o[i].f)
+			continue;
+		if (bad)
+			ir_output_discard(&o[i]);
+		else if (ir_output_commit(&o[i], &e))
+			bad = 1;
+	}
+	if (bad)
 		return tool_error(verb, EXIT_INFEASIBLE, "%s", ir_error_str(&e, (char[1024]){0}, 1024));
-	}
+	return EXIT_OK;
+}
+
+int tool_trace_detail(const char *verb, const char *value, ToolOutputs *o)
+{
+	if (value && sim_trace_detail_parse(value, &o->trace_detail))
+		return tool_error(verb, EXIT_BADINPUT, "--trace-detail is stage, layer or gpu, not '%s'",
+				  value);
+	if (value && !o->trace)
+		return tool_error(verb, EXIT_BADINPUT, "--trace-detail goes with --trace FILE");
 	return EXIT_OK;
 }
 

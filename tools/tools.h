@@ -28,6 +28,11 @@ int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+/* The notes of a model imported as hf:FILE, on stderr: what it assumes, and
+ * where seq came from when ps does not set it (nothing for other models). */
+void tool_model_notes(const IrModelDoc *m, const IrParamSet *ps);
+int cmd_report(int argc, char **argv);
 /* Logical mesh over the first n0*n1 GPUs of c (within a node, or whole nodes). */
 int tool_mesh(const IrCluster *c, int n0, int n1, IrLogicalMesh *v, IrError *e);
 
@@ -113,6 +118,20 @@ int tool_load_training_graph(const char *model, const IrParamSet *ps, IrGraph *g
  * write fails (disk full, file too large). */
 int tool_write_outputs(const char *verb, const IrPlan *p, const SimResult *r, const char *out,
 		       const char *trace);
+/* Every file a simulated plan can be written to (NULL: not wanted). */
+typedef struct ToolOutputs {
+	const char *plan, *trace;
+	const char *svg_timeline, *svg_mesh, *svg_memory;
+	SimTraceDetail trace_detail; /* the trace's (0: stage) */
+} ToolOutputs;
+/* --trace-detail's value into o->trace_detail; EXIT_OK or the code after
+ * printing why. */
+int tool_trace_detail(const char *verb, const char *value, ToolOutputs *o);
+/* tool_write_outputs for all of them: each into a temporary file, renamed
+ * over its target only when every one was written whole.  g and c may be
+ * NULL only without svg_mesh, svg_memory and a trace finer than stages. */
+int tool_write_all(const char *verb, const IrGraph *g, const IrCluster *c, const IrPlan *p,
+		   const SimResult *r, const ToolOutputs *o);
 /*
  * The plan of `simulate MODEL --manual KEYS` on cluster c (loaded from
  * cluster_spec), simulated: plan, its training graph g and result r filled.
