@@ -503,6 +503,8 @@ int sim_trace_fwrite_detail(const IrGraph *g, const IrCluster *c, const IrPlan *
 /* Pictures of a plan as standalone SVG without scripts (svg.c).  Classes
  * name what each element shows, so a reader can measure the picture. */
 typedef enum { SIM_SVG_TIMELINE, SIM_SVG_MESH, SIM_SVG_MEMORY } SimSvg;
+/* Timelines of more tasks than this carry no per-task tooltips. */
+enum { SIM_SVG_MAX_TIPS = 20000 };
 /* The step's pipeline schedule: a <g class="rank"> row per pipeline rank,
  * forward (class fwd) and backward (bwd) tasks on its compute lane over an
  * idle background (class idle) spanning the pipeline phase, collectives
