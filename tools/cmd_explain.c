@@ -238,6 +238,13 @@ static void stage_parallel(const IrGraph *g, const IrStagePlan *s, const SimStag
 	p->zero = p->fw > mp ? 3 : p->fg > mp && p->fo > mp ? 2 : p->fo > mp ? 1 : 0;
 }
 
+int tool_stage_zero(const IrGraph *g, const IrStagePlan *s, const SimStageMemory *m)
+{
+	Parallel par;
+	stage_parallel(g, s, m, &par);
+	return par.zero;
+}
+
 static const char *parallel_words(const Parallel *p, IrRecompute rc, char *buf, size_t n)
 {
 	size_t o = 0;
@@ -651,10 +658,11 @@ int cmd_explain(int argc, char **argv)
 			p.zero, "step_time_s", r.step_time_s, "stages", st, "stage_cut",
 			search_json(&p.search)));
 	} else {
-		printf("%s on %s, %d GPUs: %d stage%s, batch %lld = %d microbatches of %lld, %s, "
+		printf("%s on %s, %d GPUs: %d stage%s, batch %lld = %d microbatch%s of %lld, %s, "
 		       "recompute %s; simulated step %.4f s\n",
 		       p.model, c.name, r.ngpus, p.nstages, p.nstages == 1 ? "" : "s",
-		       (long long)p.global_batch, p.nmicro, (long long)p.microbatch,
+		       (long long)p.global_batch, p.nmicro, p.nmicro == 1 ? "" : "es",
+		       (long long)p.microbatch,
 		       ir_schedule_name(p.schedule), ir_recompute_name(p.recompute), r.step_time_s);
 		for (int q = 0; q < p.nstages; q++)
 			if (only < 0 || q == only)
