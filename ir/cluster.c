@@ -260,6 +260,13 @@ int ir_logical_mesh(const IrCluster *c, const IrMesh *m, int n0, int n1, IrLogic
 	v->crosses_nodes[0] = m->nnodes > 1 && n0 > 1;
 	for (int a = 0; a < 2; a++)
 		v->axis[a] = v->crosses_nodes[a] ? c->inter : c->intra;
+	v->intra = c->intra;
+	/* an axis-1 group spanning nodes fills each; an axis-0 group has
+	 * M / n1 devices in a node when n1 divides M (devices n1 apart) */
+	v->per_node[1] = n1 > per_node && n1 % per_node == 0 ? per_node : 1;
+	v->per_node[0] = n1 < per_node && per_node % n1 == 0 ? per_node / n1 : 1;
+	if (v->per_node[0] > n0)
+		v->per_node[0] = n0;
 	return 0;
 }
 

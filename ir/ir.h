@@ -422,6 +422,8 @@ typedef struct IrLogicalMesh {
 	int n[2];
 	IrLink axis[2];
 	bool crosses_nodes[2];
+	int per_node[2]; /* devices of one axis group inside one node (0: 1) */
+	IrLink intra;    /* the link inside a node */
 } IrLogicalMesh;
 
 int ir_mesh_devices(const IrMesh *m);
@@ -469,7 +471,10 @@ typedef struct IrComm {
 			  parameter all-gather after the update), not per microbatch */
 	bool reshard;  /* converts a tensor's layout between two ops */
 	bool weight;   /* gathers a weight sharded at rest (ZeRO-3 / FSDP parameter
-			  all-gather): may be prefetched (IR_OVERLAP_PARAM_GATHER) */
+			  all-gather): may be prefetched (IR_OVERLAP_PARAM_GATHER);
+			  on a reduce-scatter in backward: reduces gradients into
+			  their dp shards, overlapped with the backward of the
+			  layers before it (IR_OVERLAP_GRAD_REDUCE) */
 } IrComm;
 
 /* Communication a plan overlaps with compute (IrPlan.overlap bits). */

@@ -39,10 +39,16 @@
  *   accumulated gradients once per step; zero 1 (Megatron's distributed
  *   optimizer) shards the optimizer state over dp, reduce-scatters the
  *   gradients and all-gathers the updated weights once per step; zero 2
- *   also shards the gradient accumulators (reduce-scatter every
- *   microbatch); zero 3 (FSDP) also shards the weights at rest and
- *   all-gathers each before its forward and its backward use.  The dp
- *   shard of a weight is one of its dims not split over tp, the one
+ *   also shards the gradients: with one microbatch per step they are
+ *   reduce-scattered into shards as they are made, under gradient
+ *   accumulation once per step (whole gradients accumulate in between, as
+ *   FSDP does under a pipeline schedule); zero 3 (FSDP) also shards the
+ *   weights at rest.  Where gradients are dp shards, each layer's weights
+ *   and gradients are one flat buffer (FSDP's FlatParameter): one all-
+ *   gather before the layer's forward, one before its backward, one
+ *   reduce-scatter of its gradients per microbatch, the buffer padded to
+ *   a multiple of dp.  The dp shard of a weight (its optimizer state, and
+ *   its memory at rest) is one of its dims not split over tp, the one
  *   padding least; a dim the axis does not divide is padded to the
  *   ceiling, as FSDP pads its flat buffer.
  *
@@ -132,6 +138,7 @@ typedef struct {
 	int n0, n1;
 	bool sp;
 	int zero;
+	int nmicro;                    /* microbatches per step */
 	int64_t tp_size[MAX_TP_SIZES]; /* sizes a tensor-parallel label has */
 	int ntp;
 	unsigned char *batched;        /* per tensor: batch dim first */
@@ -262,6 +269,19 @@ static int zero_dim(const Rule *R, const IrTensor *t, const char *lab, const uin
 	return best;
 }
 
+/* Are gradient accumulators dp shards, reduce-scattered every microbatch?
+ * ZeRO-3 (FSDP FULL_SHARD) always; ZeRO-2 only with one microbatch per
+ * step: under gradient accumulation it reduces once per step into the
+ * optimizer's shard, accumulating whole gradients in between, as PyTorch's
+ * pipeline schedules drive FSDP (gradient sync requested on the last
+ * backward only: torch.distributed.pipelining, stage.py,
+ * backward_maybe_with_nosync) and as Megatron-LM's distributed optimizer
+ * does (docs/simulator.md). */
+static bool shards_grads(const Rule *R)
+{
+	return R->zero >= 3 || (R->zero == 2 && R->nmicro <= 1);
+}
+
 /* Axes per label of op (bit 1: axis 0, bit 2: axis 1). */
 static void rule_axes(const Rule *R, const IrOp *op, uint8_t ax[64])
 {
@@ -307,7 +327,7 @@ static void rule_axes(const Rule *R, const IrOp *op, uint8_t ax[64])
 		}
 	}
 	if (R->n0 > 1 && ((op->kind == IR_ADAM && R->zero >= 1) ||
-			  (op->kind == IR_ACCUM && R->zero >= 2))) {
+			  (op->kind == IR_ACCUM && shards_grads(R)))) {
 		const IrTensor *t = &g->tensors[op->out[0]];
 		int d = zero_dim(R, t, op->lab[op->nin], ax);
 		if (d >= 0)
@@ -390,6 +410,70 @@ static double zero_gathered_bytes(const Rule *R, const IrOp *adam, const uint8_t
 	return local * R->n0;
 }
 
+/*
+ * FSDP's flat parameters (Zhao et al., "PyTorch FSDP", VLDB 2023, section
+ * 3.2): each wrapped layer's weights are one flat buffer, padded so the dp
+ * axis divides it, sharded at rest; one all-gather of it before the layer's
+ * forward, one before its backward, one reduce-scatter of its gradients.
+ * Per layer of the stage (index layer - first_layer): the gathered bytes
+ * (tp-local), and the first forward and backward op reading one of its
+ * weights.  n = 0 when no gradient is a dp shard.
+ */
+typedef struct {
+	int n;
+	double *bytes;
+	int *first_fwd, *first_bwd;
+	int *rs_done;
+} Flat;
+
+static void flat_build(const Rule *R, const IrStagePlan *s, const int *adam_of,
+		       uint8_t (*adam_ax)[64], Flat *f)
+{
+	const IrGraph *g = R->g;
+	memset(f, 0, sizeof *f);
+	if (!shards_grads(R) || R->n0 <= 1)
+		return;
+	int nl = s->last_layer - s->first_layer + 1;
+	f->n = nl;
+	f->bytes = calloc((size_t)nl, sizeof(double));
+	f->first_fwd = malloc(sizeof(int) * (size_t)nl);
+	f->first_bwd = malloc(sizeof(int) * (size_t)nl);
+	f->rs_done = calloc((size_t)nl, sizeof(int));
+	double *elems = calloc((size_t)nl, sizeof(double));
+	if (!f->bytes || !f->first_fwd || !f->first_bwd || !f->rs_done || !elems)
+		abort();
+	for (int l = 0; l < nl; l++)
+		f->first_fwd[l] = f->first_bwd[l] = -1;
+	for (int w = 0; w < g->ntensors; w++) {
+		if (adam_of[w] < 0 || g->tensors[w].role != IR_T_WEIGHT)
+			continue;
+		const IrOp *a = &g->ops[adam_of[w]];
+		int l = a->layer - s->first_layer;
+		const IrTensor *t = &g->tensors[a->out[0]];
+		double e = (double)ir_tensor_numel(t) / operand_ways(R, a, a->nin, adam_ax[w], 2);
+		elems[l] += e;
+		f->bytes[l] += e * (double)ir_dtype_size(t->dtype);
+		int rf = R->first_fwd[w], rb = R->first_bwd[w];
+		if (rf >= 0 && (f->first_fwd[l] < 0 || rf < f->first_fwd[l]))
+			f->first_fwd[l] = rf;
+		if (rb >= 0 && (f->first_bwd[l] < 0 || rb < f->first_bwd[l]))
+			f->first_bwd[l] = rb;
+	}
+	/* padded to a multiple of the dp size, in whole elements */
+	for (int l = 0; l < nl; l++)
+		if (elems[l] > 0)
+			f->bytes[l] *= ceil(elems[l] / R->n0) * R->n0 / elems[l];
+	free(elems);
+}
+
+static void flat_free(Flat *f)
+{
+	free(f->bytes);
+	free(f->first_fwd);
+	free(f->first_bwd);
+	free(f->rs_done);
+}
+
 static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 {
 	const IrGraph *g = R->g;
@@ -423,6 +507,8 @@ static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 			rule_axes(R, op, adam_ax[w]);
 		}
 	}
+	Flat fl;
+	flat_build(R, s, adam_of, adam_ax, &fl);
 	Comms cm = {0};
 	int j = 0;
 	for (int o = 0; o < g->nops; o++) {
@@ -438,18 +524,17 @@ static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 		strat[j] = strategy_string(&p->arena, op, ax);
 		ways[j] = ((used & 1) ? n0 : 1) * ((used & 2) ? n1 : 1);
 		j++;
-		/* ZeRO-3: a weight at rest is a dp shard, gathered before its first
-		 * forward and its first backward use */
-		for (int k = 0; k < op->nin && R->zero >= 3 && n0 > 1 && op->phase != IR_UPDATE;
-		     k++) {
-			int w = op->in[k];
-			if (g->tensors[w].role != IR_T_WEIGHT || adam_of[w] < 0 ||
-			    (R->first_fwd[w] != o && R->first_bwd[w] != o))
-				continue;
-			comm_push(&cm, (IrComm){.op = o, .kind = SIM_ALL_GATHER, .axis = 0,
-						.bytes = zero_gathered_bytes(R, &g->ops[adam_of[w]],
-									     adam_ax[w])});
-		}
+		/* ZeRO-3: a layer's weights at rest are dp shards of one flat
+		 * buffer, gathered whole before the layer's first forward and
+		 * first backward use */
+		bool reads_weight = false;
+		for (int k = 0; k < op->nin; k++)
+			reads_weight |= g->tensors[op->in[k]].role == IR_T_WEIGHT;
+		for (int l = 0; l < fl.n && R->zero >= 3 && reads_weight && op->phase != IR_UPDATE;
+		     l++)
+			if (fl.first_fwd[l] == o || fl.first_bwd[l] == o)
+				comm_push(&cm, (IrComm){.op = o, .kind = SIM_ALL_GATHER, .axis = 0,
+							.weight = true, .bytes = fl.bytes[l]});
 		/* tensor parallelism: bring each activation or gradient input into
 		 * the layout this op reads it in */
 		bool adds_partials = gsum_add(op) && state[op->in[0]] == TP_PARTIAL &&
@@ -493,10 +578,18 @@ static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 			bool owned = w >= 0 && adam_of[w] >= 0;
 			double full = ir_tensor_bytes(&g->tensors[op->out[0]]) /
 				      operand_ways(R, op, 1, ax, 2);
-			if (R->zero >= 1 && owned) {
+			if (R->zero >= 1 && owned && shards_grads(R)) {
+				/* the layer's gradients as one flat buffer, once per
+				 * microbatch (at its first accumulation) */
+				int l = op->layer - s->first_layer;
+				if (!fl.rs_done[l]++)
+					comm_push(&cm, (IrComm){.op = o, .kind = SIM_REDUCE_SCATTER,
+								.axis = 0, .weight = true,
+								.bytes = fl.bytes[l]});
+			} else if (R->zero >= 1 && owned) {
 				full = zero_gathered_bytes(R, &g->ops[adam_of[w]], adam_ax[w]);
 				comm_push(&cm, (IrComm){.op = o, .kind = SIM_REDUCE_SCATTER, .axis = 0,
-							.per_step = R->zero == 1, .bytes = full});
+							.per_step = true, .bytes = full});
 			} else {
 				comm_push(&cm, (IrComm){.op = o, .kind = SIM_ALL_REDUCE, .axis = 0,
 							.per_step = true, .bytes = full});
@@ -529,6 +622,7 @@ static int rule_stage(const Rule *R, IrPlan *p, IrStagePlan *s, IrError *e)
 	free(ways);
 	free(adam_ax);
 	free(adam_of);
+	flat_free(&fl);
 	return 0;
 }
 
@@ -551,7 +645,8 @@ int pass_megatron_plan(const IrGraph *g, const IrCluster *c, const PassManual *m
 		free(last);
 		return ir_fail(e, "", 0, "%s", why);
 	}
-	Rule R = {.g = g, .n0 = m->dp, .n1 = m->tp, .sp = m->sp && m->tp > 1, .zero = m->zero};
+	Rule R = {.g = g, .n0 = m->dp, .n1 = m->tp, .sp = m->sp && m->tp > 1, .zero = m->zero,
+		  .nmicro = (int)(global_batch / ((int64_t)m->dp * m->mbs))};
 	R.batched = calloc((size_t)g->ntensors + 1, 1);
 	R.first_fwd = malloc(sizeof(int) * (size_t)(g->ntensors + 1));
 	R.first_bwd = malloc(sizeof(int) * (size_t)(g->ntensors + 1));

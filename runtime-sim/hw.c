@@ -15,6 +15,13 @@
  *   scatter, all-to-all (n-1)/n B/(bw eff) + (n-1) lat; p2p B/(bw eff) + lat.
  *   The same factors as NCCL's bus bandwidth, "Performance reported by NCCL
  *   tests", https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md
+ *   A ring between nodes with g > 1 of its devices in each node runs one
+ *   channel per NIC: bus bandwidth g times one GPU's network share, at most
+ *   the NVLink bus bandwidth the ring also crosses, and of its steps only
+ *   nodes - 1 (2(nodes - 1) for all-reduce) pay the network latency, the
+ *   rest NVLink's (NVIDIA/nccl src/graph/tuning.cc, ncclTopoTuneModel:
+ *   busBw = nChannels * speed; ring latency (nsteps - nInterSteps) *
+ *   intraLat + nInterSteps * interLat).
  * Every constant below carries its public source; docs/hardware-model.md
  * explains the model and what it leaves out.
  */
@@ -187,6 +194,38 @@ double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink 
 	return 0;
 }
 
+double sim_collective_time_nodes(SimColl k, double bytes, int ndev, int per_node,
+				 const IrLink *net, const IrLink *intra)
+{
+	assert(net && intra);
+	if (per_node <= 1 || ndev <= per_node || ndev % per_node || !(intra->bw > 0))
+		return sim_collective_time_link(k, bytes, ndev, net, true);
+	if (!(bytes > 0))
+		return 0;
+	double n = ndev, nodes = ndev / per_node;
+	double bw_net = per_node * net->bw * sim_hw.eff_network * (net->scale > 0 ? net->scale : 1);
+	double bw_nvl = intra->bw * sim_hw.eff_nvlink * (intra->scale > 0 ? intra->scale : 1);
+	double bw = bw_net < bw_nvl ? bw_net : bw_nvl;
+	/* NCCL's ring latency: of the n - 1 steps (2(n - 1) for all-reduce),
+	 * nodes - 1 cross the network */
+	double steps = n - 1, inter = nodes - 1;
+	double lat = (steps - inter) * intra->latency + inter * net->latency;
+	switch (k) {
+	case SIM_ALL_REDUCE:
+		return 2 * (n - 1) / n * bytes / bw + 2 * lat;
+	case SIM_ALL_GATHER:
+	case SIM_REDUCE_SCATTER:
+	case SIM_ALL_TO_ALL:
+		return (n - 1) / n * bytes / bw + lat;
+	case SIM_P2P:
+		return sim_collective_time_link(k, bytes, ndev, net, true);
+	case SIM_NCOLL:
+		break;
+	}
+	assert(!"unknown collective");
+	return 0;
+}
+
 double sim_collective_time(SimColl k, double bytes, int ndev, const IrLink *link)
 {
 	return sim_collective_time_link(k, bytes, ndev, link, false);
@@ -195,9 +234,11 @@ double sim_collective_time(SimColl k, double bytes, int ndev, const IrLink *link
 double sim_mesh_collective_time(const IrLogicalMesh *m, int axis, SimColl k, double bytes)
 {
 	assert(m && axis >= 0 && axis <= 2);
+	if ((axis == 0 || axis == 1) && m->crosses_nodes[axis])
+		return sim_collective_time_nodes(k, bytes, m->n[axis], m->per_node[axis],
+						 &m->axis[axis], &m->intra);
 	if (axis == 0 || axis == 1)
-		return sim_collective_time_link(k, bytes, m->n[axis], &m->axis[axis],
-						m->crosses_nodes[axis]);
+		return sim_collective_time_link(k, bytes, m->n[axis], &m->axis[axis], false);
 	if (axis != 2)
 		return 0;
 	/* Both axes: a ring over all devices runs at its slowest hop.  Only
@@ -216,5 +257,8 @@ double sim_mesh_collective_time(const IrLogicalMesh *m, int axis, SimColl k, dou
 	}
 	if (!slow)
 		return 0;
+	if (network)
+		return sim_collective_time_nodes(k, bytes, m->n[0] * m->n[1], m->mesh.ngpus, slow,
+						 &m->intra);
 	return sim_collective_time_link(k, bytes, m->n[0] * m->n[1], slow, network);
 }

@@ -84,10 +84,24 @@ double sim_collective_time_link(SimColl k, double bytes, int ndev, const IrLink 
 				bool network);
 
 /*
+ * A ring over `ndev` devices on ndev / per_node nodes, per_node of them in
+ * each: when per_node > 1 each node's share of the ring runs over
+ * per_node NICs (bus bandwidth per_node * net->bw at network efficiency,
+ * at most intra->bw at NVLink efficiency), and nodes - 1 of its ndev - 1
+ * steps (twice for all-reduce) pay net->latency, the others
+ * intra->latency, as NCCL's tuning model has it.  per_node <= 1 is
+ * sim_collective_time_link(..., net, true).
+ */
+double sim_collective_time_nodes(SimColl k, double bytes, int ndev, int per_node,
+				 const IrLink *net, const IrLink *intra);
+
+/*
  * The same over axis 0 or 1 of a logical mesh (m->n[axis] devices over
  * m->axis[axis]), or both (axis 2: all n0*n1 devices, bounded by the slower
  * link of the axes longer than 1, at network efficiency if either crosses
- * nodes).
+ * nodes).  An axis crossing nodes with m->per_node[axis] > 1 devices in
+ * each node (axis 2: the mesh's GPUs per node) is priced by
+ * sim_collective_time_nodes.
  */
 double sim_mesh_collective_time(const IrLogicalMesh *m, int axis, SimColl k, double bytes);
 
@@ -503,6 +517,8 @@ int sim_trace_fwrite_detail(const IrGraph *g, const IrCluster *c, const IrPlan *
 /* Pictures of a plan as standalone SVG without scripts (svg.c).  Classes
  * name what each element shows, so a reader can measure the picture. */
 typedef enum { SIM_SVG_TIMELINE, SIM_SVG_MESH, SIM_SVG_MEMORY } SimSvg;
+/* Timelines of more tasks than this carry no per-task tooltips. */
+enum { SIM_SVG_MAX_TIPS = 20000 };
 /* The step's pipeline schedule: a <g class="rank"> row per pipeline rank,
  * forward (class fwd) and backward (bwd) tasks on its compute lane over an
  * idle background (class idle) spanning the pipeline phase, collectives

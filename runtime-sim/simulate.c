@@ -261,35 +261,51 @@ static double send_bytes(const IrGraph *g, const int *pos)
 typedef struct {
 	double fc, fm, fg; /* forward: kernels, blocking collectives, weight gathers */
 	double bc, bm, bg; /* backward (recomputation included): the same */
+	double br;         /* backward: reduce-scatter of the layer's gradient shards */
 	double red[SIM_NCOLL][3]; /* bytes of once-per-step gradient reductions */
 } LayerWork;
 
 /* A task over a stage's layers (forward ascending, backward descending):
- * per layer its kernels, blocking collectives and weight gathers.  Weight
- * gathers prefetched one layer ahead run on the communication stream: a
- * layer's gather starts once the previous layer's compute has begun and
- * the stream is free, and the layer waits for it.  With tp a layer's
- * collectives hide behind its kernels (max instead of sum).  Without
- * either it is today's sum. */
-static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetch, bool tp)
+ * per layer its kernels, blocking collectives, weight gathers and
+ * gradient reduce-scatters.  Weight gathers prefetched one layer ahead run
+ * on the communication stream: a layer's gather starts once the previous
+ * layer's compute has begun and the stream is free, and the layer waits
+ * for it.  With `reduce` a layer's gradient reduce-scatter joins the
+ * stream when the layer's compute ends (after the gather already queued
+ * for the next layer, as FSDP issues them) and the task ends when the
+ * stream drains; without it the reduce-scatter blocks.  With tp a layer's
+ * collectives hide behind its kernels (max instead of sum).  With none of
+ * them it is the plain sum. */
+static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetch, bool tp,
+			bool reduce)
 {
-	double t = 0, gfree = 0, prev_start = 0;
+	double t = 0, cfree = 0, prev_start = 0, pending = 0;
 	for (int j = 0; j < nl; j++) {
 		const LayerWork *x = &lw[backward ? nl - 1 - j : j];
 		double c = backward ? x->bc : x->fc, m = backward ? x->bm : x->fm;
-		double w = backward ? x->bg : x->fg;
+		double w = backward ? x->bg : x->fg, r = backward ? x->br : 0;
 		double work = tp ? fmax(c, m) : c + m;
-		if (!prefetch) {
-			t += w + work;
-			continue;
+		if (!reduce) {
+			work += r;
+			r = 0;
 		}
-		double gstart = fmax(gfree, prev_start);
-		gfree = gstart + w;
-		double start = fmax(t, gfree);
+		double start;
+		if (prefetch) {
+			double gstart = fmax(cfree, prev_start);
+			cfree = gstart + w;
+			start = fmax(t, cfree);
+		} else {
+			start = t + w;
+		}
+		if (pending > 0) /* the previous layer's reduce-scatter, issued at its end */
+			cfree = fmax(cfree, t) + pending;
 		prev_start = start;
 		t = start + work;
+		pending = r;
 	}
-	return t;
+	if (pending > 0)
+		cfree = fmax(cfree, t) + pending;
+	return fmax(t, reduce ? cfree : 0);
 }
 
 /* Appends a collective to det (NULL: nothing). */
@@ -431,6 +447,12 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 		detail_coll(det, cm, li, t, ph != IR_FWD, false);
 		if (ph == IR_FWD && recomputed(g, core, rc, cm->op))
 			detail_coll(det, cm, li, t, true, true);
+		if (cm->weight && cm->kind == SIM_REDUCE_SCATTER && ph == IR_BWD) {
+			out->bwd_s += t;
+			out->bwd_comm_s += t;
+			LW(cm->op)->br += t;
+			continue;
+		}
 		if (ph == IR_FWD) {
 			out->fwd_s += t;
 			out->fwd_comm_s += t;
@@ -460,7 +482,7 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 	if (!rcode && overlap) {
 		bool pf = overlap & IR_OVERLAP_PARAM_GATHER, tp = overlap & IR_OVERLAP_TP;
 		if (pf || tp)
-			out->fwd_s = task_time(lw, nl, false, pf, tp);
+			out->fwd_s = task_time(lw, nl, false, pf, tp, false);
 		if (overlap & IR_OVERLAP_GRAD_REDUCE) {
 			/* one bucket per layer, ready when the layer's backward ends
 			 * in the stage's last backward; reduced in that order on the
@@ -490,9 +512,13 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 	if (!rcode) {
 		out->bwd_s += out->recompute_s;
 		out->bwd_comm_s += recompute_comm;
-		if (overlap & (IR_OVERLAP_PARAM_GATHER | IR_OVERLAP_TP)) {
+		bool shards = false; /* gradient reduce-scatters to overlap */
+		for (int l = 0; l < nl && (overlap & IR_OVERLAP_GRAD_REDUCE); l++)
+			shards |= lw[l].br > 0;
+		if ((overlap & (IR_OVERLAP_PARAM_GATHER | IR_OVERLAP_TP)) || shards) {
 			out->bwd_s = task_time(lw, nl, true, overlap & IR_OVERLAP_PARAM_GATHER,
-					       overlap & IR_OVERLAP_TP);
+					       overlap & IR_OVERLAP_TP,
+					       overlap & IR_OVERLAP_GRAD_REDUCE);
 		}
 		/* tied copies: their gradient is summed with the owner stage's
 		 * (an all-reduce between the two, over the network when the

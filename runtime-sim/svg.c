@@ -77,6 +77,9 @@ static void rect(FILE *f, const char *cls, double x, double y, double w, double 
 {
 	fprintf(f, "<rect class=\"%s\" x=\"%.9g\" y=\"%.2f\" width=\"%.9g\" height=\"%.2f\" "
 		   "fill=\"%s\"", cls, x, y, w, h, fill);
+	/* tasks wide enough get a white edge, so neighbours stay apart */
+	if ((!strcmp(cls, "fwd") || !strcmp(cls, "bwd")) && w >= 3)
+		fputs(" stroke=\"#ffffff\" stroke-width=\"0.6\"", f);
 	if (tip) {
 		fputs("><title>", f);
 		esc(f, tip);
@@ -122,6 +125,8 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 		T = 1;
 	double sx = TL_PLOT / T, W = TL_LEFT + TL_PLOT + 30, H = TL_TOP + P * TL_ROW + 50;
 	char buf[256];
+	/* tooltips on every task only while the file stays small */
+	bool tips = tl->ntasks <= SIM_SVG_MAX_TIPS;
 	/* the axis in ms, or in s for steps of 2 s and more */
 	double unit = T >= 2 ? 1 : 1e-3;
 	const char *uname = T >= 2 ? "s" : "ms";
@@ -153,6 +158,8 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 	}
 	snprintf(buf, sizeof buf, "time (%s)", uname);
 	text(f, TL_LEFT + TL_PLOT / 2, y1 + 36, "middle", NULL, buf);
+	text(f, TL_LEFT + TL_PLOT, y1 + 36, "end", "font-size=\"9\" fill=\"#666666\"",
+	     "numbers in tasks: the microbatch");
 	fputs("</g>\n", f);
 	/* rows: the idle background over the pipeline phase, then the work */
 	for (int k = 0; k < P; k++) {
@@ -175,13 +182,21 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 				 t->backward ? "backward" : "forward", t->stage, t->micro,
 				 t->start * 1e3, t->end * 1e3);
 			rect(f, t->backward ? "bwd" : "fwd", TL_LEFT + t->start * sx, y,
-			     (t->end - t->start) * sx, TL_COMPUTE, t->backward ? C_BWD : C_FWD, buf);
+			     (t->end - t->start) * sx, TL_COMPUTE, t->backward ? C_BWD : C_FWD,
+			     tips ? buf : NULL);
+			if ((t->end - t->start) * sx >= 16) {
+				/* the microbatch, inside the task */
+				snprintf(buf, sizeof buf, "%d", t->micro);
+				text(f, TL_LEFT + (t->start + t->end) / 2 * sx, y + 14, "middle",
+				     "font-size=\"9\" fill=\"#ffffff\"", buf);
+			}
 			if (t->comm_s > 0) {
 				snprintf(buf, sizeof buf, "collectives of %s stage %d microbatch %d: "
 					 "%.4g ms", t->backward ? "backward" : "forward", t->stage,
 					 t->micro, t->comm_s * 1e3);
 				rect(f, "comm", TL_LEFT + (t->end - t->comm_s) * sx,
-				     y + TL_COMPUTE + 1, t->comm_s * sx, TL_COMM, C_COMM, buf);
+				     y + TL_COMPUTE + 1, t->comm_s * sx, TL_COMM, C_COMM,
+				     tips ? buf : NULL);
 			}
 		}
 		/* sends whose sender is this rank */
@@ -196,7 +211,7 @@ void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r)
 				 t->backward ? "gradient" : "activation", from, t->stage, t->micro,
 				 t->recv_s * 1e3);
 			rect(f, "p2p", TL_LEFT + (t->start - t->recv_s) * sx, y + TL_COMPUTE + 1,
-			     t->recv_s * sx, TL_COMM, C_P2P, buf);
+			     t->recv_s * sx, TL_COMM, C_P2P, tips ? buf : NULL);
 		}
 		/* after the pipeline: bucketed reductions, per-step sync, update */
 		bool bucketed = p->overlap & IR_OVERLAP_GRAD_REDUCE;

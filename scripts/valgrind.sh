@@ -22,7 +22,8 @@ jobs="list:list
 info:info $T --set layers=2
 shard:shard $T --cluster $C --mesh 2x2 --batch 4
 compile:compile $M -o $t/c.xml --trace $t/c.json
-simulate:simulate $t/plan.xml --trace $t/s.json --json
+simulate:simulate $t/plan.xml --trace $t/s.json --trace-detail gpu --svg-timeline $t/t.svg --svg-mesh $t/m.svg --svg-memory $t/mem.svg --json
+report:report $t/plan.xml -o $t/r.html --tokens 1e9
 compare:compare $M --cluster tests/data/tiny-cluster-fast.xml --nodes 1
 estimate:estimate $t/plan.xml --tokens 1e9 --failures --runs 20
 calibrate:calibrate $t/runs.tsv --cluster $C --fit gemm-scale

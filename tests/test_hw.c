@@ -217,7 +217,14 @@ Test(hw_mesh, axis_2_spans_all_devices_over_the_slower_link)
 {
 	IrLogicalMesh m = two_nodes();
 	double b = 1e9;
+	/* without the link inside a node: one NIC's ring */
 	double want = 2.0 * 15 / 16 * b / (hdr.bw * sim_hw.eff_network) + 30 * hdr.latency;
+	assert_rel(sim_mesh_collective_time(&m, 2, SIM_ALL_REDUCE, b), want, 1e-12);
+	/* with it: 8 devices a node, 8 NICs (8 x 25 GB/s x 0.96 = 192 GB/s,
+	 * below NVLink's 300 x 0.822), 2 of the 30 steps between nodes */
+	m.intra = nvlink;
+	want = 2.0 * 15 / 16 * b / (8 * hdr.bw * sim_hw.eff_network) + 28 * nvlink.latency +
+	       2 * hdr.latency;
 	assert_rel(sim_mesh_collective_time(&m, 2, SIM_ALL_REDUCE, b), want, 1e-12);
 
 	/* Inside one node, two links of different speed: the slower bounds. */
@@ -228,6 +235,41 @@ Test(hw_mesh, axis_2_spans_all_devices_over_the_slower_link)
 			     .crosses_nodes = {false, false}};
 	assert_rel(sim_mesh_collective_time(&one, 2, SIM_ALL_GATHER, b),
 		   sim_collective_time(SIM_ALL_GATHER, b, 8, &slow), 1e-12);
+}
+
+/* A ring over 64 GPUs of 8 nodes, 8 in each (NCCL's tuning model): bus
+ * bandwidth 8 NICs' worth, capped by NVLink's; 7 of the 63 all-gather
+ * steps cross the network.  One GPU a node: the plain network ring. */
+Test(hw_mesh, a_ring_over_nodes_uses_every_nic_of_a_node)
+{
+	IrLink ndr = {.bw = 50e9, .latency = 14e-6}, nvl4 = {.bw = 450e9, .latency = 3.4e-6};
+	double b = 6e8;
+	double bw = fmin(8 * 50e9 * sim_hw.eff_network, 450e9 * sim_hw.eff_nvlink);
+	double want = 63.0 / 64 * b / bw + 56 * 3.4e-6 + 7 * 14e-6;
+	assert_rel(sim_collective_time_nodes(SIM_ALL_GATHER, b, 64, 8, &ndr, &nvl4), want, 1e-12);
+	assert_rel(sim_collective_time_nodes(SIM_REDUCE_SCATTER, b, 64, 8, &ndr, &nvl4), want,
+		   1e-12);
+	want = 2 * 63.0 / 64 * b / bw + 2 * (56 * 3.4e-6 + 7 * 14e-6);
+	assert_rel(sim_collective_time_nodes(SIM_ALL_REDUCE, b, 64, 8, &ndr, &nvl4), want, 1e-12);
+	/* 2 GPUs a node: 2 NICs, below NVLink */
+	want = 31.0 / 32 * b / (2 * 50e9 * sim_hw.eff_network) + 16 * 3.4e-6 + 15 * 14e-6;
+	assert_rel(sim_collective_time_nodes(SIM_ALL_GATHER, b, 32, 2, &ndr, &nvl4), want, 1e-12);
+	assert_rel(sim_collective_time_nodes(SIM_ALL_GATHER, b, 8, 1, &ndr, &nvl4),
+		   sim_collective_time_link(SIM_ALL_GATHER, b, 8, &ndr, true), 1e-12);
+
+	/* the logical mesh says how many of an axis's devices share a node */
+	IrCluster c = {.nodes = 8, .gpus_per_node = 8, .inter = ndr, .intra = nvl4};
+	IrMesh all = {.node0 = 0, .nnodes = 8, .gpu0 = 0, .ngpus = 8};
+	IrLogicalMesh lm;
+	IrError e;
+	cr_assert_eq(ir_logical_mesh(&c, &all, 64, 1, &lm, &e), 0, "%s", e.msg);
+	assert_rel(sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, b),
+		   sim_collective_time_nodes(SIM_ALL_GATHER, b, 64, 8, &ndr, &nvl4), 1e-12);
+	cr_assert_eq(ir_logical_mesh(&c, &all, 16, 4, &lm, &e), 0, "%s", e.msg);
+	cr_assert_eq(lm.per_node[0], 2);
+	cr_assert_eq(ir_logical_mesh(&c, &all, 8, 8, &lm, &e), 0, "%s", e.msg);
+	assert_rel(sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, b),
+		   sim_collective_time_link(SIM_ALL_GATHER, b, 8, &ndr, true), 1e-12);
 }
 
 Test(hw_mesh, axis_2_ignores_an_axis_of_length_1)

@@ -363,32 +363,58 @@ Test(zero, fsdp_over_124_ranks_pads_to_the_ceiling, .timeout = 300)
 		  16 * padded);
 	cr_expect_gt(got, 16 * P / N * 1.001, "the padding shows");
 	cr_expect(r.step_time_s > 0 && isfinite(r.step_time_s));
-	/* per microbatch: each weight gathered for forward, and again for
-	 * backward where a backward op reads it; its gradient reduce-scattered;
-	 * nothing all-reduced */
-	int ag = 0, rs = 0, ar = 0, nw = 0;
-	for (int j = 0; j < p.stages[0].ncomm; j++) {
-		const IrComm *cm = &p.stages[0].comm[j];
-		ag += cm->kind == SIM_ALL_GATHER;
-		rs += cm->kind == SIM_REDUCE_SCATTER;
-		ar += cm->kind == SIM_ALL_REDUCE;
-		cr_expect(!cm->per_step, "ZeRO-3 has no per-step collective");
-	}
-	int nbwd = 0; /* weights a backward op reads (a linear's, a norm's gain) */
+	/* per microbatch and layer (FSDP's flat parameter): one all-gather of
+	 * the layer's weights as one buffer padded to a multiple of N for
+	 * forward, one more for backward where a backward op reads one of
+	 * them, one reduce-scatter of its gradients; nothing all-reduced,
+	 * nothing once per step */
+	int L = g.nlayers;
+	double flat[16] = {0};
+	bool read_bwd[16] = {false};
+	cr_assert_leq(L, 16);
 	for (int t = 0; t < g.ntensors; t++) {
 		if (g.tensors[t].role != IR_T_WEIGHT || g.tensors[t].weight >= 0)
 			continue;
-		nw++;
-		bool read = false;
-		for (int o = 0; o < g.nops && !read; o++)
+		int l = -1;
+		for (int o = 0; o < g.nfwd_ops && l < 0; o++)
+			for (int k = 0; k < g.ops[o].nin; k++)
+				if (g.ops[o].in[k] == t)
+					l = g.ops[o].layer;
+		cr_assert_geq(l, 0);
+		flat[l] += (double)ir_tensor_numel(&g.tensors[t]);
+		for (int o = g.nfwd_ops; o < g.nops; o++)
 			for (int k = 0; k < g.ops[o].nin && g.ops[o].phase == IR_BWD; k++)
-				read |= g.ops[o].in[k] == t;
-		nbwd += read;
+				read_bwd[l] |= g.ops[o].in[k] == t;
 	}
-	cr_expect_eq(ag, nw + nbwd, "%d all-gathers, %d weights of which %d read backward", ag, nw,
-		     nbwd);
-	cr_expect_eq(rs, nw);
-	cr_expect_eq(ar, 0);
+	int ag[16] = {0}, rs[16] = {0}, other = 0;
+	for (int j = 0; j < p.stages[0].ncomm; j++) {
+		const IrComm *cm = &p.stages[0].comm[j];
+		/* the op's layer, or for a tied weight read in another layer
+		 * (the head reading the embedding table) the layer it belongs to */
+		int l = g.ops[cm->op].layer;
+		for (int k = 0; k < L && fabs(cm->bytes - 2 * ceil(flat[l] / N) * N) > 0.5; k++)
+			if (fabs(cm->bytes - 2 * ceil(flat[k] / N) * N) <= 0.5)
+				l = k;
+		double want = 2 * ceil(flat[l] / N) * N; /* bf16 */
+		cr_expect(!cm->per_step, "ZeRO-3 has no per-step collective");
+		if (cm->kind == SIM_ALL_GATHER)
+			ag[l]++;
+		else if (cm->kind == SIM_REDUCE_SCATTER)
+			rs[l]++;
+		else
+			other++;
+		if (cm->kind == SIM_ALL_GATHER || cm->kind == SIM_REDUCE_SCATTER)
+			cr_expect(fabs(cm->bytes - want) <= 1e-9 * want,
+				  "layer %d: %s of %.0f B, want the padded flat buffer %.0f B", l,
+				  sim_coll_name(cm->kind), cm->bytes, want);
+	}
+	for (int l = 0; l < L; l++) {
+		if (!(flat[l] > 0))
+			continue;
+		cr_expect_eq(ag[l], 1 + read_bwd[l], "layer %d: %d all-gathers", l, ag[l]);
+		cr_expect_eq(rs[l], 1, "layer %d: %d reduce-scatters", l, rs[l]);
+	}
+	cr_expect_eq(other, 0);
 	sim_result_free(&r);
 	ir_plan_free(&p);
 	ir_graph_free(&g);
@@ -426,6 +452,55 @@ Test(zero, each_stage_shards_what_it_says)
 		sim_result_free(&r);
 		ir_plan_free(&p);
 	}
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+}
+
+/* ZeRO-2 under gradient accumulation (m = 4 microbatches): the gradients
+ * are reduce-scattered once per step, every weight's gradient exactly once
+ * (bytes: the weights of a tp rank, which no dim of this model pads), and
+ * nothing is reduced per microbatch; whole gradients are kept between
+ * microbatches: model state 2 + 2 + 12 / N bytes per parameter. */
+Test(zero, zero2_under_accumulation_reduces_once_per_step)
+{
+	IrCluster c = test_cluster(TINY_CLUSTER, 2); /* 8 GPUs */
+	const int N = 4, M = 4;
+	IrGraph g = gpt(GPT2, N);
+	PassManual m = manual(N, 2, 1, 1);
+	IrPlan p0;
+	build(&g, &c, &m, N * M, &p0);
+	SimResult r0;
+	IrError e;
+	cr_assert_eq(sim_plan(&g, &c, &p0, &r0, &e), 0, "%s", e.msg);
+	double W = r0.rank_weight[0]; /* bytes of a tp rank's weights (bf16) */
+	double Pt = W / 2;
+	sim_result_free(&r0);
+	ir_plan_free(&p0);
+	m.zero = 2;
+	IrPlan p;
+	build(&g, &c, &m, N * M, &p);
+	cr_assert_eq(p.nmicro, M);
+	double rs_step = 0;
+	int rs_micro = 0;
+	for (int j = 0; j < p.stages[0].ncomm; j++) {
+		const IrComm *cm = &p.stages[0].comm[j];
+		if (cm->axis != 0 || cm->kind != SIM_REDUCE_SCATTER)
+			continue;
+		if (cm->per_step)
+			rs_step += cm->bytes;
+		else
+			rs_micro++;
+	}
+	cr_expect_eq(rs_micro, 0, "%d reduce-scatters per microbatch", rs_micro);
+	cr_expect(fabs(rs_step - W) <= 1e-9 * W, "%.0f B reduce-scattered per step, want %.0f",
+		  rs_step, W);
+	SimResult r;
+	cr_assert_eq(sim_plan(&g, &c, &p, &r, &e), 0, "%s", e.msg);
+	double got = r.rank_weight[0] + r.rank_grad[0] + r.rank_opt[0];
+	double want = 4 * Pt + 12 * Pt / N;
+	cr_expect(fabs(got - want) <= 1e-9 * want, "state %.0f B, want %.0f", got, want);
+	sim_result_free(&r);
+	ir_plan_free(&p);
 	ir_graph_free(&g);
 	ir_cluster_free(&c);
 }

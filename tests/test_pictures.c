@@ -557,3 +557,45 @@ Test(pictures, gpu_trace_event_counts_match_the_closed_form)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/* compile writes the same pictures (and a finer trace) beside its plan. */
+Test(pictures, compile_writes_the_pictures)
+{
+	char dir[] = "/tmp/meshplan-pictures-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char args[2048];
+	int code;
+	snprintf(args, sizeof args,
+		 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 --json "
+		 "--svg-timeline %s/t.svg --svg-mesh %s/m.svg --svg-memory %s/mem.svg "
+		 "--trace %s/t.json --trace-detail layer", DATA, DATA, dir, dir, dir, dir);
+	json_t *j = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	int P = (int)json_integer_value(json_object_get(j, "pipeline_ranks"));
+	char path[512];
+	snprintf(path, sizeof path, "%s/t.svg", dir);
+	xmlDocPtr d = parse_svg_file(path);
+	int rows;
+	double got = svg_bubble(d, &rows), want = test_num(j, "bubble_fraction");
+	cr_expect_eq(rows, P);
+	cr_expect(fabs(got - want) <= 0.01 * want + 1e-6, "picture's bubble %.5f, simulator's %.5f",
+		  got, want);
+	xmlFreeDoc(d);
+	snprintf(path, sizeof path, "%s/m.svg", dir);
+	d = parse_svg_file(path);
+	cr_expect_eq(count(d, NULL, "//*[local-name()='g'][@class='logical']"), P);
+	xmlFreeDoc(d);
+	snprintf(path, sizeof path, "%s/mem.svg", dir);
+	d = parse_svg_file(path);
+	cr_expect_eq(count(d, NULL, RANKS), P);
+	xmlFreeDoc(d);
+	snprintf(path, sizeof path, "%s/t.json", dir);
+	json_error_t err;
+	json_t *tr = json_load_file(path, 0, &err);
+	cr_expect_not_null(tr, "%s: %s", path, err.text);
+	json_decref(tr);
+	json_decref(j);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+}

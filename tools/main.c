@@ -23,6 +23,7 @@ static const Verb verbs[] = {
 	{"calibrate", cmd_calibrate, "fit a cluster's software profile to runs measured on it"},
 	{"provision", cmd_provision, "the cheapest resources for a deadline, the fastest for a budget"},
 	{"sweep", cmd_sweep, "every point of a sweep file compiled and priced; Pareto front (MPI)"},
+	{"export", cmd_export, "a plan as Megatron-LM arguments, a DeepSpeed config or DTensor placements"},
 	{"import", cmd_import, "a model file from a Hugging Face config.json (import hf FILE)"},
 	{"report", cmd_report, "one offline HTML file: a plan's step, stages, pictures and cost"},
 	{"list", cmd_list, "the zoo: models, their presets, clusters"},

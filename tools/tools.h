@@ -28,6 +28,7 @@ int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /* The notes of a model imported as hf:FILE, on stderr: what it assumes, and
  * where seq came from when ps does not set it (nothing for other models). */
 void tool_model_notes(const IrModelDoc *m, const IrParamSet *ps);
