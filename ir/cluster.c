@@ -60,7 +60,16 @@ static int read_gpu(IrCluster *c, xmlNodePtr n, IrError *e)
 	c->gpu.name = ir_xml_attr(&c->arena, n, "name");
 	if (need_real(c, n, "memory-gib", 0, true, MAXFIG, &v, e))
 		return -1;
-	c->gpu.mem_bytes = v * 1073741824.0;
+	c->gpu.hbm_bytes = v * 1073741824.0;
+	double reserve = -1;
+	if (ir_xml_real(n, "reserve-gib", c->file, 0, false, v, &reserve, e) < 0)
+		return -1;
+	if (reserve >= v)
+		return ir_fail(e, c->file, ir_xml_line(n), "reserve-gib %g leaves no memory of "
+				   "memory-gib %g", reserve, v);
+	c->gpu.reserve_bytes = reserve >= 0 ? reserve * 1073741824.0 :
+					      IR_MEM_RESERVE_FRACTION * c->gpu.hbm_bytes;
+	c->gpu.mem_bytes = c->gpu.hbm_bytes - c->gpu.reserve_bytes;
 	if (need_real(c, n, "hbm-gbyte-per-s", 0, true, MAXFIG, &v, e))
 		return -1;
 	c->gpu.hbm_bw = v * 1e9;

@@ -360,7 +360,12 @@ const char *ir_zoo_suggest(const char *kind, const char *name, char *buf, size_t
 typedef struct IrGpu {
 	const char *name;
 	double peak_flops[IR_NDTYPES]; /* dense FLOP/s per dtype (IR_I32: 0) */
-	double mem_bytes;              /* HBM capacity */
+	double mem_bytes;              /* usable memory: HBM less reserve_bytes; what a
+					  plan must fit in */
+	double hbm_bytes;              /* HBM capacity (memory-gib) */
+	double reserve_bytes;          /* kept back for the CUDA context, NCCL buffers and
+					  the allocator's fragmentation: reserve-gib, else
+					  IR_MEM_RESERVE_FRACTION of HBM */
 	double hbm_bw;                 /* HBM bytes/s */
 	double power_w;                /* board power (TDP) */
 	double matmul_eff;             /* fraction of peak a large GEMM reaches (measured);
@@ -399,6 +404,13 @@ typedef struct IrCluster {
 	const char *profile;       /* calibrated profile applied (NULL: none) */
 	const char *profile_note;  /* its provenance as the file states it */
 } IrCluster;
+
+/* Default memory reserve, a fraction of HBM: vLLM's default
+ * gpu_memory_utilization of 0.9 (docs.vllm.ai, engine arguments), the share
+ * of GPU memory a widely used engine leaves to its own tensors, the rest kept
+ * for the CUDA context, NCCL's buffers and fragmentation.  A cluster file's
+ * <gpu reserve-gib="..."> replaces it (docs/formats.md). */
+#define IR_MEM_RESERVE_FRACTION 0.10
 
 /* Reads a cluster by path or zoo name; nodes_override > 0 replaces N.
  * "name:profile" applies the file's <profile name="profile"> (calibrated

@@ -58,7 +58,9 @@ static int info_cluster(const char *name, int nodes, bool json)
 			json_object_set_new(peak, ir_dtype_name((IrDType)t),
 					    json_real(c.gpu.peak_flops[t]));
 		json_object_set_new(o, "peak_flops", peak);
-		json_object_set_new(o, "memory_bytes", json_real(c.gpu.mem_bytes));
+		json_object_set_new(o, "memory_bytes", json_real(c.gpu.hbm_bytes));
+		json_object_set_new(o, "memory_reserve_bytes", json_real(c.gpu.reserve_bytes));
+		json_object_set_new(o, "usable_memory_bytes", json_real(c.gpu.mem_bytes));
 		json_object_set_new(o, "hbm_bytes_per_s", json_real(c.gpu.hbm_bw));
 		json_object_set_new(o, "power_w", json_real(c.gpu.power_w));
 		json_object_set_new(o, "matmul_efficiency",
@@ -80,8 +82,10 @@ static int info_cluster(const char *name, int nodes, bool json)
 		printf("  peak per GPU      bf16 %.1f TFLOP/s, fp16 %.1f, fp32 %.1f\n",
 		       c.gpu.peak_flops[IR_BF16] / 1e12, c.gpu.peak_flops[IR_F16] / 1e12,
 		       c.gpu.peak_flops[IR_F32] / 1e12);
-		printf("  memory per GPU    %.1f GiB, HBM %.0f GB/s, %.0f W\n",
-		       c.gpu.mem_bytes / 1073741824.0, c.gpu.hbm_bw / 1e9, c.gpu.power_w);
+		printf("  memory per GPU    %.1f GiB (%.1f usable, %.1f reserved for CUDA context, "
+		       "NCCL and fragmentation), HBM %.0f GB/s, %.0f W\n",
+		       c.gpu.hbm_bytes / 1073741824.0, c.gpu.mem_bytes / 1073741824.0,
+		       c.gpu.reserve_bytes / 1073741824.0, c.gpu.hbm_bw / 1e9, c.gpu.power_w);
 		printf("  large GEMMs       %.1f%% of peak%s\n",
 		       100 * (c.gpu.matmul_eff > 0 ? c.gpu.matmul_eff : sim_hw.eff_matmul),
 		       c.gpu.matmul_eff > 0 ? "" : " (the hardware model's default)");

@@ -40,6 +40,8 @@ json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, con
 	json_object_set_new(o, "bubble_fraction", json_real(r->bubble_fraction));
 	json_object_set_new(o, "peak_memory_bytes", json_real(r->peak_memory_bytes));
 	json_object_set_new(o, "memory_bytes_per_gpu", json_real(c->gpu.mem_bytes));
+	json_object_set_new(o, "hbm_bytes_per_gpu", json_real(c->gpu.hbm_bytes));
+	json_object_set_new(o, "memory_reserve_bytes", json_real(c->gpu.reserve_bytes));
 	json_object_set_new(o, "fits", json_boolean(r->fits));
 	int k = r->peak_rank;
 	json_object_set_new(o, "peak_memory", json_pack("{s:i,s:f,s:f,s:f,s:f}", "rank", k,
@@ -88,9 +90,10 @@ void tool_print_step_summary(const IrCluster *c, const SimResult *r)
 	printf("  TFLOPS per GPU    %.1f model (MFU %.1f%%), %.1f hardware (HFU %.1f%%)\n",
 	       r->tflops_per_gpu, 100 * r->mfu, r->hw_tflops_per_gpu, 100 * r->hfu);
 	int k = r->peak_rank;
-	printf("  peak memory       %.2f GiB of %.2f on rank %d (weights %.2f, gradients %.2f, "
-	       "optimizer %.2f, activations %.2f): %s\n",
-	       r->peak_memory_bytes / GiB, c->gpu.mem_bytes / GiB, k, r->rank_weight[k] / GiB,
+	printf("  peak memory       %.2f GiB of %.2f usable (HBM %.2f less %.2f reserved) on rank "
+	       "%d (weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f): %s\n",
+	       r->peak_memory_bytes / GiB, c->gpu.mem_bytes / GiB, c->gpu.hbm_bytes / GiB,
+	       c->gpu.reserve_bytes / GiB, k, r->rank_weight[k] / GiB,
 	       r->rank_grad[k] / GiB, r->rank_opt[k] / GiB, r->tl.rank_act[k] / GiB,
 	       r->fits ? "fits" : "DOES NOT FIT");
 }
