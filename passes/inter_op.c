@@ -883,6 +883,8 @@ static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute 
 		return -1;
 	}
 	x->r->stage_solves += solves;
+	if (x->o->progress)
+		x->o->progress(x->o->progress_ctx, "stages solved whole", x->r->stage_solves, 0);
 	k->keep = ir_xrealloc(k->keep, sizeof *k->keep * (size_t)(k->nkeep + 1));
 	k->exact = ir_xrealloc(k->exact, sizeof *k->exact * (size_t)(k->nexact + n));
 	if (!k->keep || !k->exact)

@@ -12,7 +12,10 @@
 
 static const char *VERB = "compare";
 
-enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_HELP, NOPT };
+enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_QUIET, O_HELP, NOPT };
+
+/* No progress on stderr (--quiet). */
+static bool quiet;
 
 static const ToolOpt opts[NOPT] = {
 	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
@@ -26,6 +29,9 @@ static const ToolOpt opts[NOPT] = {
 	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
 		   "override model parameters"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		     "no progress on stderr (by default: a live line at a terminal, else a line "
+		     "every 5 s, with an ETA)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -129,7 +135,7 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 	 * search at another point, and two runs tried different plans */
 	PassManualSearch o = {.global_batch = batch, .shard = PASS_SHARD_MEGATRON,
 			      .method = PASS_ILP, .recompute = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .progress = quiet ? NULL : tool_progress};
 	if (against != AGAINST_MANUAL) {
 		o.shard = PASS_SHARD_METHOD;
 		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
@@ -189,11 +195,13 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		return;
 	}
 	PassInterOptions o = {.global_batch = batch, .recompute = -1, .tmax_gap = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .progress = quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;
 	int rc = pass_inter_op(m, model, ps, &c, row->name, (int)row->nodes, &o, &plan, &g, &r, &e);
+	if (o.progress)
+		tool_progress_end();
 	if (against != AGAINST_NONE && (!rc || r.status == PASS_INFEASIBLE))
 		baseline_one(m, model, ps, batch, &c, against, row);
 	ir_model_close(m);
@@ -268,6 +276,7 @@ int cmd_compare(int argc, char **argv)
 	int n = cs.n;
 	long batch = (long)v[O_BATCH].num, nodes_all = cs.nodes_all;
 	bool json = v[O_JSON].set;
+	quiet = v[O_QUIET].set;
 	if (v[O_AGAINST].set) {
 		const char *a = v[O_AGAINST].str;
 		against = !strcmp(a, "manual") ? AGAINST_MANUAL :

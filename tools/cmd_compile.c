@@ -16,7 +16,8 @@ static const char *VERB = "compile";
 
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
-	O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
+	O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_QUIET,
+	O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -49,6 +50,9 @@ static const ToolOpt opts[NOPT] = {
 	[O_SVG_MEMORY] = {"svg-memory", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 			  "write the memory of each stage by kind as SVG"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		     "no progress on stderr (by default: a live line at a terminal, else a line "
+		     "every 5 s, with an ETA)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -76,7 +80,7 @@ typedef struct {
 	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
-	bool json;
+	bool json, quiet;
 	IrParamSet ps;
 } Args;
 
@@ -114,6 +118,7 @@ static int parse(int argc, char **argv, Args *a)
 	a->clusters = (long)v[O_CLUSTERS].num;
 	a->threads = (long)v[O_THREADS].num;
 	a->json = v[O_JSON].set;
+	a->quiet = v[O_QUIET].set;
 	a->recompute = -1;
 	if (v[O_RECOMPUTE].set) {
 		IrRecompute rc;
@@ -218,13 +223,15 @@ int cmd_compile(int argc, char **argv)
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .progress = a.quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;
 	int rc = pass_inter_op(m, a.model, &a.ps, &c, a.cluster, (int)a.nodes, &o, &plan, &g, &r,
 			       &e);
 	ir_model_close(m);
+	if (o.progress)
+		tool_progress_end();
 	if (rc) {
 		ir_cluster_free(&c);
 		ir_plan_free(&plan);
