@@ -52,7 +52,17 @@ typedef struct {
 	PassProgress progress;
 	void *progress_ctx;
 	const char *what;
+	double deadline;  /* CLOCK_MONOTONIC seconds; jobs not started by then are skipped */
+	int keep;         /* except jobs [0, keep) */
+	int skipped;
 } Pool;
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void *pool_worker(void *arg)
 {
@@ -63,8 +73,11 @@ static void *pool_worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (j < 0)
 			return NULL;
-		p->fn(p->ctx, j);
+		bool skip = j >= p->keep && isfinite(p->deadline) && mono_now() > p->deadline;
+		if (!skip)
+			p->fn(p->ctx, j);
 		pthread_mutex_lock(&p->lock);
+		p->skipped += skip;
 		p->done++;
 		if (p->progress)
 			p->progress(p->progress_ctx, p->what, p->done, p->njobs);
@@ -80,12 +93,14 @@ static int default_threads(int threads)
 	return n > 0 ? (int)(n < 256 ? n : 256) : 1;
 }
 
-/* Runs fn(ctx, 0 .. njobs-1) on `threads` threads (the caller's among them). */
-static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
-			 void *progress_ctx, const char *what)
+/* Runs fn(ctx, 0 .. njobs-1) on `threads` threads (the caller's among them);
+ * jobs not begun by `deadline` (CLOCK_MONOTONIC seconds; INFINITY: none) are
+ * skipped.  Returns how many were. */
+static int run_parallel_until(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
+			      void *progress_ctx, const char *what, double deadline, int keep)
 {
 	Pool p = {.next = 0, .njobs = njobs, .fn = fn, .ctx = ctx, .progress = progress,
-		  .progress_ctx = progress_ctx, .what = what};
+		  .progress_ctx = progress_ctx, .what = what, .deadline = deadline, .keep = keep};
 	pthread_mutex_init(&p.lock, NULL);
 	int nt = default_threads(threads);
 	if (nt > njobs)
@@ -100,6 +115,13 @@ static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgre
 		pthread_join(tid[i], NULL);
 	free(tid);
 	pthread_mutex_destroy(&p.lock);
+	return p.skipped;
+}
+
+static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
+			 void *progress_ctx, const char *what)
+{
+	run_parallel_until(njobs, threads, fn, ctx, progress, progress_ctx, what, INFINITY, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -460,7 +482,19 @@ static void setup_keys(PassLayerCosts *lc, int *nops)
 PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicro, int threads,
 				 PassProgress progress, void *progress_ctx, IrError *e)
 {
-	return pass_layer_costs_warm(g, c, nmicro, threads, NULL, progress, progress_ctx, e);
+	return pass_layer_costs_warm(g, c, nmicro, threads, NULL, INFINITY, NULL, progress,
+				     progress_ctx, e);
+}
+
+/* Under a deadline: the largest shapes first (a pipeline of one stage on
+ * all devices needs only them, and a cut keeps the largest), then as
+ * cmp_job. */
+static int cmp_job_shape(const void *a, const void *b)
+{
+	const Job *x = a, *y = b;
+	if (x->h != y->h)
+		return y->h - x->h;
+	return cmp_job(a, b);
 }
 
 /* Whether prev's bases can start lc's solves: the same layer keys, shapes
@@ -491,8 +525,9 @@ void pass_layer_costs_drop_warm(PassLayerCosts *lc)
 }
 
 PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int nmicro,
-				      int threads, const PassLayerCosts *prev,
-				      PassProgress progress, void *progress_ctx, IrError *e)
+				      int threads, const PassLayerCosts *prev, double deadline,
+				      int *skipped, PassProgress progress, void *progress_ctx,
+				      IrError *e)
 {
 	if (!g->training) {
 		ir_fail(e, g->file, 0, "the inter-op pass needs the training graph");
@@ -527,9 +562,16 @@ PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int 
 				double w = nops[lc->rep[k]] * (m->n[0] > 1 && m->n[1] > 1 ? 50.0 : 1.0);
 				jobs[njobs++] = (Job){k, h, v, w};
 			}
-	qsort(jobs, (size_t)njobs, sizeof *jobs, cmp_job);
+	qsort(jobs, (size_t)njobs, sizeof *jobs, isfinite(deadline) ? cmp_job_shape : cmp_job);
 	JobCtx x = {lc, jobs};
-	run_parallel(njobs, threads, solve_layer, &x, progress, progress_ctx, "layer costs");
+	/* a cut never leaves the largest shape (one stage on every device) unsolved */
+	int keep = 0;
+	while (keep < njobs && jobs[keep].h == lc->nshapes - 1)
+		keep++;
+	int skip = run_parallel_until(njobs, threads, solve_layer, &x, progress, progress_ctx,
+				      "layer costs", deadline, keep);
+	if (skipped)
+		*skipped = skip;
 	lc->prev = NULL;
 	free(jobs);
 	free(nops);

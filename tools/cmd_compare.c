@@ -12,10 +12,12 @@
 
 static const char *VERB = "compare";
 
-enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_QUIET, O_HELP, NOPT };
+enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_QUIET, O_TIME_LIMIT, O_HELP,
+       NOPT };
 
-/* No progress on stderr (--quiet). */
+/* No progress on stderr (--quiet); each compile's wall-clock limit (0: none). */
 static bool quiet;
+static double time_limit;
 
 static const ToolOpt opts[NOPT] = {
 	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
@@ -29,6 +31,9 @@ static const ToolOpt opts[NOPT] = {
 	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
 		   "override model parameters"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_TIME_LIMIT] = {"time-limit", 0, TOOL_NUM, "S", TOOL_POS, false, 0,
+			  "stop each cluster's search after S seconds, keeping its best plan so "
+			  "far (marked cut)"},
 	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
 		     "no progress on stderr (by default: a live line at a terminal, else a line "
 		     "every 5 s, with an ETA)"},
@@ -69,6 +74,7 @@ typedef struct {
 	double step_s, samples_per_s, tflops, mfu, peak_mem, time_s;
 	int stages;
 	int64_t microbatch;
+	bool cut;   /* --time-limit cut the search */
 } Figures;
 
 typedef struct {
@@ -103,6 +109,7 @@ static void figures_json(json_t *o, const Figures *f, const char *time_key)
 {
 	json_object_set_new(o, "fits", json_boolean(f->status == EXIT_OK));
 	json_object_set_new(o, time_key, json_real(f->time_s));
+	json_object_set_new(o, "cut", f->cut ? json_string("time-limit") : json_null());
 	if (f->status != EXIT_OK) {
 		json_object_set_new(o, "message", json_string(f->why));
 		return;
@@ -122,9 +129,10 @@ static void figures_row(const char *cluster, int gpus, const char *what, const F
 		printf("  %-20s %5d %-19s no plan: %s\n", cluster, gpus, what, f->why);
 		return;
 	}
-	printf("  %-20s %5d %-19s %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f\n", cluster,
+	printf("  %-20s %5d %-19s %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f%s\n", cluster,
 	       gpus, what, f->step_s, f->samples_per_s, f->tflops, 100 * f->mfu,
-	       f->peak_mem / 1073741824.0, f->stages, (long long)f->microbatch, f->time_s);
+	       f->peak_mem / 1073741824.0, f->stages, (long long)f->microbatch, f->time_s,
+	       f->cut ? "  (cut by --time-limit: best so far)" : "");
 }
 
 /* The best grid plan of the --against family on cluster c. */
@@ -195,6 +203,7 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		return;
 	}
 	PassInterOptions o = {.global_batch = batch, .recompute = -1, .tmax_gap = -1,
+			      .time_limit_s = time_limit,
 			      .progress = quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
@@ -206,6 +215,7 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		baseline_one(m, model, ps, batch, &c, against, row);
 	ir_model_close(m);
 	f->time_s = r.compile_time_s;
+	f->cut = r.time_limited;
 	if (rc) {
 		f->status = r.status == PASS_INFEASIBLE ? EXIT_INFEASIBLE : EXIT_BADINPUT;
 		if (r.status == PASS_INFEASIBLE)
@@ -277,6 +287,7 @@ int cmd_compare(int argc, char **argv)
 	long batch = (long)v[O_BATCH].num, nodes_all = cs.nodes_all;
 	bool json = v[O_JSON].set;
 	quiet = v[O_QUIET].set;
+	time_limit = v[O_TIME_LIMIT].num;
 	if (v[O_AGAINST].set) {
 		const char *a = v[O_AGAINST].str;
 		against = !strcmp(a, "manual") ? AGAINST_MANUAL :
