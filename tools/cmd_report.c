@@ -60,6 +60,19 @@ static void esc(FILE *f, const char *s)
 	}
 }
 
+/* Preformatted text escaped, newlines kept. */
+static void esc_text(FILE *f, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		if (*p == '\n')
+			fputc('\n', f);
+		else if (*p == '\t')
+			fputs("        ", f);
+		else
+			esc(f, (char[2]){*p, 0});
+	}
+}
+
 /* A table row: label and a printf-formatted value (escaped). */
 static void row(FILE *f, const char *label, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -175,7 +188,8 @@ static const char *STYLE =
 	"td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
 	".picture{overflow-x:auto;margin:8px 0}\n"
 	".bad{color:#c00000;font-weight:bold}\n"
-	".note{color:#555;font-size:13px}\n";
+	".note{color:#555;font-size:13px}\n"
+	"pre.explain{font-size:12px;background:#f7f7f7;padding:10px;overflow-x:auto}\n";
 
 static void write_html(FILE *f, const char *path, const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		       const SimResult *r, double tokens, bool given, int *bad)
@@ -236,10 +250,24 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	}
 	fputs("</table>\n", f);
 
-	/* ---- explain: why this plan (the explain verb's text goes here) ---- */
-	fputs("<h2 id=\"explain\">Why this plan</h2>\n<p class=\"note\">Run <code>meshplan "
-	      "explain</code> on the plan file for the choices behind it.</p>\n", f);
-	/* ---- end of explain ---- */
+	/* why this plan: `meshplan explain`'s text */
+	fputs("<h2 id=\"explain\">Why this plan</h2>\n<p class=\"note\">As <code>meshplan "
+	      "explain</code> gives it: each stage's parallelism in words, each op's sharding, "
+	      "and the alternatives the search weighed.</p>\n<pre class=\"explain\">", f);
+	char *text = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&text, &n);
+	if (m) {
+		tool_explain_print(m, g, c, p, r, -1, NULL);
+		if (fclose(m) == 0)
+			esc_text(f, text);
+		else
+			*bad = 1;
+		free(text);
+	} else {
+		*bad = 1;
+	}
+	fputs("</pre>\n", f);
 
 	fputs("<h2>Pipeline schedule</h2>\n<p class=\"note\">One row per pipeline rank; "
 	      "grey is idle time (the bubble).  Hover an element for its times.</p>\n", f);
