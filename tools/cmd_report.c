@@ -156,7 +156,20 @@ static void cost_section(FILE *f, const IrCluster *c, const SimResult *r, double
 	else
 		fputs("Per 10<sup>9</sup> tokens trained (<code>--tokens</code> sets the run)", f);
 	fputs(" at the simulated step time, without failures, priced with the cluster's "
-	      "defaults as <code>meshplan estimate</code> takes them.</p>\n<table>\n", f);
+	      "defaults as <code>meshplan estimate</code> takes them.</p>\n", f);
+	/* the columns of `meshplan compare --tokens` */
+	fputs("<table>\n<tr><th>cluster</th><th>tokens/s</th><th>GPU-hours</th><th>days</th>"
+	      "<th>cost</th><th>energy MWh</th></tr>\n<tr><td>", f);
+	esc(f, c->name);
+	if (isfinite(sc.cost))
+		snprintf(b, sizeof b, "%.4g %s", sc.cost, m.currency);
+	else
+		snprintf(b, sizeof b, "unknown");
+	fprintf(f, "</td><td class=\"n\">%.4g</td><td class=\"n\">%.4g</td><td class=\"n\">%.2f"
+		   "</td><td class=\"n\">", r->tokens_per_s, sc.gpu_hours, rt.wall_s / 86400);
+	esc(f, b);
+	fprintf(f, "</td><td class=\"n\">%.4g</td></tr>\n</table>\n<p></p>\n<table>\n",
+		sc.energy_kwh / 1000);
 	row(f, "tokens per step", "%.0f", tps);
 	row(f, "steps", "%.0f", rt.steps);
 	row(f, "wall time", "%s", duration(rt.wall_s, a, sizeof a));
@@ -218,7 +231,8 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	    p->nstages == 1 ? "" : "s", r->nranks, r->nranks == 1 ? "" : "s",
 	    ir_schedule_name(p->schedule), p->chunks > 1 ? " (interleaved chunks)" : "");
 	row(f, "recomputation", "%s", ir_recompute_name(p->recompute));
-	row(f, "ZeRO stage", "%d", p->zero);
+	row(f, "ZeRO stage", "%d as planned (per stage as its memory shows it: the stages table)",
+	    p->zero);
 	row(f, "overlap", "%s", ir_overlap_name(p->overlap, ov, sizeof ov));
 	row(f, "step time", "%.4f s (pipeline %.4f s, bubble %.1f%%)", r->step_time_s,
 	    r->tl.span_s, 100 * r->bubble_fraction);
@@ -230,8 +244,9 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	fputs("</table>\n", f);
 
 	fputs("<h2>Stages</h2>\n<table>\n<tr><th>stage</th><th>layers</th><th>rank</th>"
-	      "<th>sub-mesh</th><th>logical</th><th>forward ms</th><th>backward ms</th>"
-	      "<th>per-step ms</th><th>send ms</th><th>weights+grads+optimizer GiB</th>"
+	      "<th>sub-mesh</th><th>logical</th><th>ZeRO</th><th>forward ms</th>"
+	      "<th>backward ms</th><th>sync+opt ms</th><th>send ms</th>"
+	      "<th>weights+grads+optimizer GiB</th>"
 	      "<th>activations GiB per microbatch</th></tr>\n", f);
 	for (int i = 0; i < r->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
@@ -240,15 +255,17 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 		tool_stage_labels(g, s, layers, mesh, lg);
 		fprintf(f, "<tr><td class=\"n\">%d</td><td>", i);
 		esc(f, layers);
-		fprintf(f, "</td><td class=\"n\">%d</td><td>%s</td><td>%s</td>"
+		fprintf(f, "</td><td class=\"n\">%d</td><td>%s</td><td>%s</td><td class=\"n\">%d</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td class=\"n\">%.3f</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.2f</td><td class=\"n\">%.3f</td>"
-			   "</tr>\n", i % r->nranks, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3,
+			   "</tr>\n", i % r->nranks, mesh, lg, tool_stage_zero(g, s, &sc->mem),
+			sc->fwd_s * 1e3, sc->bwd_s * 1e3,
 			sc->step_s * 1e3, r->xfer_s[i] * 1e3,
 			(sc->mem.weight_bytes + sc->mem.grad_bytes + sc->mem.opt_bytes) / GiB,
 			sc->mem.act_bytes / GiB);
 	}
-	fputs("</table>\n", f);
+	fputs("</table>\n<p class=\"note\">sync+opt: once per step, the gradient reduction and "
+	      "the optimizer; send: the activations to the next stage.</p>\n", f);
 
 	/* why this plan: `meshplan explain`'s text */
 	fputs("<h2 id=\"explain\">Why this plan</h2>\n<p class=\"note\">As <code>meshplan "
