@@ -493,6 +493,33 @@ const char *ir_overlap_name(unsigned overlap, char *buf, size_t n);
 /* Parses that form (also "default"); -1 on an unknown word. */
 int ir_overlap_parse(const char *s, unsigned *out);
 
+/* One strategy the intra-op pass had for a group of ops (an op and the
+ * ops that follow its layout) or for a weight's storage layout: its costs
+ * per step, the rest of the stage as chosen. */
+typedef struct IrAlt {
+	const char *strategy;  /* as IrStagePlan.strategy */
+	double compute_s;      /* its ops' kernels */
+	double comm_s;         /* their own collectives (partial sums, gradient sync) */
+	double reshard_s;      /* layout conversions on the tensors into and out of it */
+	double mem_bytes;      /* model state it holds per device */
+} IrAlt;
+
+/* Why the intra-op pass sharded a group as it did: the chosen strategy and
+ * the cheapest others, each priced with every other group as chosen.  The
+ * chosen compute + comm + reshard_in over a stage's records add up to the
+ * ILP's objective (IrStagePlan.ilp_s). */
+typedef struct IrOpWhy {
+	int op;                /* the group's leading op (graph op index) */
+	bool weight;           /* the storage layout of the weight that op reads first */
+	int nstrat;            /* strategies the ILP had for it */
+	IrAlt chosen;          /* reshard_s: into and out of it, as the alternatives */
+	double reshard_in_s;   /* of that: the conversions into it */
+	int nalt;
+	IrAlt *alt;            /* cheapest first (compute + comm + reshard) */
+} IrOpWhy;
+
+enum { IR_MAX_WHY_ALTS = 4 }; /* alternatives recorded per group */
+
 /* The sharding of one stage's ops on its logical mesh. */
 typedef struct IrStagePlan {
 	int first_layer, last_layer; /* layers [first_layer, last_layer] */
@@ -509,7 +536,39 @@ typedef struct IrStagePlan {
 	double act_bytes;            /* forward activations of one microbatch kept for backward */
 	int line;                    /* of its <stage> element when read from a plan file, else 0 */
 	int *op_line;                /* per entry: line of its <op> element, or NULL */
+	/* how the intra-op pass chose (0 records: not recorded, or not the ILP's) */
+	int nwhy;
+	IrOpWhy *why;
+	double ilp_s;                /* the ILP's objective: compute + communication +
+					resharding of one step */
 } IrStagePlan;
+
+/* One pipeline, or one stage's view, the inter-op search weighed. */
+typedef struct IrSearchAlt {
+	const char *what;      /* "3 stages", "microbatch 8", "recompute none", "stage 0 as 8x1" */
+	const char *layout;    /* its stages' sub-meshes and views, "1x8:2x4 1x8:8x1" */
+	double step_s;         /* the DP's step-time estimate (stage view: the stage's time
+				  per microbatch); NAN when none fits */
+	double mem_bytes;      /* largest memory per device of its stages (none fits: the
+				  least any pipeline there needs; 0: not known) */
+	bool fits;
+} IrSearchAlt;
+
+/* What the inter-op search weighed besides the plan it chose.  nalt 0 and
+ * from NULL: not recorded (a plan written before, or not compiled). */
+typedef struct IrPlanSearch {
+	const char *from;      /* "dp", or what replaced the DP's plan: "dp+zero-1",
+				  "dp+zero-2", "uniform" (a Megatron-style neighbour) */
+	double estimate_s;     /* the DP's step-time estimate of its pipeline */
+	double device_bytes;   /* the GPU's memory */
+	const char *cut;       /* NULL, or "time-limit": the search was cut short */
+	int nstage_s;
+	double *stage_s;       /* per stage of the plan: the time the search priced it at, one
+				  microbatch's forward + backward + the once-per-step work over
+				  the microbatches (transfers not included) */
+	int nalt;
+	IrSearchAlt *alt;
+} IrPlanSearch;
 
 /* A whole plan. */
 typedef struct IrPlan {
@@ -530,6 +589,7 @@ typedef struct IrPlan {
 				   plan file without the attribute: none */
 	int nstages;
 	IrStagePlan *stages;    /* in pipeline order */
+	IrPlanSearch search;    /* compile's record of the alternatives */
 } IrPlan;
 
 void ir_plan_init(IrPlan *p);
@@ -538,6 +598,9 @@ void ir_plan_init(IrPlan *p);
  * nstages zeroed stages to fill. */
 void ir_plan_init_like(IrPlan *p, const IrPlan *from, int nstages);
 void ir_plan_free(IrPlan *p);
+/* Copies src's why records into dst (in p's arena), their op indices
+ * through map (NULL: as they are; else map[op] for every op). */
+void ir_stage_copy_why(IrPlan *p, IrStagePlan *dst, const IrStagePlan *src, const int *map);
 /* Allocates a stage's arrays for n ops in p's arena. */
 void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm);
 /* Reads a plan file (models/plan.rng) into p (initialised here); -1 with e

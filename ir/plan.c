@@ -144,3 +144,25 @@ void ir_stage_alloc(IrPlan *p, IrStagePlan *s, int nops, int ncomm)
 	s->comm = ir_alloc(&p->arena, sizeof(IrComm) * (size_t)(ncomm ? ncomm : 1));
 	s->op_line = NULL; /* a copy's entries have no lines of their own */
 }
+
+void ir_stage_copy_why(IrPlan *p, IrStagePlan *dst, const IrStagePlan *src, const int *map)
+{
+	dst->nwhy = src->nwhy;
+	dst->ilp_s = src->ilp_s;
+	dst->why = NULL;
+	if (!src->nwhy)
+		return;
+	dst->why = ir_alloc(&p->arena, sizeof(IrOpWhy) * (size_t)src->nwhy);
+	for (int i = 0; i < src->nwhy; i++) {
+		const IrOpWhy *a = &src->why[i];
+		IrOpWhy *b = &dst->why[i];
+		*b = *a;
+		b->op = map ? map[a->op] : a->op;
+		b->chosen.strategy = ir_strdup(&p->arena, a->chosen.strategy);
+		b->alt = ir_alloc(&p->arena, sizeof(IrAlt) * (size_t)(a->nalt ? a->nalt : 1));
+		for (int k = 0; k < a->nalt; k++) {
+			b->alt[k] = a->alt[k];
+			b->alt[k].strategy = ir_strdup(&p->arena, a->alt[k].strategy);
+		}
+	}
+}

@@ -10,6 +10,7 @@
  * parameters; whether they fit that graph is the simulator's check.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 /* Largest byte count a plan may state (an exabyte: finite, far above any
  * device). */
 #define MAX_BYTES 1e18
+/* Longest time a plan may state (about 30 years). */
+#define MAX_SECONDS 1e9
 
 typedef struct {
 	IrPlan *p;
@@ -70,6 +73,83 @@ static int count_children(xmlNodePtr n, const char *name)
 	return k;
 }
 
+/* A strategy's costs: compute, comm, reshard (seconds), memory (bytes). */
+static int read_alt(Reader *r, xmlNodePtr n, IrAlt *a)
+{
+	a->strategy = ir_xml_attr(&r->p->arena, n, "strategy");
+	if (!a->strategy)
+		a->strategy = "";
+	if (ir_xml_real(n, "compute", r->file, 0, false, MAX_SECONDS, &a->compute_s, r->e) < 0 ||
+	    ir_xml_real(n, "comm", r->file, 0, false, MAX_SECONDS, &a->comm_s, r->e) < 0 ||
+	    ir_xml_real(n, "reshard", r->file, 0, false, MAX_SECONDS, &a->reshard_s, r->e) < 0 ||
+	    ir_xml_real(n, "memory", r->file, 0, false, MAX_BYTES, &a->mem_bytes, r->e) < 0)
+		return -1;
+	return 0;
+}
+
+static int read_why(Reader *r, xmlNodePtr n, IrOpWhy *w)
+{
+	long x;
+	if (attr_long(r, n, "op", 0, 1L << 30, 0, &x))
+		return -1;
+	w->op = (int)x;
+	w->weight = attr_bool(n, "weight");
+	if (attr_long(r, n, "strategies", 1, 1L << 30, 1, &x))
+		return -1;
+	w->nstrat = (int)x;
+	if (read_alt(r, n, &w->chosen) ||
+	    ir_xml_real(n, "reshard-in", r->file, 0, false, MAX_SECONDS, &w->reshard_in_s, r->e) < 0)
+		return -1;
+	w->nalt = count_children(n, "alt");
+	w->alt = ir_alloc(&r->p->arena, sizeof(IrAlt) * (size_t)(w->nalt ? w->nalt : 1));
+	int k = 0;
+	for (xmlNodePtr c = n->children; c; c = c->next)
+		if (ir_xml_is(c, "alt") && read_alt(r, c, &w->alt[k++]))
+			return -1;
+	return 0;
+}
+
+static int read_search(Reader *r, xmlNodePtr n)
+{
+	IrPlanSearch *s = &r->p->search;
+	IrArena *a = &r->p->arena;
+	s->from = ir_xml_attr(a, n, "from");
+	s->cut = ir_xml_attr(a, n, "cut");
+	if (ir_xml_real(n, "estimate", r->file, 0, false, MAX_SECONDS, &s->estimate_s, r->e) < 0 ||
+	    ir_xml_real(n, "device-memory", r->file, 0, false, MAX_BYTES, &s->device_bytes,
+			r->e) < 0)
+		return -1;
+	const char *times = ir_xml_attr(a, n, "stage-times");
+	s->stage_s = ir_alloc(a, sizeof(double) * (size_t)(r->p->nstages + 1));
+	for (const char *q = times; q && *q && s->nstage_s < r->p->nstages;) {
+		char *end;
+		double v = strtod(q, &end);
+		if (end == q || !isfinite(v) || v < 0)
+			return ir_fail(r->e, r->file, ir_xml_line(n), "stage-times: '%s' is not a "
+				       "list of times", times);
+		s->stage_s[s->nstage_s++] = v;
+		q = end;
+		while (*q == ' ')
+			q++;
+	}
+	s->nalt = count_children(n, "alt");
+	s->alt = ir_alloc(a, sizeof(IrSearchAlt) * (size_t)(s->nalt ? s->nalt : 1));
+	int k = 0;
+	for (xmlNodePtr c = n->children; c; c = c->next) {
+		if (!ir_xml_is(c, "alt"))
+			continue;
+		IrSearchAlt *t = &s->alt[k++];
+		t->what = ir_xml_attr(a, c, "what");
+		t->layout = ir_xml_attr(a, c, "layout");
+		t->step_s = NAN;
+		t->fits = attr_bool(c, "fits");
+		if (ir_xml_real(c, "step", r->file, 0, false, MAX_SECONDS, &t->step_s, r->e) < 0 ||
+		    ir_xml_real(c, "memory", r->file, 0, false, MAX_BYTES, &t->mem_bytes, r->e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 {
 	IrPlan *p = r->p;
@@ -109,7 +189,11 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 	ir_stage_alloc(p, s, nops, count_children(n, "comm"));
 	s->line = ir_xml_line(n);
 	s->op_line = ir_alloc(&p->arena, sizeof(int) * (size_t)nops);
-	int io = 0, ic = 0;
+	s->nwhy = count_children(n, "why");
+	s->why = s->nwhy ? ir_alloc(&p->arena, sizeof(IrOpWhy) * (size_t)s->nwhy) : NULL;
+	if (ir_xml_real(n, "ilp", r->file, 0, false, MAX_SECONDS, &s->ilp_s, r->e) < 0)
+		return -1;
+	int io = 0, ic = 0, iw = 0;
 	long ndev = (long)s->n0 * s->n1;
 	for (xmlNodePtr c = n->children; c; c = c->next) {
 		long x;
@@ -147,6 +231,9 @@ static int read_stage(Reader *r, xmlNodePtr n, IrStagePlan *s)
 			cm->per_step = attr_bool(c, "per-step");
 			cm->reshard = attr_bool(c, "reshard");
 			cm->weight = attr_bool(c, "weight");
+		} else if (ir_xml_is(c, "why")) {
+			if (read_why(r, c, &s->why[iw++]))
+				return -1;
 		}
 	}
 	return 0;
@@ -245,6 +332,9 @@ static int read_plan(Reader *r, xmlNodePtr root)
 					       "stage starts at layer %d, the one before ends at %d",
 					       p->stages[i].first_layer, p->stages[i - 1].last_layer);
 			i++;
+		} else if (ir_xml_is(n, "search")) {
+			if (read_search(r, n))
+				return -1;
 		}
 	}
 	if (p->nstages % p->chunks)
@@ -290,6 +380,34 @@ static int wstr(xmlTextWriterPtr w, const char *name, const char *v)
 	return xmlTextWriterWriteAttribute(w, (const xmlChar *)name, (const xmlChar *)v) < 0;
 }
 
+static int write_alt(xmlTextWriterPtr w, const IrAlt *a)
+{
+	int bad = wstr(w, "strategy", a->strategy ? a->strategy : "");
+	bad |= wattr(w, "compute", "%.17g", a->compute_s);
+	bad |= wattr(w, "comm", "%.17g", a->comm_s);
+	bad |= wattr(w, "reshard", "%.17g", a->reshard_s);
+	bad |= wattr(w, "memory", "%.17g", a->mem_bytes);
+	return bad;
+}
+
+static int write_why(xmlTextWriterPtr w, const IrOpWhy *y)
+{
+	int bad = xmlTextWriterStartElement(w, (const xmlChar *)"why") < 0;
+	bad |= wattr(w, "op", "%d", y->op);
+	if (y->weight)
+		bad |= wstr(w, "weight", "true");
+	bad |= wattr(w, "strategies", "%d", y->nstrat);
+	bad |= write_alt(w, &y->chosen);
+	bad |= wattr(w, "reshard-in", "%.17g", y->reshard_in_s);
+	for (int k = 0; k < y->nalt && !bad; k++) {
+		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"alt") < 0;
+		bad |= write_alt(w, &y->alt[k]);
+		bad |= xmlTextWriterEndElement(w) < 0;
+	}
+	bad |= xmlTextWriterEndElement(w) < 0;
+	return bad;
+}
+
 static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 {
 	int bad = xmlTextWriterStartElement(w, (const xmlChar *)"stage") < 0;
@@ -304,6 +422,8 @@ static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 	bad |= wattr(w, "grad-bytes", "%.17g", s->grad_bytes);
 	bad |= wattr(w, "opt-bytes", "%.17g", s->opt_bytes);
 	bad |= wattr(w, "act-bytes", "%.17g", s->act_bytes);
+	if (s->nwhy)
+		bad |= wattr(w, "ilp", "%.17g", s->ilp_s);
 	for (int i = 0; i < s->nops && !bad; i++) {
 		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"op") < 0;
 		bad |= wattr(w, "id", "%d", s->op[i]);
@@ -328,8 +448,43 @@ static int write_stage(xmlTextWriterPtr w, const IrStagePlan *s)
 			bad |= wstr(w, "weight", "true");
 		bad |= xmlTextWriterEndElement(w) < 0;
 	}
+	for (int i = 0; i < s->nwhy && !bad; i++)
+		bad |= write_why(w, &s->why[i]);
 	bad |= xmlTextWriterEndElement(w) < 0;
 	return bad ? -1 : 0;
+}
+
+static int write_search(xmlTextWriterPtr w, const IrPlanSearch *s)
+{
+	int bad = xmlTextWriterStartElement(w, (const xmlChar *)"search") < 0;
+	bad |= wstr(w, "from", s->from ? s->from : "dp");
+	bad |= wattr(w, "estimate", "%.17g", s->estimate_s);
+	bad |= wattr(w, "device-memory", "%.17g", s->device_bytes);
+	if (s->cut)
+		bad |= wstr(w, "cut", s->cut);
+	if (s->nstage_s) {
+		char buf[4096];
+		size_t o = 0;
+		for (int i = 0; i < s->nstage_s && o < sizeof buf; i++)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%.17g", i ? " " : "",
+					      s->stage_s[i]);
+		if (o >= sizeof buf)
+			return 1;
+		bad |= wstr(w, "stage-times", buf);
+	}
+	for (int i = 0; i < s->nalt && !bad; i++) {
+		const IrSearchAlt *a = &s->alt[i];
+		bad |= xmlTextWriterStartElement(w, (const xmlChar *)"alt") < 0;
+		bad |= wstr(w, "what", a->what ? a->what : "");
+		bad |= wstr(w, "layout", a->layout ? a->layout : "");
+		if (isfinite(a->step_s))
+			bad |= wattr(w, "step", "%.17g", a->step_s);
+		bad |= wattr(w, "memory", "%.17g", isfinite(a->mem_bytes) ? a->mem_bytes : 0);
+		bad |= wstr(w, "fits", a->fits ? "true" : "false");
+		bad |= xmlTextWriterEndElement(w) < 0;
+	}
+	bad |= xmlTextWriterEndElement(w) < 0;
+	return bad;
 }
 
 int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e)
@@ -368,6 +523,8 @@ int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e)
 	}
 	for (int i = 0; i < p->nstages && !bad; i++)
 		bad |= write_stage(w, &p->stages[i]) != 0;
+	if (p->search.from && !bad)
+		bad |= write_search(w, &p->search);
 	bad |= xmlTextWriterEndDocument(w) < 0;
 	bad |= xmlTextWriterFlush(w) < 0;
 	xmlFreeTextWriter(w); /* closes `out`, not f */

@@ -573,6 +573,8 @@ typedef struct {
 	bool refined;
 	double cost;             /* after refinement: the DP's cost of p, solved whole */
 	double sim_s;            /* and its simulated step time (INFINITY: does not fit) */
+	PassPipeline *alt;       /* after refinement: per stage count the best pipeline
+				    (PASS_MAX_UNITS + 1, total_s INFINITY: none met) */
 } Cand;
 
 typedef struct {
@@ -630,6 +632,7 @@ static void cand_free(Cand *k)
 		ir_plan_free(&k->keep[n]);
 	free(k->keep);
 	free(k->exact);
+	free(k->alt);
 	memset(k, 0, sizeof *k);
 }
 
@@ -693,6 +696,9 @@ static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool
 	} else if (found < 0 && none) {
 		*none = true;
 	}
+	for (int S = 1; alts && S <= PASS_MAX_UNITS; S++)
+		if (isfinite(alts[S].total_s))
+			pipeline_memory(&t, &alts[S]);
 	pass_stage_table_free(&t);
 	return total;
 }
@@ -994,6 +1000,9 @@ static int refine(Search *x, Cand *k, IrError *e)
 		free(alt);
 		return -1;
 	}
+	/* the exact costs of the stages the loop below solves are not in alt */
+	free(k->alt);
+	k->alt = alt;
 	int rc = 0;
 	for (int S = 1; S <= PASS_MAX_UNITS && !rc; S++) {
 		if (!(alt[S].total_s <= 1.03 * k->cost) || S == k->p.nstages || out_of_time(x))
@@ -1012,7 +1021,6 @@ static int refine(Search *x, Cand *k, IrError *e)
 			k->p = alt[S];
 		}
 	}
-	free(alt);
 	return rc;
 }
 
@@ -1086,6 +1094,7 @@ static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrR
 		for (int n = 0; n < src->nops; n++)
 			s->strategy[n] = ir_strdup(&plan->arena, src->strategy[n]);
 		memcpy(s->comm, src->comm, sizeof(IrComm) * (size_t)src->ncomm);
+		ir_stage_copy_why(plan, s, src, NULL);
 		s->mesh = mesh[q];
 	}
 	return 0;
@@ -1164,6 +1173,7 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 				if (sr.fits && sr.step_time_s < *best) {
 					*best = sr.step_time_s;
 					adopt(&p, &sr, r);
+					snprintf(r->from, sizeof r->from, "uniform");
 					IrPlan t = *plan;
 					*plan = p;
 					p = t;
@@ -1207,6 +1217,7 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 			if (sr.fits && sr.step_time_s < best) {
 				best = sr.step_time_s;
 				adopt(&p, &sr, r);
+				snprintf(r->from, sizeof r->from, "dp+zero-%d", z);
 				IrPlan t = *plan;
 				*plan = p;
 				p = t;
@@ -1218,6 +1229,181 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	free(opt);
 	if (isfinite(best))
 		uniform_neighbours(g, c, threads, plan, &best, r);
+	return 0;
+}
+
+/* "layers 0-11 on 1x8 as 2x4; ..." of pipeline p under t into the arena. */
+static const char *pipeline_layout(const Search *x, const PassStageTable *t,
+				   const PassPipeline *p, IrArena *a)
+{
+	char buf[2048];
+	size_t o = 0;
+	buf[0] = 0;
+	for (int q = 0; q < p->nstages && o < sizeof buf; q++) {
+		const PassShape *sh = &t->shape[p->shape[q]];
+		int v = p->view[q] < 0 ? 0 : p->view[q];
+		const IrLogicalMesh *lv = &t->view[p->shape[q] * t->maxviews + v];
+		o += (size_t)snprintf(buf + o, sizeof buf - o, "%slayers %d-%d on %dx%d as %dx%d%s",
+				      q ? "; " : "", x->unit_first[p->first[q]],
+				      x->unit_first[p->last[q] + 1] - 1, sh->nodes, sh->gpus,
+				      lv->n[0], lv->n[1],
+				      t->twins && v >= t->nviews[p->shape[q]] / 2 ? " lean" : "");
+	}
+	return ir_strdup(a, buf);
+}
+
+static double pipeline_peak(const PassPipeline *p)
+{
+	double m = 0;
+	for (int q = 0; q < p->nstages; q++)
+		m = fmax(m, p->mem_bytes[q]);
+	return m;
+}
+
+static void push_alt(IrPlan *plan, int *cap, IrSearchAlt a)
+{
+	IrPlanSearch *s = &plan->search;
+	if (s->nalt == *cap) {
+		int n = *cap ? 2 * *cap : 16;
+		IrSearchAlt *b = ir_alloc(&plan->arena, sizeof *b * (size_t)n);
+		if (s->nalt)
+			memcpy(b, s->alt, sizeof *b * (size_t)s->nalt);
+		s->alt = b;
+		*cap = n;
+	}
+	s->alt[s->nalt++] = a;
+}
+
+/*
+ * plan->search: what the search weighed besides winner k's pipeline: the
+ * best pipeline of every other stage count, every other view of each
+ * chosen stage's sub-mesh, the other recomputation modes and the other
+ * microbatch sizes, each with the DP's estimate and memory.  0, or -1
+ * with e.
+ */
+static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *e)
+{
+	IrPlanSearch *s = &plan->search;
+	IrArena *a = &plan->arena;
+	s->from = ir_strdup(a, x->r->from[0] ? x->r->from : "dp");
+	s->estimate_s = k->cost;
+	s->device_bytes = x->c->gpu.mem_bytes;
+	s->cut = x->r->time_limited ? "time-limit" : NULL;
+	s->nstage_s = plan->nstages < PASS_MAX_UNITS ? plan->nstages : PASS_MAX_UNITS;
+	s->stage_s = ir_alloc(a, sizeof(double) * (size_t)(s->nstage_s + 1));
+	for (int q = 0; q < s->nstage_s; q++) /* a plan that replaced the DP's: simulated */
+		s->stage_s[q] = x->r->stage_time_s[q];
+	if (x->r->from[0]) /* priced by the simulator, not the search */
+		s->nstage_s = 0;
+	int cap = 0;
+	PassStageTable t;
+	if (cand_table(x, k, k->rc, true, NULL, &t, e))
+		return -1;
+	char what[128];
+	snprintf(what, sizeof what, "%d stage%s (the DP's choice)", k->p.nstages,
+		 k->p.nstages == 1 ? "" : "s");
+	push_alt(plan, &cap, (IrSearchAlt){ir_strdup(a, what), pipeline_layout(x, &t, &k->p, a),
+					   k->cost, pipeline_peak(&k->p), true});
+	for (int S = 1; k->alt && S <= PASS_MAX_UNITS; S++) {
+		const PassPipeline *p = &k->alt[S];
+		if (S == k->p.nstages || !isfinite(p->total_s))
+			continue;
+		snprintf(what, sizeof what, "%d stage%s", S, S == 1 ? "" : "s");
+		push_alt(plan, &cap, (IrSearchAlt){ir_strdup(a, what), pipeline_layout(x, &t, p, a),
+						   p->total_s, pipeline_peak(p), true});
+	}
+	/* the other views of each chosen stage's sub-mesh, the pipeline's step
+	 * time as pass_pipeline_cost prices it with that stage's time changed */
+	int S = k->p.nstages;
+	double st[PASS_MAX_UNITS], edge[PASS_MAX_UNITS];
+	for (int q = 0; q < S; q++) {
+		const PassStageOption *so = &t.option[pass_stage_index(
+			&t, k->p.first[q], k->p.last[q], k->p.shape[q], k->p.view[q] < 0 ? 0 : k->p.view[q])];
+		st[q] = so->fwd_s + so->bwd_s + so->step_s / t.nmicro;
+		edge[q] = k->p.time_s[q] - st[q];
+		if (!x->r->from[0] && q < s->nstage_s)
+			s->stage_s[q] = st[q];
+	}
+	for (int q = 0; q < S; q++) {
+		int h = k->p.shape[q];
+		int in = S - q < t.nmicro ? S - q : t.nmicro;
+		int first_alt = s->nalt;
+		for (int v = 0; v < t.nviews[h]; v++) {
+			const PassStageOption *so =
+				&t.option[pass_stage_index(&t, k->p.first[q], k->p.last[q], h, v)];
+			if (v == k->p.view[q] || !so->ok)
+				continue;
+			const IrLogicalMesh *lv = &t.view[h * t.maxviews + v];
+			bool lean = t.twins && v >= t.nviews[h] / 2;
+			snprintf(what, sizeof what, "stage %d as %dx%d%s", q, lv->n[0], lv->n[1],
+				 lean ? " lean (ZeRO-2)" : "");
+			bool dup = false;
+			for (int j = first_alt; j < s->nalt && !dup; j++)
+				dup = !strcmp(s->alt[j].what, what);
+			if (dup)
+				continue;
+			double sum = 0, mx = 0;
+			for (int u = 0; u < S; u++) {
+				double tu = u == q ? so->fwd_s + so->bwd_s + so->step_s / t.nmicro : st[u];
+				mx = fmax(mx, tu);
+				sum += tu + edge[u];
+			}
+			PassPipeline one = k->p;
+			one.view[q] = v;
+			double mem = so->state_bytes + in * so->act_bytes + so->work_bytes;
+			push_alt(plan, &cap, (IrSearchAlt){ir_strdup(a, what),
+							   pipeline_layout(x, &t, &one, a),
+							   sum + (t.nmicro - 1) * fmax(mx, sum / S),
+							   mem, mem <= t.mem_bytes});
+		}
+	}
+	pass_stage_table_free(&t);
+	/* the other recomputation modes at this microbatch */
+	for (int rc = 0; rc < 3; rc++) {
+		if (rc == (int)k->rc || (x->o->recompute >= 0 && rc != x->o->recompute))
+			continue;
+		PassPipeline p;
+		bool none = false;
+		double total = best_pipeline(x, k, (IrRecompute)rc, true, INFINITY, &p, &none, NULL, e);
+		if (isnan(total))
+			return -1;
+		snprintf(what, sizeof what, "recompute %s", ir_recompute_name((IrRecompute)rc));
+		IrSearchAlt r = {ir_strdup(a, what), "", NAN, 0, false};
+		if (isfinite(total)) {
+			PassStageTable t2;
+			if (cand_table(x, k, (IrRecompute)rc, true, NULL, &t2, e))
+				return -1;
+			r = (IrSearchAlt){r.what, pipeline_layout(x, &t2, &p, a), total,
+					  pipeline_peak(&p), true};
+			pass_stage_table_free(&t2);
+		} else {
+			PassStageTable t2;
+			if (cand_table(x, k, (IrRecompute)rc, true, NULL, &t2, e))
+				return -1;
+			r.mem_bytes = pass_stage_min_memory(&t2, x->devices);
+			pass_stage_table_free(&t2);
+		}
+		push_alt(plan, &cap, r);
+	}
+	/* the other microbatch sizes (the DP's estimates from per-layer costs) */
+	for (int n = 0; n < x->ncand; n++) {
+		const Cand *o = &x->cand[n];
+		if (o == k)
+			continue;
+		snprintf(what, sizeof what, "microbatch %lld (recompute %s)", (long long)o->b,
+			 ir_recompute_name(o->rc));
+		IrSearchAlt r = {ir_strdup(a, what), "", NAN, 0, false};
+		if (isfinite(o->est)) {
+			PassStageTable t2;
+			if (cand_table(x, o, o->rc, o->refined, NULL, &t2, e))
+				return -1;
+			r = (IrSearchAlt){r.what, pipeline_layout(x, &t2, &o->p, a),
+					  o->refined && isfinite(o->cost) ? o->cost : o->est,
+					  pipeline_peak(&o->p), true};
+			pass_stage_table_free(&t2);
+		}
+		push_alt(plan, &cap, r);
+	}
 	return 0;
 }
 
@@ -1362,6 +1548,8 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			double t0 = now_s();
 			rc = polish(g, c, o->threads, plan, r, e);
 			r->refine_s += now_s() - t0;
+			if (!rc)
+				rc = record_search(&x, k, plan, e);
 			if (rc)
 				ir_graph_free(g);
 			snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",

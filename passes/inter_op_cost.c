@@ -962,6 +962,9 @@ static void copy_stage(const IrGraph *g, IrPlan *p, const IrStagePlan *src, cons
 		dst->comm[k] = src->comm[k];
 		dst->comm[k].op = sb[pos[src->comm[k].op]];
 	}
+	ir_stage_copy_why(p, dst, src, NULL);
+	for (int k = 0; k < dst->nwhy; k++)
+		dst->why[k].op = sb[pos[src->why[k].op]];
 	for (int k = 0; k < n; k++)
 		pos[sa[k]] = -1;
 	dst->weight_bytes = src->weight_bytes;

@@ -1022,6 +1022,154 @@ static int solve(Plan *P, PassIntraResult *r)
 /* ------------------------------------------------------------------ */
 /* Result                                                               */
 
+/* The first op of the stage that reads weight w; -1 if none. */
+static int weight_reader(const Plan *P, int w, int *k_out)
+{
+	const IrGraph *g = P->x.g;
+	for (int i = 0; i < g->nops; i++) {
+		if (!in_stage(P, i))
+			continue;
+		for (int k = 0; k < g->ops[i].nin; k++)
+			if (g->ops[i].in[k] == w) {
+				*k_out = k;
+				return i;
+			}
+	}
+	return -1;
+}
+
+/* Strategy s of group gr as text: the leading op's labels to axes, for a
+ * weight the labels its first reader gives its dims. */
+static const char *group_strategy(const Plan *P, const Group *gr, int s, int reader, int k,
+				  char *buf, size_t n)
+{
+	const IrGraph *g = P->x.g;
+	if (gr->weight < 0)
+		return pass_strategy_string(&g->ops[gr->ops[0]], gr->ch[(size_t)s * gr->nops].ax,
+					    buf, n);
+	const PassSpec *sp = &gr->wspec[s];
+	const char *lab = g->ops[reader].lab[k];
+	size_t o = 0;
+	buf[0] = 0;
+	for (int d = 0; d < sp->nd && lab[d] && o < n; d++)
+		if (sp->dim[d])
+			o += (size_t)snprintf(buf + o, n - o, "%s%c=%s", o ? "," : "", lab[d],
+					      sp->dim[d] == 3 ? "01" : sp->dim[d] == 1 ? "0" : "1");
+	return buf;
+}
+
+/* Resharding on the links of group gi (lk[0..nl)) with the group under
+ * strategy s and every other as chosen; *in: of that, the links into it. */
+static double group_reshard(const Plan *P, int gi, int s, const int *lk, int nl, double *in)
+{
+	double all = 0;
+	*in = 0;
+	for (int q = 0; q < nl; q++) {
+		const Link *l = &P->links[lk[q]];
+		const Group *A = &P->groups[l->src_group], *B = &P->groups[l->dst_group];
+		int a = l->src_group == gi ? s : A->chosen, b = l->dst_group == gi ? s : B->chosen;
+		double bytes = ir_tensor_bytes(&P->x.g->tensors[l->tensor]);
+		double t = l->count * pass_reshard_time(P->x.mesh, bytes, link_spec(P, l, true, a),
+							link_spec(P, l, false, b), NULL, NULL, 0);
+		all += t;
+		if (l->dst_group == gi)
+			*in += t;
+	}
+	return all;
+}
+
+/* out->why: per group of the stage its chosen strategy and the cheapest
+ * IR_MAX_WHY_ALTS others (distinct as text), priced with the rest fixed. */
+static void record_why(const Plan *P, IrPlan *plan, IrStagePlan *out)
+{
+	const IrGraph *g = P->x.g;
+	int *deg = ir_xcalloc((size_t)P->ngroups + 1, sizeof(int));
+	for (int li = 0; li < P->nlinks; li++) {
+		deg[P->links[li].src_group + 1]++;
+		if (P->links[li].dst_group != P->links[li].src_group)
+			deg[P->links[li].dst_group + 1]++;
+	}
+	for (int gi = 0; gi < P->ngroups; gi++)
+		deg[gi + 1] += deg[gi];
+	int *lk = ir_xmalloc(sizeof(int) * (size_t)(deg[P->ngroups] + 1));
+	int *fill = ir_xcalloc((size_t)P->ngroups, sizeof(int));
+	for (int li = 0; li < P->nlinks; li++) {
+		int a = P->links[li].src_group, b = P->links[li].dst_group;
+		lk[deg[a] + fill[a]++] = li;
+		if (b != a)
+			lk[deg[b] + fill[b]++] = li;
+	}
+	out->why = ir_alloc(&plan->arena, sizeof(IrOpWhy) * (size_t)(P->ngroups ? P->ngroups : 1));
+	out->nwhy = 0;
+	out->ilp_s = 0;
+	IrAlt *all = NULL;
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		const Group *gr = &P->groups[gi];
+		int k = 0, lead = gr->weight >= 0 ? weight_reader(P, gr->weight, &k) : gr->ops[0];
+		if (lead < 0 || !in_stage(P, lead) || gr->nstrat < 1)
+			continue;
+		all = ir_xrealloc(all, sizeof *all * (size_t)gr->nstrat);
+		const int *l = &lk[deg[gi]];
+		int nl = deg[gi + 1] - deg[gi], na = 0;
+		IrOpWhy *w = &out->why[out->nwhy++];
+		memset(w, 0, sizeof *w);
+		w->op = lead;
+		w->weight = gr->weight >= 0;
+		w->nstrat = gr->nstrat;
+		for (int s = 0; s < gr->nstrat; s++) {
+			char buf[256];
+			double in;
+			IrAlt a = {.comm_s = gr->comm[s], .compute_s = gr->cost[s] - gr->comm[s],
+				   .mem_bytes = gr->mem[s]};
+			a.reshard_s = group_reshard(P, gi, s, l, nl, &in);
+			const char *st = group_strategy(P, gr, s, lead, k, buf, sizeof buf);
+			if (s == gr->chosen) {
+				w->chosen = a;
+				w->chosen.strategy = ir_strdup(&plan->arena, st);
+				w->reshard_in_s = in;
+				out->ilp_s += a.compute_s + a.comm_s + in;
+				continue;
+			}
+			double c = a.compute_s + a.comm_s + a.reshard_s;
+			int dup = -1;
+			for (int j = 0; j < na && dup < 0; j++)
+				if (!strcmp(all[j].strategy, st))
+					dup = j;
+			if (dup >= 0 && all[dup].compute_s + all[dup].comm_s + all[dup].reshard_s <= c)
+				continue;
+			a.strategy = ir_strdup(&plan->arena, st);
+			if (dup >= 0)
+				all[dup] = a;
+			else
+				all[na++] = a;
+		}
+		/* the chosen one's text is not an alternative */
+		int m = 0;
+		for (int j = 0; j < na; j++)
+			if (strcmp(all[j].strategy, w->chosen.strategy))
+				all[m++] = all[j];
+		na = m;
+		for (int j = 1; j < na; j++) /* insertion sort by total cost */
+			for (int i = j; i > 0; i--) {
+				double ci = all[i].compute_s + all[i].comm_s + all[i].reshard_s;
+				double cp = all[i - 1].compute_s + all[i - 1].comm_s + all[i - 1].reshard_s;
+				if (!(ci < cp))
+					break;
+				IrAlt t = all[i];
+				all[i] = all[i - 1];
+				all[i - 1] = t;
+			}
+		w->nalt = na < IR_MAX_WHY_ALTS ? na : IR_MAX_WHY_ALTS;
+		w->alt = ir_alloc(&plan->arena, sizeof(IrAlt) * (size_t)(w->nalt ? w->nalt : 1));
+		memcpy(w->alt, all, sizeof(IrAlt) * (size_t)w->nalt);
+	}
+	free(all);
+	free(lk);
+	free(fill);
+	free(deg);
+	(void)g;
+}
+
 static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult *r)
 {
 	const IrGraph *g = P->x.g;
@@ -1119,6 +1267,7 @@ static void fill_stage(Plan *P, IrPlan *plan, IrStagePlan *out, PassIntraResult 
 		act += ir_tensor_bytes(&g->tensors[g->ops[i].out[0]]) / w;
 	}
 	out->act_bytes = act;
+	record_why(P, plan, out);
 	r->compute_s = compute;
 	r->communication_s = own;
 	r->resharding_s = reshard;
@@ -1282,8 +1431,9 @@ static void plan_free(Plan *P)
 	free(P->rep_op);
 }
 
-/* Fixes every group of the full plan F to the strategy its counterpart in
- * the solved reduced plan R chose (skipped layers copy their representative). */
+/* Chooses for every group of the full plan F the strategy its counterpart
+ * in the solved reduced plan R chose (skipped layers copy their
+ * representative). */
 static void expand(const Plan *R, Plan *F)
 {
 	const IrGraph *g = F->x.g;
@@ -1303,7 +1453,6 @@ static void expand(const Plan *R, Plan *F)
 					if (!memcmp(&gr->wspec[s], &rg->wspec[rg->chosen], sizeof(PassSpec)))
 						pick = s;
 			}
-			gr->wspec[0] = gr->wspec[pick];
 		} else {
 			int lead = gr->ops[0];
 			int rl = R->rep_op[lead] >= 0 ? R->rep_op[lead] : lead;
@@ -1318,16 +1467,8 @@ static void expand(const Plan *R, Plan *F)
 						pick = s;
 				}
 			}
-			memmove(gr->ch, &gr->ch[(size_t)pick * (size_t)gr->nops],
-				sizeof *gr->ch * (size_t)gr->nops);
 		}
-		if (gr->nstrat) {
-			gr->cost[0] = gr->cost[pick];
-			gr->comm[0] = gr->comm[pick];
-			gr->mem[0] = gr->mem[pick];
-			gr->nstrat = 1;
-		}
-		gr->chosen = 0;
+		gr->chosen = pick; /* the others stay: record_why prices them */
 	}
 }
 

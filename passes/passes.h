@@ -340,6 +340,8 @@ typedef struct PassInterResult {
 	double tried_estimate_s[32]; /* the DP's best step time there (INFINITY: none fits) */
 	int refinements;        /* DP reruns after solving the chosen stages whole */
 	bool time_limited;      /* options.time_limit_s cut the search short */
+	char from[16];          /* "" (the DP's pipeline), or what replaced it after the
+				   simulator: "dp+zero-1", "dp+zero-2", "uniform" */
 	double need_bytes;      /* INFEASIBLE: least memory per device a plan needs */
 	double have_bytes;      /* the GPU's memory */
 	char message[256];

@@ -9,7 +9,7 @@
 #include "tests/helpers.h"
 
 static const char *const verbs[] = {"info", "shard", "simulate", "compile", "compare",
-				    "estimate", "sweep", "provision", "report"};
+				    "estimate", "sweep", "provision", "report", "explain"};
 
 /* Every option --help names is one the parser knows, and --help names each
  * option the parser accepts only once. */

@@ -127,6 +127,18 @@ static void make_plan(const char *path)
 	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
 }
 
+/* simulate of that plan with its first `a` replaced by `b` exits `code` with `want`. */
+static void edited_plan_refused(const char *a, const char *b, int code, const char *want)
+{
+	char plan[128], bad[128], args[512];
+	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
+	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
+	make_plan(plan);
+	edit_copy(plan, bad, a, b);
+	snprintf(args, sizeof args, "simulate %s", bad);
+	refused(args, code, want);
+}
+
 TestSuite(hostile, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 300);
 
 /* ---- 1. the stage DP is sized before it is allocated ---- */
@@ -287,14 +299,9 @@ Test(hostile, nan_and_infinity_in_a_cluster_are_refused_with_their_line)
 
 Test(hostile, infinite_comm_bytes_in_a_plan_are_refused)
 {
-	char plan[128], bad[128], args[512];
-	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
-	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
-	make_plan(plan);
-	edit_copy(plan, bad, "</stage>",
-		  "<comm op=\"2\" kind=\"all-reduce\" axis=\"0\" bytes=\"INF\"/></stage>");
-	snprintf(args, sizeof args, "simulate %s", bad);
-	refused(args, 2, "bytes must be a finite number in [0, 1e+18], not 'INF'");
+	edited_plan_refused("</stage>",
+			    "<comm op=\"2\" kind=\"all-reduce\" axis=\"0\" bytes=\"INF\"/></stage>", 2,
+			    "bytes must be a finite number in [0, 1e+18], not 'INF'");
 }
 
 /* ---- 6. integers ---- */
@@ -406,14 +413,10 @@ static void drop_first_stage_ops(const char *from, const char *to)
 
 Test(hostile, a_plan_whose_stages_share_devices_is_refused_with_the_line)
 {
-	char plan[128], bad[128], args[512];
-	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
-	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
-	make_plan(plan); /* pp=2: stage 0 on node 0, stage 1 (line 19) on node 1 */
-	edit_copy(plan, bad, "node0=\"1\" nodes=\"1\" gpu0=\"0\"", "node0=\"0\" nodes=\"1\" gpu0=\"2\"");
-	snprintf(args, sizeof args, "simulate %s", bad);
-	refused(args, 2, "bad.xml:19: stage of layers 1..2 shares devices with the stage of layers "
-		"0..0 (line 4)");
+	/* pp=2: stage 0 on node 0, stage 1 (line 19) on node 1 */
+	edited_plan_refused("node0=\"1\" nodes=\"1\" gpu0=\"0\"", "node0=\"0\" nodes=\"1\" gpu0=\"2\"", 2,
+			    "bad.xml:19: stage of layers 1..2 shares devices with the stage of "
+			    "layers 0..0 (line 4)");
 }
 
 Test(hostile, a_stage_without_ops_is_refused_with_the_line)
@@ -429,29 +432,20 @@ Test(hostile, a_stage_without_ops_is_refused_with_the_line)
 
 Test(hostile, a_strategy_naming_a_label_the_op_lacks_is_refused_with_the_line)
 {
-	char plan[128], bad[128], args[512];
-	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
-	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
-	make_plan(plan); /* line 5: op 0, block0/fc1, batch-split "b=0" over 2 ways */
-	edit_copy(plan, bad, "<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
-		  "<op id=\"0\" ways=\"2\" strategy=\"Z=0\"/>");
-	snprintf(args, sizeof args, "simulate %s", bad);
-	refused(args, 2, "bad.xml:5: stage 0: op block0/fc1: strategy 'Z=0' names label 'Z', which "
-		"the op does not have");
+	/* line 5: op 0, block0/fc1, batch-split "b=0" over 2 ways */
+	edited_plan_refused("<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
+			    "<op id=\"0\" ways=\"2\" strategy=\"Z=0\"/>", 2,
+			    "bad.xml:5: stage 0: op block0/fc1: strategy 'Z=0' names label 'Z', "
+			    "which the op does not have");
 }
 
 Test(hostile, ways_that_do_not_match_the_strategy_are_refused_with_the_line)
 {
-	char plan[128], bad[128], args[512];
-	snprintf(plan, sizeof plan, "%s/p.xml", tmpdir);
-	snprintf(bad, sizeof bad, "%s/bad.xml", tmpdir);
-	make_plan(plan);
 	/* "b=0" splits over mesh axis 0 of the 2x2 stage: 2 devices, not 4 */
-	edit_copy(plan, bad, "<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
-		  "<op id=\"0\" ways=\"4\" strategy=\"b=0\"/>");
-	snprintf(args, sizeof args, "simulate %s", bad);
-	refused(args, 2, "bad.xml:5: stage 0: op block0/fc1: ways=4, but strategy 'b=0' divides its "
-		"work over 2 devices");
+	edited_plan_refused("<op id=\"0\" ways=\"2\" strategy=\"b=0\"/>",
+			    "<op id=\"0\" ways=\"4\" strategy=\"b=0\"/>", 2,
+			    "bad.xml:5: stage 0: op block0/fc1: ways=4, but strategy 'b=0' divides "
+			    "its work over 2 devices");
 }
 
 /* ---- 9. messages ---- */

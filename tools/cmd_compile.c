@@ -155,15 +155,18 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 			const SimResult *r, const PassInterResult *ir)
 {
 	const double GiB = 1073741824.0;
-	printf("%s on %s, %d GPUs: %d stages, compiled in %.2f s (%d ILP solves, %d cached)\n",
-	       p->model, c->name, r->ngpus, p->nstages, ir->compile_time_s,
+	printf("%s on %s, %d GPUs: %d stage%s, compiled in %.2f s (%d ILP solves, %d cached)\n",
+	       p->model, c->name, r->ngpus, p->nstages, p->nstages == 1 ? "" : "s",
+	       ir->compile_time_s,
 	       ir->ilp_solved + ir->stage_solves, ir->ilp_cached);
-	printf("  compile time      layer costs %.2f s, DP %.2f s, stages solved whole %.2f s\n",
+	printf("  compile time      layer costs %.2f s, stage DP %.2f s, stages solved whole %.2f s\n",
 	       ir->layer_cost_s, ir->dp_s, ir->refine_s);
-	printf("  batch %lld = %d microbatches of %lld, %s, recompute %s\n",
-	       (long long)p->global_batch, p->nmicro, (long long)p->microbatch,
+	printf("  batch %lld = %d microbatch%s of %lld, %s, recompute %s\n",
+	       (long long)p->global_batch, p->nmicro, p->nmicro == 1 ? "" : "es",
+	       (long long)p->microbatch,
 	       ir_schedule_name(p->schedule), ir_recompute_name(p->recompute));
 	printf("  microbatch sizes  ");
+	/* (estimates of the stage-cutting DP: dynamic programming, not data parallelism) */
 	for (int i = 0; i < ir->ntried; i++) {
 		if (isfinite(ir->tried_estimate_s[i]))
 			printf("%s%lld: %.4g s", i ? ", " : "", (long long)ir->tried_microbatch[i],
@@ -171,25 +174,28 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		else
 			printf("%s%lld: none fits", i ? ", " : "", (long long)ir->tried_microbatch[i]);
 	}
-	printf(" (DP estimates)\n");
-	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%; DP estimate %.4f s)\n",
+	printf(" (search estimates)\n");
+	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%; search estimate %.4f s)\n",
 	       r->step_time_s, r->tl.span_s, 100 * r->bubble_fraction, ir->estimate_s);
 	tool_print_step_summary(c, r);
-	printf("\n  %-5s %-24s %-13s %-7s %9s %9s %9s %9s %9s %8s %9s %9s\n", "stage", "layers",
-	       "sub-mesh", "logical", "fwd ms", "bwd ms", "step ms", "xfer ms", "state GiB",
-	       "act GiB", "DP ms", "DP GiB");
+	printf("\n  %-5s %-24s %-13s %-7s %-4s %9s %9s %11s %9s %9s %8s %10s %10s\n", "stage",
+	       "layers", "sub-mesh", "logical", "ZeRO", "fwd ms", "bwd ms", "sync+opt ms",
+	       "xfer ms", "state GiB", "act GiB", "search ms", "search GiB");
 	for (int i = 0; i < r->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
 		const SimStageCost *sc = &r->stage[i];
 		char layers[64], mesh[32], lg[16];
 		tool_stage_labels(g, s, layers, mesh, lg);
-		printf("  %-5d %-24s %-13s %-7s %9.3f %9.3f %9.3f %9.3f %9.2f %8.3f %9.3f %9.2f\n", i,
-		       layers, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
+		printf("  %-5d %-24s %-13s %-7s %-4d %9.3f %9.3f %11.3f %9.3f %9.2f %8.3f %10.3f "
+		       "%10.2f\n", i, layers, mesh, lg, tool_stage_zero(g, s, &sc->mem),
+		       sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
 		       r->xfer_s[i] * 1e3,
 		       (sc->mem.weight_bytes + sc->mem.grad_bytes + sc->mem.opt_bytes) / GiB,
 		       sc->mem.act_bytes / GiB, ir->stage_time_s[i] * 1e3,
 		       ir->stage_mem_bytes[i] / GiB);
 	}
+	printf("  (sync+opt: once per step, gradient reduction and optimizer; search: the time "
+	       "per microbatch and memory per device the stage search priced)\n");
 }
 
 int cmd_compile(int argc, char **argv)

@@ -243,12 +243,13 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		       m->shard == PASS_SHARD_MEGATRON ? "megatron layout" :
 							 pass_method_name(m->method),
 		       m->sp ? ", sequence parallel" : "");
-	printf("\n  batch %lld = %d microbatches of %lld, %s", (long long)p->global_batch,
-	       p->nmicro, (long long)p->microbatch, ir_schedule_name(p->schedule));
+	printf("\n  batch %lld = %d microbatch%s of %lld, %s", (long long)p->global_batch,
+	       p->nmicro, p->nmicro == 1 ? "" : "es", (long long)p->microbatch,
+	       ir_schedule_name(p->schedule));
 	if (p->chunks > 1)
 		printf(" (v=%d)", p->chunks);
 	char ov[64];
-	printf(", recompute %s, zero %d, overlap %s, attention %s\n",
+	printf(", recompute %s, zero %d as planned, overlap %s, attention %s\n",
 	       ir_recompute_name(p->recompute), p->zero, ir_overlap_name(p->overlap, ov, sizeof ov),
 	       g->fused_attention ? "fused" : "eager");
 	if (p->nstages > 1) {
@@ -265,16 +266,17 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	printf("  step time         %.4f s (pipeline %.4f s, bubble %.1f%%)\n", r->step_time_s,
 	       r->tl.span_s, 100 * r->bubble_fraction);
 	tool_print_step_summary(c, r);
-	printf("\n  %-5s %-22s %-4s %-13s %-7s %9s %9s %9s %9s %8s %8s\n", "stage", "layers",
-	       "rank", "mesh", "logical", "fwd ms", "bwd ms", "step ms", "xfer ms", "state GiB",
-	       "act GiB");
+	printf("\n  %-5s %-22s %-4s %-13s %-7s %-4s %9s %9s %11s %9s %8s %8s\n", "stage",
+	       "layers", "rank", "mesh", "logical", "ZeRO", "fwd ms", "bwd ms", "sync+opt ms",
+	       "xfer ms", "state GiB", "act GiB");
 	for (int i = 0; i < r->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
 		const SimStageCost *sc = &r->stage[i];
 		char layers[64], mesh[32], lg[16];
 		tool_stage_labels(g, s, layers, mesh, lg);
-		printf("  %-5d %-22s %-4d %-13s %-7s %9.3f %9.3f %9.3f %9.3f %8.2f %8.3f\n", i, layers,
-		       i % r->nranks, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
+		printf("  %-5d %-22s %-4d %-13s %-7s %-4d %9.3f %9.3f %11.3f %9.3f %8.2f %8.3f\n", i,
+		       layers, i % r->nranks, mesh, lg, tool_stage_zero(g, s, &sc->mem),
+		       sc->fwd_s * 1e3, sc->bwd_s * 1e3, sc->step_s * 1e3,
 		       r->xfer_s[i] * 1e3,
 		       (sc->mem.weight_bytes + sc->mem.grad_bytes + sc->mem.opt_bytes) / GiB,
 		       sc->mem.act_bytes / GiB);

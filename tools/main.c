@@ -18,6 +18,7 @@ static const Verb verbs[] = {
 	{"shard", cmd_shard, "choose the sharding of every op on one device mesh (intra-op ILP)"},
 	{"simulate", cmd_simulate, "one training step of a plan: time, TFLOPS, MFU, memory, trace"},
 	{"compile", cmd_compile, "the fastest plan: pipeline stages on sub-meshes, each sharded (Alpa)"},
+	{"explain", cmd_explain, "why a compiled plan is as it is: parallelism in words, alternatives"},
 	{"compare", cmd_compare, "the best plan of one model on several clusters, side by side"},
 	{"estimate", cmd_estimate, "cost, energy and CO2 of a whole run; failures and stragglers"},
 	{"calibrate", cmd_calibrate, "fit a cluster's software profile to runs measured on it"},

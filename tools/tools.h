@@ -27,6 +27,7 @@ int cmd_simulate(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 /* The notes of a model imported as hf:FILE, on stderr: what it assumes, and
@@ -148,6 +149,11 @@ int tool_plan_simulate(const char *path, int nodes, IrPlan *p, IrCluster *c, IrG
 
 /* The JSON report of a simulated plan (the keys of `simulate --json`). */
 json_t *tool_sim_json(const IrGraph *g, const IrCluster *c, const IrPlan *p, const SimResult *r);
+/* The ZeRO stage stage s shows (cmd_explain.c): 3 when its weights, 2 when
+ * its gradients and optimizer state, 1 when its optimizer state are split
+ * over more devices than its tensor and expert parallelism split them
+ * (memory per device m, as the simulator counts it). */
+int tool_stage_zero(const IrGraph *g, const IrStagePlan *s, const SimStageMemory *m);
 /* Throughput, TFLOPS/MFU and peak-memory lines of a simulated step (tables). */
 void tool_print_step_summary(const IrCluster *c, const SimResult *r);
 /* A stage's table labels: layers "1-12 block0..block11" (64 bytes), sub-mesh
