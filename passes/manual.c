@@ -286,7 +286,8 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 				 * recomputation), simulated under the least recomputation
 				 * that fits */
 				bool any_fit = false, act_over = false;
-				for (int z = 0; z <= (dp > 1 ? 3 : 0); z++) {
+				int zmax = dp == 1 ? 0 : pp > 1 && o->pipeline_zero1 ? 1 : 3;
+				for (int z = 0; z <= zmax; z++) {
 					act_over = false;
 					m.zero = z;
 					m.recompute = IR_RECOMP_NONE;
@@ -313,6 +314,8 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 					bool fit = false, slow = false;
 					for (int k = 0; k < 3 && !fit; k++) {
 						if (o->recompute >= 0 && (int)modes[k] != o->recompute)
+							continue;
+						if (o->no_selective && modes[k] == IR_RECOMP_SELECTIVE)
 							continue;
 						m.recompute = p.recompute = modes[k];
 						r->tried++;

@@ -455,6 +455,9 @@ typedef struct PassManualSearch {
 	bool tp_if_needed;     /* tp > 1 only when no tp = 1 plan fits (expert parallelism:
 				  experts over all devices where their count allows) */
 	int recompute;         /* IrRecompute, or -1: none, then selective, then full */
+	bool no_selective;     /* recompute -1: none, then full (an engine without
+				  selective recomputation: DeepSpeed) */
+	bool pipeline_zero1;   /* pp > 1: ZeRO 0 and 1 only (DeepSpeed's pipeline engine) */
 	double time_limit_s;   /* per intra-op solve (0: none) */
 	int threads;           /* 0: one per core */
 	PassProgress progress; /* NULL: silent */

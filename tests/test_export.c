@@ -218,3 +218,38 @@ Test(export, dtensor_names_every_weight_exactly_once)
 	ir_graph_free(&g);
 	json_decref(j);
 }
+
+/* compile --target ENGINE of the tiny model, exported --to ENGINE: exit 0. */
+static void target_exports(const char *engine)
+{
+	char plan[] = "/tmp/meshplan-target-XXXXXX";
+	int fd = mkstemp(plan);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	char args[1024], out[16384];
+	snprintf(args, sizeof args, "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
+		 "--target %s -o %s --json", DATA, DATA, engine, plan);
+	int code;
+	json_t *j = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "target")), engine);
+	/* the unrestricted plan's step time beside the target's */
+	cr_expect(json_is_real(json_object_get(j, "any_step_time_s")));
+	cr_expect_gt(test_num(j, "step_time_s"), 0);
+	json_decref(j);
+	code = export(plan, engine, out, sizeof out);
+	unlink(plan);
+	cr_expect_eq(code, 0, "%s", out);
+	if (!strcmp(engine, "megatron"))
+		check_megatron_flags(out);
+}
+
+Test(export, a_megatron_target_plan_exports)
+{
+	target_exports("megatron");
+}
+
+Test(export, a_deepspeed_target_plan_exports)
+{
+	target_exports("deepspeed");
+}

@@ -411,6 +411,8 @@ Test(pictures, report_renders_in_headless_chromium, .timeout = 300)
 	cr_expect_null(strstr(html, "href="), "the report links another file");
 	cr_expect_eq(count_substr(html, "<svg "), 3, "three pictures inline");
 	cr_expect(strstr(html, "id=\"explain\""), "no explain section");
+	/* explain's text: the stage's parallelism in words */
+	cr_expect(strstr(html, "parallelism   "), "no explain text in the report");
 
 	char bin[64];
 	if (!have_chromium(bin, sizeof bin)) {

@@ -16,7 +16,7 @@ static const char *VERB = "compile";
 
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
-	O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
+	O_TARGET, O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -36,6 +36,8 @@ static const ToolOpt opts[NOPT] = {
 		       "worker threads for stage costs (default: the CPUs)"},
 	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
 		   "override model parameters"},
+	[O_TARGET] = {"target", 0, TOOL_STR, "any|megatron|deepspeed", TOOL_ANY, false, 0,
+		      "only plans this engine runs (default any); shows the any plan beside"},
 	[O_OUTPUT] = {"output", 'o', TOOL_STR, "PLAN.xml", TOOL_ANY, false, 0, "write the plan"},
 	[O_TRACE] = {"trace", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 		     "write a Chrome trace (Perfetto) of the step"},
@@ -65,7 +67,15 @@ static void usage(FILE *f)
 	      "the recomputation mode is searched unless --recompute.  Prints the stages, the\n"
 	      "microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
 	      "for `meshplan simulate`, --trace a Chrome trace of the step, --svg-timeline,\n"
-	      "--svg-mesh and --svg-memory pictures of it (standalone SVG).\n\noptions:\n", f);
+	      "--svg-mesh and --svg-memory pictures of it (standalone SVG).\n"
+	      "\n"
+	      "--target megatron|deepspeed searches only plans that engine runs, which\n"
+	      "`meshplan export` turns into its arguments: every dp x tp x pp grid (one mesh\n"
+	      "shape for all stages, Megatron-LM's layer split and its own layout of each\n"
+	      "stage, passes/megatron.c), microbatches 1, 2, 4 .., ZeRO and recomputation;\n"
+	      "deepspeed: tp = 1, ZeRO 0-1 with a pipeline, no selective recomputation.  The\n"
+	      "plan of the unrestricted search (any) is compiled too and its step time shown\n"
+	      "beside, the price of the restriction.\n\noptions:\n", f);
 	tool_opts_help(f, opts, NOPT);
 	fputs("\nExit: 0 a plan, 1 no plan fits the GPU's memory (the message says how much the\n"
 	      "leanest needs), 2 bad input.\n", f);
@@ -76,9 +86,12 @@ typedef struct {
 	const char *svg_timeline, *svg_mesh, *svg_memory, *trace_detail;
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
+	int target; /* TARGET_* */
 	bool json;
 	IrParamSet ps;
 } Args;
+
+enum { TARGET_ANY, TARGET_MEGATRON, TARGET_DEEPSPEED };
 
 static int parse(int argc, char **argv, Args *a)
 {
@@ -122,6 +135,17 @@ static int parse(int argc, char **argv, Args *a)
 					  "--recompute is none, selective or full, not '%s'",
 					  v[O_RECOMPUTE].str);
 		a->recompute = (int)rc;
+	}
+	if (v[O_TARGET].set) {
+		const char *t = v[O_TARGET].str;
+		a->target = !strcmp(t, "any") ? TARGET_ANY : !strcmp(t, "megatron") ? TARGET_MEGATRON :
+			    !strcmp(t, "deepspeed") ? TARGET_DEEPSPEED : -1;
+		if (a->target < 0)
+			return tool_error(VERB, EXIT_BADINPUT,
+					  "--target is any, megatron or deepspeed, not '%s'", t);
+		if (a->target != TARGET_ANY && (a->microbatch || a->clusters))
+			return tool_error(VERB, EXIT_BADINPUT, "--target %s searches its own grid: "
+					  "no --microbatch or --clusters", t);
 	}
 	if (!a->model || !a->cluster || !a->batch) {
 		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch (see --help)");
@@ -198,6 +222,96 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	       "per microbatch and memory per device the stage search priced)\n");
 }
 
+/* --target megatron|deepspeed: the fastest plan in the engine's space,
+ * beside the unrestricted (any) plan's step time. */
+static int compile_target(const Args *a, const IrModelDoc *m, const IrCluster *c)
+{
+	static const char *const names[] = {"any", "megatron", "deepspeed"};
+	const char *target = names[a->target];
+	PassManualSearch o = {.global_batch = a->batch, .shard = PASS_SHARD_MEGATRON,
+			      .recompute = a->recompute, .threads = (int)a->threads,
+			      .progress = isatty(2) ? tool_progress : NULL};
+	if (a->target == TARGET_DEEPSPEED) {
+		o.max_tp = 1;
+		o.no_selective = true;
+		o.pipeline_zero1 = true;
+		if (a->recompute == IR_RECOMP_SELECTIVE)
+			return tool_error(VERB, EXIT_BADINPUT, "--target deepspeed: DeepSpeed has no "
+					  "selective recomputation");
+	}
+	IrError e;
+	memset(&e, 0, sizeof e);
+	IrPlan plan;
+	IrGraph g;
+	SimResult sr;
+	PassManualResult r;
+	int rc = pass_manual_search(m, a->model, &a->ps, c, a->cluster, (int)a->nodes, &o, &plan,
+				    &g, &sr, &r, &e);
+	if (o.progress)
+		tool_progress_end();
+	if (rc) {
+		ir_plan_free(&plan);
+		if (r.status == PASS_INFEASIBLE)
+			return tool_error(VERB, EXIT_INFEASIBLE, "--target %s: %s", target, r.message);
+		return tool_input_error(&e);
+	}
+	/* the unrestricted plan, for its step time */
+	PassInterOptions io = {.global_batch = a->batch, .recompute = a->recompute,
+			       .threads = (int)a->threads, .tmax_gap = -1,
+			       .progress = o.progress};
+	IrPlan any;
+	IrGraph ga;
+	PassInterResult ir;
+	SimResult sa;
+	double any_s = NAN;
+	IrError ea;
+	if (!pass_inter_op(m, a->model, &a->ps, c, a->cluster, (int)a->nodes, &io, &any, &ga, &ir,
+			   &ea)) {
+		if (!sim_plan(&ga, c, &any, &sa, &ea)) {
+			if (sa.fits)
+				any_s = sa.step_time_s;
+			sim_result_free(&sa);
+		}
+		ir_graph_free(&ga);
+	}
+	ir_plan_free(&any);
+	ToolOutputs to = {.plan = a->out, .trace = a->trace, .svg_timeline = a->svg_timeline,
+			  .svg_mesh = a->svg_mesh, .svg_memory = a->svg_memory};
+	int code = tool_write_all(VERB, &g, c, &plan, &sr, &to);
+	const PassManual *b = &r.best;
+	if (code) {
+		;
+	} else if (a->json) {
+		json_t *j = tool_sim_json(&g, c, &plan, &sr);
+		json_object_set_new(j, "target", json_string(target));
+		json_object_set_new(j, "grid", json_pack("{s:i,s:i,s:i,s:I,s:i}", "dp", b->dp, "tp",
+							  b->tp, "pp", b->pp, "mbs",
+							  (json_int_t)b->mbs, "zero", b->zero));
+		json_object_set_new(j, "any_step_time_s", isfinite(any_s) ? json_real(any_s)
+									  : json_null());
+		json_object_set_new(j, "grid_plans_tried", json_integer(r.tried));
+		tool_print_json(j);
+	} else {
+		printf("%s on %s, %d GPUs, --target %s: dp %d x tp %d x pp %d, microbatch %lld per "
+		       "replica, ZeRO %d, recompute %s (%d grid plans tried in %.2f s)\n",
+		       plan.model, c->name, sr.ngpus, target, b->dp, b->tp, b->pp, (long long)b->mbs,
+		       b->zero, ir_recompute_name(plan.recompute), r.tried, r.search_time_s);
+		if (isfinite(any_s))
+			printf("  step time         %.4f s for %s; %.4f s for any plan (%+.1f%%)\n",
+			       sr.step_time_s, target, any_s, 100 * (sr.step_time_s / any_s - 1));
+		else
+			printf("  step time         %.4f s for %s; no unrestricted plan fits\n",
+			       sr.step_time_s, target);
+		tool_print_step_summary(c, &sr);
+	}
+	if (code == EXIT_OK && !sr.fits)
+		code = EXIT_INFEASIBLE;
+	sim_result_free(&sr);
+	ir_plan_free(&plan);
+	ir_graph_free(&g);
+	return code;
+}
+
 int cmd_compile(int argc, char **argv)
 {
 	Args a;
@@ -215,6 +329,12 @@ int cmd_compile(int argc, char **argv)
 		return tool_input_error(&e);
 	}
 	tool_model_notes(m, &a.ps);
+	if (a.target != TARGET_ANY) {
+		code = compile_target(&a, m, &c);
+		ir_model_close(m);
+		ir_cluster_free(&c);
+		return code;
+	}
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,

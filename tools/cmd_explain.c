@@ -328,13 +328,13 @@ static json_t *why_json(const IrGraph *g, const IrStagePlan *s, const IrOpWhy *w
 			 "strategies", w->nstrat, "chosen", c, "alternatives", alts);
 }
 
-static void print_why(const IrGraph *g, const IrStagePlan *s, const IrOpWhy *w)
+static void print_why(FILE *f, const IrGraph *g, const IrStagePlan *s, const IrOpWhy *w)
 {
 	const IrOp *op = &g->ops[w->op];
 	char words[512];
-	printf("    %s%s: %s\n", w->weight ? "weight read by " : "", op->name,
+	fprintf(f, "    %s%s: %s\n", w->weight ? "weight read by " : "", op->name,
 	       strategy_words(g, op, s, w->chosen.strategy, w->weight, words, sizeof words));
-	printf("      %-34s %10s %10s %10s %10s %9s\n", "strategy (label=mesh axes)", "compute ms",
+	fprintf(f, "      %-34s %10s %10s %10s %10s %9s\n", "strategy (label=mesh axes)", "compute ms",
 	       "comm ms", "reshard ms", "total ms", "state MiB");
 	const IrAlt *rows[1 + IR_MAX_WHY_ALTS];
 	int n = 0;
@@ -346,22 +346,22 @@ static void print_why(const IrGraph *g, const IrStagePlan *s, const IrOpWhy *w)
 		char label[64];
 		snprintf(label, sizeof label, "%s%s", *a->strategy ? a->strategy : "(replicated)",
 			 k ? "" : "  chosen");
-		printf("      %-34s %10.4f %10.4f %10.4f %10.4f %9.1f", label, a->compute_s * 1e3,
+		fprintf(f, "      %-34s %10.4f %10.4f %10.4f %10.4f %9.1f", label, a->compute_s * 1e3,
 		       a->comm_s * 1e3, a->reshard_s * 1e3, alt_total(a) * 1e3,
 		       a->mem_bytes / 1048576.0);
 		if (k)
-			printf("  %+.1f%%", 100 * (alt_total(a) / fmax(alt_total(&w->chosen), 1e-30) - 1));
-		printf("\n");
+			fprintf(f, "  %+.1f%%", 100 * (alt_total(a) / fmax(alt_total(&w->chosen), 1e-30) - 1));
+		fprintf(f, "\n");
 	}
-	printf("      (%d strategies in all; costs per step, the rest of the stage as chosen)\n",
+	fprintf(f, "      (%d strategies in all; costs per step, the rest of the stage as chosen)\n",
 	       w->nstrat);
 }
 
 /* Forward ops of a stage, each op's name once per run of layers with the
  * same short name and strategy: "block0..block23  fc1  <words>". */
-static void print_ops(const IrGraph *g, const IrStagePlan *s)
+static void print_ops(FILE *f, const IrGraph *g, const IrStagePlan *s)
 {
-	printf("  %-22s %-14s %s\n", "layers", "op", "sharding");
+	fprintf(f, "  %-22s %-14s %s\n", "layers", "op", "sharding");
 	bool *done = calloc((size_t)s->nops + 1, sizeof(bool));
 	if (!done)
 		abort();
@@ -388,7 +388,7 @@ static void print_ops(const IrGraph *g, const IrStagePlan *s)
 			snprintf(layers, sizeof layers, "%s..%s (%d)", l0, l1, count);
 		else
 			snprintf(layers, sizeof layers, "%s", sn == op->name ? "-" : l0);
-		printf("  %-22s %-14s %s\n", layers, sn,
+		fprintf(f, "  %-22s %-14s %s\n", layers, sn,
 		       strategy_words(g, op, s, s->strategy[i], false, words, sizeof words));
 	}
 	free(done);
@@ -471,7 +471,7 @@ static json_t *stage_json(const IrGraph *g, const IrPlan *p, const SimResult *r,
 	return o;
 }
 
-static void print_stage(const IrGraph *g, const IrPlan *p, const SimResult *r, int q,
+static void print_stage(FILE *f, const IrGraph *g, const IrPlan *p, const SimResult *r, int q,
 			const char *op_name)
 {
 	const IrStagePlan *s = &p->stages[q];
@@ -480,29 +480,29 @@ static void print_stage(const IrGraph *g, const IrPlan *p, const SimResult *r, i
 	stage_parallel(g, s, &r->stage[q].mem, &par);
 	char words[256], layers[64], mesh[32], lg[16], dev[64];
 	tool_stage_labels(g, s, layers, mesh, lg);
-	printf("\nstage %d: layers %s on %s (%s), logical mesh %s\n", q, layers, mesh,
+	fprintf(f, "\nstage %d: layers %s on %s (%s), logical mesh %s\n", q, layers, mesh,
 	       devices_words(s, dev, sizeof dev), lg);
-	printf("  parallelism   %s\n", parallel_words(&par, p->recompute, words, sizeof words));
+	fprintf(f, "  parallelism   %s\n", parallel_words(&par, p->recompute, words, sizeof words));
 	const SimStageMemory *m = &r->stage[q].mem;
-	printf("  model state   weights split %.3g ways, gradients %.3g, optimizer state %.3g: "
+	fprintf(f, "  model state   weights split %.3g ways, gradients %.3g, optimizer state %.3g: "
 	       "%.2f + %.2f + %.2f GiB per device, activations %.2f GiB\n",
 	       par.fw, par.fg, par.fo, m->weight_bytes / GiB, m->grad_bytes / GiB,
 	       m->opt_bytes / GiB, m->act_bytes / GiB);
 	if (q < p->search.nstage_s)
-		printf("  stage time    %.2f ms per microbatch as the search priced it (forward + "
+		fprintf(f, "  stage time    %.2f ms per microbatch as the search priced it (forward + "
 		       "backward + once-per-step work / %d); simulated %.2f ms\n",
 		       p->search.stage_s[q] * 1e3, p->nmicro, sim_stage_time(p, r, q) * 1e3);
 	if (!s->nwhy) {
-		printf("  the ILP's choices were not recorded in this plan (written before explain, "
+		fprintf(f, "  the ILP's choices were not recorded in this plan (written before explain, "
 		       "or laid out by rule); shardings as planned:\n");
 	} else {
 		Sums u = why_sums(s);
-		printf("  cost per step compute %.2f ms + communication %.2f ms + resharding %.2f ms "
+		fprintf(f, "  cost per step compute %.2f ms + communication %.2f ms + resharding %.2f ms "
 		       "= %.2f ms (the ILP's objective %.2f ms)\n",
 		       u.compute * 1e3, u.comm * 1e3, u.reshard * 1e3,
 		       (u.compute + u.comm + u.reshard) * 1e3, s->ilp_s * 1e3);
 		double sim = sim_stage_step(p, r, q);
-		printf("                the simulator: %d x (forward + backward%s) + once-per-step "
+		fprintf(f, "                the simulator: %d x (forward + backward%s) + once-per-step "
 		       "work = %.2f ms%s\n",
 		       p->nmicro, r->stage[q].recompute_s > 0 ? " - recomputation" : "", sim * 1e3,
 		       fabs(s->ilp_s - sim) > 0.01 * sim ?
@@ -515,20 +515,20 @@ static void print_stage(const IrGraph *g, const IrPlan *p, const SimResult *r, i
 			if (!op_matches(g, &g->ops[s->why[i].op], op_name))
 				continue;
 			if (shown < 3) {
-				print_why(g, s, &s->why[i]);
+				print_why(f, g, s, &s->why[i]);
 				shown++;
 			} else {
 				more++;
 			}
 		}
 		if (more)
-			printf("    (%d more records of '%s': meshplan explain --json shows them)\n", more,
+			fprintf(f, "    (%d more records of '%s': meshplan explain --json shows them)\n", more,
 			       op_name);
 		if (!shown)
-			printf("    '%s' has no record in this stage (an op that follows its input's "
+			fprintf(f, "    '%s' has no record in this stage (an op that follows its input's "
 			       "layout, or not in the stage)\n", op_name);
 	} else {
-		print_ops(g, s);
+		print_ops(f, g, s);
 	}
 }
 
@@ -586,34 +586,50 @@ static json_t *search_json(const IrPlanSearch *x)
 			 x->cut ? json_string(x->cut) : json_null(), "alternatives", alts);
 }
 
-static void print_search(const IrPlan *p, const SimResult *r)
+static void print_search(FILE *f, const IrPlan *p, const SimResult *r)
 {
 	const IrPlanSearch *x = &p->search;
 	const double GiB = 1073741824.0;
-	printf("\nstage cut (the inter-op DP and the search around it)\n");
+	fprintf(f, "\nstage cut (the inter-op DP and the search around it)\n");
 	if (!x->from) {
-		printf("  not recorded in this plan (written before explain, or not compiled)\n");
+		fprintf(f, "  not recorded in this plan (written before explain, or not compiled)\n");
 		return;
 	}
-	printf("  chosen        %s; the DP estimated %.4g s per step, the simulator says %.4g s\n",
+	fprintf(f, "  chosen        %s; the DP estimated %.4g s per step, the simulator says %.4g s\n",
 	       from_words(x->from), x->estimate_s, r->step_time_s);
 	if (x->cut)
-		printf("  the search was cut short by --time-limit: this is the best plan found by "
+		fprintf(f, "  the search was cut short by --time-limit: this is the best plan found by "
 		       "then\n");
-	printf("  %-34s %10s %9s  %s\n", "alternative", "step s", "mem GiB", "why not");
+	fprintf(f, "  %-34s %10s %9s  %s\n", "alternative", "step s", "mem GiB", "why not");
 	for (int i = 0; i < x->nalt; i++) {
 		const IrSearchAlt *a = &x->alt[i];
 		char v[128], st[32], mem[32];
 		snprintf(st, sizeof st, isfinite(a->step_s) ? "%.4g" : "-", a->step_s);
 		snprintf(mem, sizeof mem, a->mem_bytes > 0 ? "%.2f" : "-", a->mem_bytes / GiB);
-		printf("  %-34s %10s %9s  %s\n", a->what, st, mem, i ? verdict(x, a, v, sizeof v) :
+		fprintf(f, "  %-34s %10s %9s  %s\n", a->what, st, mem, i ? verdict(x, a, v, sizeof v) :
 		       "chosen by the DP");
 		if (*a->layout)
-			printf("  %-34s %s\n", "", a->layout);
+			fprintf(f, "  %-34s %s\n", "", a->layout);
 	}
 }
 
 /* ------------------------------------------------------------------ */
+
+void tool_explain_print(FILE *f, const IrGraph *g, const IrCluster *c, const IrPlan *p,
+			const SimResult *r, int only, const char *op_name)
+{
+	fprintf(f, "%s on %s, %d GPUs: %d stage%s, batch %lld = %d microbatch%s of %lld, %s, "
+		"recompute %s; simulated step %.4f s\n",
+		p->model, c->name, r->ngpus, p->nstages, p->nstages == 1 ? "" : "s",
+		(long long)p->global_batch, p->nmicro, p->nmicro == 1 ? "" : "es",
+		(long long)p->microbatch, ir_schedule_name(p->schedule),
+		ir_recompute_name(p->recompute), r->step_time_s);
+	for (int q = 0; q < p->nstages; q++)
+		if (only < 0 || q == only)
+			print_stage(f, g, p, r, q, op_name);
+	if (!op_name)
+		print_search(f, p, r);
+}
 
 int cmd_explain(int argc, char **argv)
 {
@@ -658,17 +674,7 @@ int cmd_explain(int argc, char **argv)
 			p.zero, "step_time_s", r.step_time_s, "stages", st, "stage_cut",
 			search_json(&p.search)));
 	} else {
-		printf("%s on %s, %d GPUs: %d stage%s, batch %lld = %d microbatch%s of %lld, %s, "
-		       "recompute %s; simulated step %.4f s\n",
-		       p.model, c.name, r.ngpus, p.nstages, p.nstages == 1 ? "" : "s",
-		       (long long)p.global_batch, p.nmicro, p.nmicro == 1 ? "" : "es",
-		       (long long)p.microbatch,
-		       ir_schedule_name(p.schedule), ir_recompute_name(p.recompute), r.step_time_s);
-		for (int q = 0; q < p.nstages; q++)
-			if (only < 0 || q == only)
-				print_stage(&g, &p, &r, q, op_name);
-		if (!op_name)
-			print_search(&p, &r);
+		tool_explain_print(stdout, &g, &c, &p, &r, only, op_name);
 	}
 	sim_result_free(&r);
 	ir_graph_free(&g);

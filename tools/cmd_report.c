@@ -60,6 +60,19 @@ static void esc(FILE *f, const char *s)
 	}
 }
 
+/* Preformatted text escaped, newlines kept. */
+static void esc_text(FILE *f, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		if (*p == '\n')
+			fputc('\n', f);
+		else if (*p == '\t')
+			fputs("        ", f);
+		else
+			esc(f, (char[2]){*p, 0});
+	}
+}
+
 /* A table row: label and a printf-formatted value (escaped). */
 static void row(FILE *f, const char *label, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -175,7 +188,8 @@ static const char *STYLE =
 	"td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
 	".picture{overflow-x:auto;margin:8px 0}\n"
 	".bad{color:#c00000;font-weight:bold}\n"
-	".note{color:#555;font-size:13px}\n";
+	".note{color:#555;font-size:13px}\n"
+	"pre.explain{font-size:12px;background:#f7f7f7;padding:10px;overflow-x:auto}\n";
 
 static void write_html(FILE *f, const char *path, const IrGraph *g, const IrCluster *c, const IrPlan *p,
 		       const SimResult *r, double tokens, bool given, int *bad)
@@ -204,7 +218,8 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	    p->nstages == 1 ? "" : "s", r->nranks, r->nranks == 1 ? "" : "s",
 	    ir_schedule_name(p->schedule), p->chunks > 1 ? " (interleaved chunks)" : "");
 	row(f, "recomputation", "%s", ir_recompute_name(p->recompute));
-	row(f, "ZeRO stage", "%d", p->zero);
+	row(f, "ZeRO stage", "%d as planned (per stage as its memory shows it: the stages table)",
+	    p->zero);
 	row(f, "overlap", "%s", ir_overlap_name(p->overlap, ov, sizeof ov));
 	row(f, "step time", "%.4f s (pipeline %.4f s, bubble %.1f%%)", r->step_time_s,
 	    r->tl.span_s, 100 * r->bubble_fraction);
@@ -216,8 +231,9 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	fputs("</table>\n", f);
 
 	fputs("<h2>Stages</h2>\n<table>\n<tr><th>stage</th><th>layers</th><th>rank</th>"
-	      "<th>sub-mesh</th><th>logical</th><th>forward ms</th><th>backward ms</th>"
-	      "<th>per-step ms</th><th>send ms</th><th>weights+grads+optimizer GiB</th>"
+	      "<th>sub-mesh</th><th>logical</th><th>ZeRO</th><th>forward ms</th>"
+	      "<th>backward ms</th><th>sync+opt ms</th><th>send ms</th>"
+	      "<th>weights+grads+optimizer GiB</th>"
 	      "<th>activations GiB per microbatch</th></tr>\n", f);
 	for (int i = 0; i < r->nstages; i++) {
 		const IrStagePlan *s = &p->stages[i];
@@ -226,20 +242,36 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 		tool_stage_labels(g, s, layers, mesh, lg);
 		fprintf(f, "<tr><td class=\"n\">%d</td><td>", i);
 		esc(f, layers);
-		fprintf(f, "</td><td class=\"n\">%d</td><td>%s</td><td>%s</td>"
+		fprintf(f, "</td><td class=\"n\">%d</td><td>%s</td><td>%s</td><td class=\"n\">%d</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td class=\"n\">%.3f</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.2f</td><td class=\"n\">%.3f</td>"
-			   "</tr>\n", i % r->nranks, mesh, lg, sc->fwd_s * 1e3, sc->bwd_s * 1e3,
+			   "</tr>\n", i % r->nranks, mesh, lg, tool_stage_zero(g, s, &sc->mem),
+			sc->fwd_s * 1e3, sc->bwd_s * 1e3,
 			sc->step_s * 1e3, r->xfer_s[i] * 1e3,
 			(sc->mem.weight_bytes + sc->mem.grad_bytes + sc->mem.opt_bytes) / GiB,
 			sc->mem.act_bytes / GiB);
 	}
-	fputs("</table>\n", f);
+	fputs("</table>\n<p class=\"note\">sync+opt: once per step, the gradient reduction and "
+	      "the optimizer; send: the activations to the next stage.</p>\n", f);
 
-	/* ---- explain: why this plan (the explain verb's text goes here) ---- */
-	fputs("<h2 id=\"explain\">Why this plan</h2>\n<p class=\"note\">Run <code>meshplan "
-	      "explain</code> on the plan file for the choices behind it.</p>\n", f);
-	/* ---- end of explain ---- */
+	/* why this plan: `meshplan explain`'s text */
+	fputs("<h2 id=\"explain\">Why this plan</h2>\n<p class=\"note\">As <code>meshplan "
+	      "explain</code> gives it: each stage's parallelism in words, each op's sharding, "
+	      "and the alternatives the search weighed.</p>\n<pre class=\"explain\">", f);
+	char *text = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&text, &n);
+	if (m) {
+		tool_explain_print(m, g, c, p, r, -1, NULL);
+		if (fclose(m) == 0)
+			esc_text(f, text);
+		else
+			*bad = 1;
+		free(text);
+	} else {
+		*bad = 1;
+	}
+	fputs("</pre>\n", f);
 
 	fputs("<h2>Pipeline schedule</h2>\n<p class=\"note\">One row per pipeline rank; "
 	      "grey is idle time (the bubble).  Hover an element for its times.</p>\n", f);

@@ -28,6 +28,10 @@ int cmd_sweep(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+/* `meshplan explain`'s text for a simulated plan, to f: stage `only` (-1:
+ * all), op records named op_name (NULL: all, and the stage cut). */
+void tool_explain_print(FILE *f, const IrGraph *g, const IrCluster *c, const IrPlan *p,
+			const SimResult *r, int only, const char *op_name);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 /* The notes of a model imported as hf:FILE, on stderr: what it assumes, and
