@@ -253,3 +253,23 @@ Test(export, a_deepspeed_target_plan_exports)
 {
 	target_exports("deepspeed");
 }
+
+Test(export, stdout_redirected_to_a_file_gets_the_arguments)
+{
+	char plan[64], out[] = "/tmp/meshplan-export-out-XXXXXX";
+	manual_plan(plan, "dp=2,tp=2,pp=2,mbs=2");
+	int fd = mkstemp(out);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "'%s' export %s --to megatron > %s", MESHPLAN_BIN, plan, out);
+	cr_expect_eq(system(cmd), 0);
+	FILE *f = fopen(out, "r");
+	cr_assert_not_null(f);
+	char line[256] = "";
+	cr_expect_not_null(fgets(line, sizeof line, f));
+	cr_expect(!strncmp(line, "# Megatron-LM arguments", 23), "%s", line);
+	fclose(f);
+	unlink(out);
+	unlink(plan);
+}

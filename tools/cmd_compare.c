@@ -12,7 +12,7 @@
 
 static const char *VERB = "compare";
 
-enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_SET, O_JSON, O_HELP, NOPT };
+enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_TOKENS, O_OUT, O_SET, O_JSON, O_HELP, NOPT };
 
 static const ToolOpt opts[NOPT] = {
 	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
@@ -23,6 +23,11 @@ static const ToolOpt opts[NOPT] = {
 		     "samples per training step (required)"},
 	[O_AGAINST] = {"against", 0, TOOL_STR, "manual|data|expert", TOOL_ANY, false, 0,
 		       "the best hand-written grid plan beside each compiled one"},
+	[O_TOKENS] = {"tokens", 0, TOOL_NUM, "T", 0, true, 1e18, false, 0,
+		      "per cluster: tokens/s, GPU-hours, days, cost and energy of T tokens "
+		      "(estimate's defaults); rows by cost"},
+	[O_OUT] = {"out", 'o', TOOL_STR, "DIR", TOOL_ANY, false, 0,
+		   "write each cluster's plan to DIR/CLUSTER-GPUSgpus.xml"},
 	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
 		   "override model parameters"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
@@ -72,6 +77,12 @@ typedef struct {
 	double mem, price;
 	Figures got;         /* the compiled plan (time_s: compile time) */
 	Figures base;        /* --against: the best grid plan (time_s: search time) */
+	double tokens_per_s; /* the compiled plan's */
+	bool run;            /* --tokens: run and cost below are set */
+	SimRunTime rt;       /* --tokens: the run */
+	SimCostModel cm;     /* the cluster's cost defaults, as estimate takes them */
+	SimCost cost;
+	char plan_path[1024];/* -o: where the plan went */
 	PassManual grid;
 	int tried;
 } Row;
@@ -167,7 +178,7 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 }
 
 static void compile_one(const char *model, const IrParamSet *ps, long batch, Against against,
-			Row *row)
+			double tokens, const char *outdir, Row *row)
 {
 	IrError e;
 	memset(&e, 0, sizeof e);
@@ -214,11 +225,82 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		snprintf(f->why, sizeof f->why, "simulating the plan: %.200s", e.msg);
 	} else {
 		fill_figures(f, &sr, plan.nstages, plan.microbatch);
+		row->tokens_per_s = sr.tokens_per_s;
+		tool_cost_model(&c, &row->cm);
+		if (tokens > 0 && sr.fits &&
+		    !sim_run_time(sr.step_time_s, row->gpus, sr.tokens_per_s * sr.step_time_s, tokens,
+				  &row->rt, &e)) {
+			sim_cost(&row->cm, row->rt.gpu_hours, &row->cost);
+			row->run = true;
+		}
 		sim_result_free(&sr);
+		if (outdir) {
+			snprintf(row->plan_path, sizeof row->plan_path, "%s/%s-%dgpus.xml", outdir,
+				 c.name, row->gpus);
+			if (ir_plan_write(&plan, row->plan_path, &e)) {
+				f->status = EXIT_BADINPUT;
+				ir_error_str(&e, f->why, sizeof f->why);
+			}
+		}
 	}
 	ir_plan_free(&plan);
 	ir_graph_free(&g);
 	ir_cluster_free(&c);
+}
+
+/* --tokens: rows with a run by cost (then days), the others after, in order. */
+static int by_cost(const Row *rows, const int *a, const int *b)
+{
+	const Row *x = &rows[*a], *y = &rows[*b];
+	if (x->run != y->run)
+		return x->run ? -1 : 1;
+	if (x->run && x->cost.cost != y->cost.cost)
+		return x->cost.cost < y->cost.cost ? -1 : 1;
+	if (x->run && x->rt.wall_s != y->rt.wall_s)
+		return x->rt.wall_s < y->rt.wall_s ? -1 : 1;
+	return *a - *b;
+}
+
+static void order_rows(const Row *rows, int n, int *idx, int *cheapest, int *fastest)
+{
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	/* insertion sort: at most MAX_CLUSTERS rows, stable */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && by_cost(rows, &idx[j], &idx[j - 1]) < 0; j--) {
+			int t = idx[j];
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	*cheapest = *fastest = -1;
+	for (int i = 0; i < n; i++) {
+		if (!rows[i].run)
+			continue;
+		if (rows[i].cm.price_per_gpu_hour > 0 &&
+		    (*cheapest < 0 || rows[i].cost.cost < rows[*cheapest].cost.cost))
+			*cheapest = i;
+		if (*fastest < 0 || rows[i].rt.wall_s < rows[*fastest].rt.wall_s)
+			*fastest = i;
+	}
+}
+
+static json_t *run_json(const Row *r, bool cheapest, bool fastest)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "tokens_per_s", json_real(r->tokens_per_s));
+	json_object_set_new(o, "steps", json_real(r->rt.steps));
+	json_object_set_new(o, "gpu_hours", json_real(r->rt.gpu_hours));
+	json_object_set_new(o, "days", json_real(r->rt.wall_s / 86400));
+	if (r->cm.price_per_gpu_hour > 0)
+		json_object_set_new(o, "cost", json_real(r->cost.cost));
+	else
+		json_object_set_new(o, "cost", json_null());
+	json_object_set_new(o, "currency", json_string(r->cm.currency));
+	json_object_set_new(o, "energy_kwh", json_real(r->cost.energy_kwh));
+	json_object_set_new(o, "co2e_t", json_real(r->cost.co2e_t));
+	json_object_set_new(o, "cheapest", json_boolean(cheapest));
+	json_object_set_new(o, "fastest", json_boolean(fastest));
+	return o;
 }
 
 /* --cluster and --nodes in order: a --nodes belongs to the --cluster before it. */
@@ -277,6 +359,8 @@ int cmd_compare(int argc, char **argv)
 			return tool_error(VERB, EXIT_BADINPUT,
 					  "--against takes manual, data or expert, got '%s'", a);
 	}
+	double tokens = v[O_TOKENS].set ? v[O_TOKENS].num : 0;
+	const char *outdir = v[O_OUT].str;
 	if (!model || !n || !batch) {
 		tool_error(VERB, EXIT_BADINPUT, "needs MODEL, --cluster and --batch (see --help)");
 		return EXIT_BADINPUT;
@@ -285,7 +369,7 @@ int cmd_compare(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		if (!rows[i].nodes)
 			rows[i].nodes = nodes_all;
-		compile_one(model, &ps, batch, against, &rows[i]);
+		compile_one(model, &ps, batch, against, tokens, outdir, &rows[i]);
 		if (rows[i].got.status == EXIT_BADINPUT || rows[i].base.status == EXIT_BADINPUT) {
 			fprintf(stderr, "meshplan compare: %s\n", rows[i].got.status == EXIT_BADINPUT ?
 				rows[i].got.why : rows[i].base.why);
@@ -294,9 +378,15 @@ int cmd_compare(int argc, char **argv)
 		if (rows[i].got.status != EXIT_OK)
 			code = EXIT_INFEASIBLE;
 	}
+	int idx[MAX_CLUSTERS], cheapest, fastest;
+	order_rows(rows, n, idx, &cheapest, &fastest);
+	if (!tokens)
+		for (int i = 0; i < n; i++)
+			idx[i] = i;
 	if (json) {
 		json_t *arr = json_array();
-		for (int i = 0; i < n; i++) {
+		for (int k = 0; k < n; k++) {
+			int i = idx[k];
 			const Row *r = &rows[i];
 			json_t *o = json_object();
 			json_object_set_new(o, "cluster", json_string(r->name));
@@ -324,9 +414,15 @@ int cmd_compare(int argc, char **argv)
 					json_object_set_new(o, "speedup",
 							    json_real(r->base.step_s / r->got.step_s));
 			}
+			if (r->plan_path[0])
+				json_object_set_new(o, "plan", json_string(r->plan_path));
+			if (r->run)
+				json_object_set_new(o, "run", run_json(r, i == cheapest, i == fastest));
 			json_array_append_new(arr, o);
 		}
 		json_t *top = json_object();
+		if (tokens)
+			json_object_set_new(top, "tokens", json_real(tokens));
 		json_object_set_new(top, "model", json_string(model));
 		json_object_set_new(top, "global_batch", json_integer(batch));
 		json_object_set_new(top, "clusters", arr);
@@ -336,7 +432,8 @@ int cmd_compare(int argc, char **argv)
 		printf("  %-20s %5s %-19s %10s %10s %8s %6s %9s %6s %5s %9s\n", "cluster", "GPUs",
 		       "plan", "step s", "samples/s", "TFLOPS", "MFU", "peak GiB", "stages", "mbs",
 		       "time s");
-		for (int i = 0; i < n; i++) {
+		for (int k = 0; k < n; k++) {
+			int i = idx[k];
 			const Row *r = &rows[i];
 			figures_row(r->name, r->gpus, "compiled", &r->got);
 			if (against == AGAINST_NONE)
@@ -356,6 +453,33 @@ int cmd_compare(int argc, char **argv)
 				printf("  %-20s %5s %-19s %.3fx the %s grid plan's throughput\n", "", "",
 				       "speedup", r->base.step_s / r->got.step_s, against_names[against]);
 		}
+		if (tokens) {
+			char t[32];
+			printf("\n  %s tokens, estimate's defaults per cluster (price, GPU power, PUE), "
+			       "rows by cost\n", tool_si(tokens, t, sizeof t));
+			printf("  %-20s %12s %12s %9s %14s %12s  %s\n", "cluster", "tokens/s",
+			       "GPU-hours", "days", "cost", "energy MWh", "");
+			for (int k = 0; k < n; k++) {
+				const Row *r = &rows[idx[k]];
+				if (!r->run) {
+					printf("  %-20s no plan\n", r->name);
+					continue;
+				}
+				char cost[48];
+				if (r->cm.price_per_gpu_hour > 0)
+					snprintf(cost, sizeof cost, "%.4g %s", r->cost.cost,
+						 r->cm.currency);
+				else
+					snprintf(cost, sizeof cost, "unknown");
+				printf("  %-20s %12.4g %12.4g %9.2f %14s %12.4g  %s%s\n", r->name,
+				       r->tokens_per_s, r->rt.gpu_hours, r->rt.wall_s / 86400, cost,
+				       r->cost.energy_kwh / 1000, idx[k] == cheapest ? "cheapest " : "",
+				       idx[k] == fastest ? "fastest" : "");
+			}
+		}
+		for (int k = 0; k < n; k++)
+			if (rows[idx[k]].plan_path[0])
+				printf("  plan %s\n", rows[idx[k]].plan_path);
 		if (against != AGAINST_NONE)
 			printf("\n  grid plans are dp x tp x pp (expert: dp x ep x 1); rc: full "
 			       "recomputation, sel: selective;\n  zN: ZeRO stage N; time s: compile "

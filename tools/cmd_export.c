@@ -422,8 +422,10 @@ int cmd_export(int argc, char **argv)
 	Layout L;
 	code = kind == 2 ? EXIT_OK :
 			   megatron_layout(&ld, kind ? "DeepSpeed" : "Megatron-LM", kind == 1, &L);
-	IrOutput o;
-	if (!code && ir_output_open(&o, v[O_OUT].str ? v[O_OUT].str : "/dev/stdout", &e))
+	/* -o: written atomically; else on stdout */
+	IrOutput o = {.f = stdout};
+	const char *out = v[O_OUT].str;
+	if (!code && out && ir_output_open(&o, out, &e))
 		code = tool_input_error(&e);
 	if (!code) {
 		if (kind == 0) {
@@ -434,8 +436,8 @@ int cmd_export(int argc, char **argv)
 			fputc('\n', o.f);
 			json_decref(j);
 		}
-		if (ir_output_commit(&o, &e))
-			code = tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
+		if (out ? ir_output_commit(&o, &e) : fflush(stdout) != 0 || ferror(stdout))
+			code = tool_error(VERB, EXIT_INFEASIBLE, "%s", out ? e.msg : "writing stdout failed");
 	}
 	ir_graph_free(&ld.g);
 	ir_cluster_free(&ld.c);

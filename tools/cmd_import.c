@@ -95,19 +95,20 @@ int cmd_import(int argc, char **argv)
 	}
 	IrStats st;
 	ir_graph_stats(&g, &st);
-	IrOutput o;
-	if (ir_output_open(&o, out ? out : "/dev/stdout", &e)) {
+	/* -o: written atomically; else on stdout */
+	IrOutput o = {.f = stdout};
+	if (out && ir_output_open(&o, out, &e)) {
 		ir_graph_free(&g);
 		ir_model_close(m);
 		ir_hf_free(&h);
 		return tool_input_error(&e);
 	}
 	fwrite(h.xml, 1, h.len, o.f);
-	if (ir_output_commit(&o, &e)) {
+	if (out ? ir_output_commit(&o, &e) : fflush(stdout) != 0 || ferror(stdout)) {
 		ir_graph_free(&g);
 		ir_model_close(m);
 		ir_hf_free(&h);
-		return tool_error(VERB, EXIT_INFEASIBLE, "%s", e.msg);
+		return tool_error(VERB, EXIT_INFEASIBLE, "%s", out ? e.msg : "writing stdout failed");
 	}
 	tool_model_notes(m, &ps);
 	if (json) {
