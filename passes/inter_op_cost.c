@@ -21,8 +21,15 @@
  * same kinds of links share one too.  The solves are independent and run
  * in parallel threads (the GLPK wrapper keeps one environment per thread).
  *
+ * Costs are the simulator's with the overlap a plan has by default
+ * (PASS_OVERLAP: bucketed gradient reduction during the last backward,
+ * weight gathers prefetched a layer ahead), so the DP prices what the
+ * chosen plan is simulated with.
+ *
  * Cost of a stage (a range of layers) on a view: the sum of its layers'
- * costs; recomputation work is the largest layer's (one layer is
+ * costs, the once-per-step gradient buckets counted as they overlap the
+ * stage's last backward (what outlasts the backward after the first
+ * bucket is ready, at least the last bucket); recomputation work is the largest layer's (one layer is
  * recomputed at a time), and a tied weight's copy (its gradient sync) is
  * dropped when the layer owning the weight is in the same range.  This
  * leaves out the resharding between two layers whose separate plans
@@ -262,7 +269,10 @@ typedef struct {
 	bool ok;
 	double fwd[NRC], bwd[NRC]; /* per recomputation mode */
 	double act[NRC], work[NRC];
-	double step;               /* once per step, tied sync included */
+	double step;               /* once per step, tied sync included, bucketed
+				      gradient reductions left out */
+	double sync;               /* the bucketed gradient reductions (overlapped
+				      with the last backward) */
 	double state;              /* weights + gradients + optimizer (tied copy included) */
 	double tied;               /* bytes of the tied copy: as weight and again as gradient */
 	double tied_step;          /* its gradient sync, within step */
@@ -326,14 +336,15 @@ static int cost_one(PassLayerCosts *lc, int l, const IrLogicalMesh *view, int ze
 	pthread_mutex_unlock(&lc->lock);
 	for (int m = 0; m < NRC && !rc; m++) {
 		SimStageCost sc;
-		rc = sim_stage_cost(g, lc->c, &st, (IrRecompute)m, 0, &sc, e);
+		rc = sim_stage_cost_overlap(g, lc->c, &st, (IrRecompute)m, 0, PASS_OVERLAP, &sc, e);
 		if (rc)
 			break;
 		out->fwd[m] = sc.fwd_s;
 		out->bwd[m] = sc.bwd_s;
 		out->act[m] = sc.mem.act_bytes;
 		out->work[m] = sc.mem.act_work_bytes;
-		out->step = sc.step_s;
+		out->sync = (PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) ? sc.grad_sync_s : 0;
+		out->step = sc.step_s - out->sync;
 		out->state = sc.mem.weight_bytes + sc.mem.grad_bytes + sc.mem.opt_bytes;
 		out->tied = sc.mem.tied_grad_bytes;
 		out->send = sc.send_bytes;
@@ -806,13 +817,17 @@ int pass_stage_options(const IrGraph *g, const IrCluster *c, const IrStagePlan *
 	(void)c;
 	for (int m = 0; m < NRC; m++) {
 		SimStageCost sc;
-		if (sim_stage_cost(g, c, s, (IrRecompute)m, 0, &sc, e))
+		if (sim_stage_cost_overlap(g, c, s, (IrRecompute)m, 0, PASS_OVERLAP, &sc, e))
 			return -1;
+		double step = sc.step_s;
+		if ((PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) && sc.grad_bucket_s > 0)
+			/* the buckets run during the last backward: what outlasts it */
+			step += fmax(0, sc.grad_end_s - sc.bwd_s) - sc.grad_sync_s;
 		out[m] = (PassStageOption){
 			.ok = true,
 			.fwd_s = sc.fwd_s,
 			.bwd_s = sc.bwd_s,
-			.step_s = sc.step_s,
+			.step_s = step,
 			.state_bytes = sc.mem.weight_bytes + sc.mem.grad_bytes + sc.mem.opt_bytes,
 			.act_bytes = sc.mem.act_bytes,
 			.work_bytes = sc.mem.act_work_bytes,
@@ -829,6 +844,10 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 {
 	PassStageOption o = {.ok = true};
 	bool lean = false;
+	/* bucketed gradient reductions: one stream from the end of layer b's
+	 * last backward, buckets in backward order; exposed is what outlasts
+	 * the backward of layers a..b-1, and at least layer a's bucket */
+	double sync = 0, sync_a = 0, hide = 0;
 	for (int l = a; l <= b; l++) {
 		const LayerCost *x = cost_at(lc, lc->key[l], h, v, FAST);
 		const LayerCost *y = cost_at(lc, lc->key[l], h, v, LEAN);
@@ -840,6 +859,11 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 		o.fwd_s += x->fwd[m];
 		o.bwd_s += x->bwd[m];
 		o.step_s += x->step;
+		sync += x->sync;
+		if (l == a)
+			sync_a = x->sync;
+		if (l < b)
+			hide += x->bwd[m];
 		o.state_bytes += x->state;
 		o.act_bytes += x->act[m];
 		o.work_bytes = fmax(o.work_bytes, x->work[m]);
@@ -852,6 +876,7 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 	}
 	if (!o.ok || (var == LEAN && !lean))
 		return (PassStageOption){.ok = false};
+	o.step_s += fmax(sync_a, sync - hide);
 	o.zero = var == LEAN ? 2 : 0;
 	return o;
 }

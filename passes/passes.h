@@ -381,6 +381,10 @@ typedef enum {
 
 enum { PASS_MAX_SPLIT = 256 }; /* stages an explicit layer split may name */
 
+/* The overlap the inter-op pass prices stages with: the plans it makes
+ * carry ir_plan_init's default, and are simulated with it. */
+#define PASS_OVERLAP IR_OVERLAP_DEFAULT
+
 typedef struct PassManual {
 	int dp, tp, pp;      /* dp*tp*pp = the cluster's GPUs */
 	int64_t mbs;         /* samples per microbatch per data-parallel replica */
