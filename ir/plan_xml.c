@@ -9,18 +9,108 @@
  * Op indices refer to the training graph of the plan's model and
  * parameters; whether they fit that graph is the simulator's check.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <libxml/xmlwriter.h>
 
 #include "ir/ir.h"
 #include "ir/xml_util.h"
+
+/* ------------------------------------------------------------------ */
+/* Model and cluster paths: stored relative to the plan's own folder     */
+
+/* The file inside a model spec (hf:FILE, FILE.xml:preset, a path) or a
+ * cluster spec (FILE[:profile]): its offset and length; false for a zoo
+ * name. */
+static bool spec_file(const char *spec, bool model, size_t *at, size_t *len)
+{
+	if (model) {
+		if (!strncmp(spec, "hf:", 3)) {
+			*at = 3;
+			*len = strlen(spec) - 3;
+			return *len > 0;
+		}
+		const char *xc = strstr(spec, ".xml:");
+		*at = 0;
+		*len = xc ? (size_t)(xc + 4 - spec) : strlen(spec);
+		return xc || ir_xml_is_path(spec);
+	}
+	const char *colon = strrchr(spec, ':');
+	*at = 0;
+	*len = colon && colon[1] && !strchr(colon, '/') ? (size_t)(colon - spec) : strlen(spec);
+	char file[4096];
+	snprintf(file, sizeof file, "%.*s", (int)*len, spec);
+	return ir_xml_is_path(file);
+}
+
+/* The folder of path `file` (absolute, symbolic links resolved) into dir;
+ * false if it cannot be found. */
+static bool folder_of(const char *file, char *dir, size_t n)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", file);
+	char *slash = strrchr(tmp, '/');
+	const char *d = slash ? (slash == tmp ? "/" : (*slash = 0, tmp)) : ".";
+	char *real = realpath(d, NULL);
+	if (!real)
+		return false;
+	snprintf(dir, n, "%s", real);
+	free(real);
+	return true;
+}
+
+/* spec with its file (relative to the current folder) made relative to
+ * folder `dir`, in a; spec itself when that cannot be done. */
+static const char *spec_relative(IrArena *a, const char *spec, bool model, const char *dir)
+{
+	size_t at, len;
+	if (!spec || !spec_file(spec, model, &at, &len))
+		return spec;
+	char file[4096];
+	snprintf(file, sizeof file, "%.*s", (int)len, spec + at);
+	char *abs = realpath(file, NULL);
+	if (!abs)
+		return spec;
+	/* the common leading folders, then ".." for each of dir's others */
+	size_t i = 0, common = 0;
+	while (abs[i] && dir[i] && abs[i] == dir[i]) {
+		i++;
+		if (abs[i] == '/' || (!abs[i] && dir[i] == '/'))
+			common = i;
+	}
+	if (!dir[i] && abs[i] == '/')
+		common = i;
+	char rel[4096] = "";
+	size_t o = 0;
+	for (const char *q = dir + common; *q; q++)
+		if (*q == '/' && o + 4 < sizeof rel)
+			o += (size_t)snprintf(rel + o, sizeof rel - o, "../");
+	snprintf(rel + o, sizeof rel - o, "%s", abs + common + (abs[common] == '/'));
+	free(abs);
+	return ir_strfmt(a, "%.*s%s%s", (int)at, spec, rel, spec + at + len);
+}
+
+/* spec with a relative file taken from folder `dir` when it is there
+ * (older plans stored paths as typed: those stay as they are otherwise). */
+static const char *spec_from(IrArena *a, const char *spec, bool model, const char *dir)
+{
+	size_t at, len;
+	if (!spec || !spec_file(spec, model, &at, &len) || spec[at] == '/')
+		return spec;
+	char file[8192];
+	snprintf(file, sizeof file, "%s/%.*s", dir, (int)len, spec + at);
+	if (access(file, R_OK))
+		return spec;
+	return ir_strfmt(a, "%.*s%s%s", (int)at, spec, file, spec + at + len);
+}
 
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
@@ -272,6 +362,11 @@ static int read_plan(Reader *r, xmlNodePtr root)
 	IrPlan *p = r->p;
 	p->model = ir_xml_attr(&p->arena, root, "model");
 	p->cluster = ir_xml_attr(&p->arena, root, "cluster");
+	char dir[4096];
+	if (folder_of(r->file, dir, sizeof dir)) {
+		p->model = spec_from(&p->arena, p->model, true, dir);
+		p->cluster = spec_from(&p->arena, p->cluster, false, dir);
+	}
 	long x;
 	if (attr_long(r, root, "nodes", 0, 1000000, 0, &x))
 		return -1;
@@ -502,8 +597,16 @@ int ir_plan_fwrite(const IrPlan *p, FILE *f, const char *path, IrError *e)
 	int bad = xmlTextWriterStartDocument(w, NULL, "UTF-8", NULL) < 0;
 	bad |= xmlTextWriterStartElement(w, (const xmlChar *)"plan") < 0;
 	bad |= wstr(w, "xmlns", "urn:meshplan:plan");
-	bad |= wstr(w, "model", p->model ? p->model : "");
-	bad |= wstr(w, "cluster", p->cluster ? p->cluster : "");
+	IrArena tmp = {0};
+	const char *model = p->model, *cluster = p->cluster;
+	char dir[4096];
+	if (path && folder_of(path, dir, sizeof dir)) {
+		model = spec_relative(&tmp, model, true, dir);
+		cluster = spec_relative(&tmp, cluster, false, dir);
+	}
+	bad |= wstr(w, "model", model ? model : "");
+	bad |= wstr(w, "cluster", cluster ? cluster : "");
+	ir_arena_free(&tmp);
 	if (p->nodes > 0)
 		bad |= wattr(w, "nodes", "%d", p->nodes);
 	bad |= wattr(w, "global-batch", "%lld", (long long)p->global_batch);

@@ -594,6 +594,16 @@ typedef struct {
 	int unit_first[PASS_MAX_UNITS + 1];
 } Search;
 
+/* True once the user's time limit (if any) has passed; it is then
+ * recorded in the result. */
+static bool out_of_time(const Search *x)
+{
+	if (!(x->o->time_limit_s > 0) || now_s() - x->t0 <= x->o->time_limit_s)
+		return false;
+	x->r->time_limited = true;
+	return true;
+}
+
 static const Exact *find_exact(const Cand *k, int i, int j, int h, int v)
 {
 	for (int n = 0; n < k->nexact; n++) {
@@ -742,8 +752,12 @@ static int evaluate(Search *x, int i, IrError *e)
 	double t = now_s();
 	/* the LPs start from the bases of the size evaluated last (only it keeps them) */
 	PassLayerCosts *prev = x->ncand > 0 ? x->cand[x->ncand - 1].lc : NULL;
-	k->lc = pass_layer_costs_warm(k->g, x->c, B, x->o->threads, prev, x->o->progress,
-				      x->o->progress_ctx, e);
+	int skipped = 0;
+	k->lc = pass_layer_costs_warm(k->g, x->c, B, x->o->threads, prev,
+				      x->o->time_limit_s > 0 ? x->t0 + x->o->time_limit_s : INFINITY,
+				      &skipped, x->o->progress, x->o->progress_ctx, e);
+	if (skipped)
+		x->r->time_limited = true;
 	pass_layer_costs_drop_warm(prev);
 	x->r->layer_cost_s += now_s() - t;
 	if (!k->lc) {
@@ -807,7 +821,7 @@ static int search(Search *x, IrError *e)
 	if (!isfinite(est_of(x, i0)))
 		return 0;
 	int best = i0, misses = 0;
-	for (int i = i0 + 1; i < x->ndiv && misses < 2; i++) {
+	for (int i = i0 + 1; i < x->ndiv && misses < 2 && !out_of_time(x); i++) {
 		if (evaluate(x, i, e))
 			return -1;
 		if (!isfinite(est_of(x, i)))
@@ -821,7 +835,7 @@ static int search(Search *x, IrError *e)
 	}
 	if (best == i0) {
 		misses = 0;
-		for (int i = i0 - 1; i >= 0 && misses < 2; i--) {
+		for (int i = i0 - 1; i >= 0 && misses < 2 && !out_of_time(x); i--) {
 			if (evaluate(x, i, e))
 				return -1;
 			if (est_of(x, i) < est_of(x, best)) {
@@ -883,6 +897,8 @@ static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute 
 		return -1;
 	}
 	x->r->stage_solves += solves;
+	if (x->o->progress)
+		x->o->progress(x->o->progress_ctx, "stages solved whole", x->r->stage_solves, 0);
 	k->keep = ir_xrealloc(k->keep, sizeof *k->keep * (size_t)(k->nkeep + 1));
 	k->exact = ir_xrealloc(k->exact, sizeof *k->exact * (size_t)(k->nexact + n));
 	if (!k->keep || !k->exact)
@@ -935,15 +951,6 @@ static double exact_cost(const Search *x, const Cand *k, PassPipeline *p, IrReco
 	return c;
 }
 
-/* True once the user's time limit (if any) has passed; it is then
- * recorded in the result. */
-static bool out_of_time(const Search *x)
-{
-	if (!(x->o->time_limit_s > 0) || now_s() - x->t0 <= x->o->time_limit_s)
-		return false;
-	x->r->time_limited = true;
-	return true;
-}
 
 /*
  * Refines candidate k: solves whole the stages the DP picks, puts their
@@ -1109,6 +1116,15 @@ static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrR
  * come out ahead by a little.  Then the uniform neighbours.  Returns 0 or
  * -1 with e.
  */
+/* True (and recorded in r) once the user's time limit has passed. */
+static bool past(double deadline, PassInterResult *r)
+{
+	if (!(now_s() > deadline))
+		return false;
+	r->time_limited = true;
+	return true;
+}
+
 /* r's per-stage figures from the simulator, for a plan that replaced the
  * DP's (fwd + bwd + step / nmicro, the rank's peak memory). */
 static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
@@ -1131,8 +1147,8 @@ static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
  * simulator and fitting.  The DP's layer units and per-layer sums can miss
  * such a plan by a little.  0, or -1 with e.
  */
-static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
-			       double *best, PassInterResult *r)
+static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
+			       double deadline, IrPlan *plan, double *best, PassInterResult *r)
 {
 	int devices = 0, S = plan->nstages, tp = 1, most = 0;
 	for (int q = 0; q < S; q++)
@@ -1153,7 +1169,7 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 		int dp = devices / pp / tp;
 		if (plan->microbatch % dp)
 			continue;
-		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
+		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1) && !past(deadline, r); zs++) {
 			int z = zs / 2;
 			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = plan->microbatch / dp,
 					.v = 1, .schedule = IR_SCHED_1F1B,
@@ -1185,8 +1201,8 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 	}
 }
 
-static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *plan,
-		  PassInterResult *r, IrError *e)
+static int polish(const IrGraph *g, const IrCluster *c, int threads, double deadline,
+		  IrPlan *plan, PassInterResult *r, IrError *e)
 {
 	SimResult base;
 	if (sim_plan(g, c, plan, &base, e))
@@ -1197,7 +1213,7 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 	PassIntraOptions *opt = ir_xcalloc((size_t)S, sizeof *opt);
 	if (!opt)
 		abort();
-	for (int z = 1; z <= 2; z++) {
+	for (int z = 1; z <= 2 && !past(deadline, r); z++) {
 		IrPlan p;
 		ir_plan_init_like(&p, plan, S);
 		p.zero = z;
@@ -1227,8 +1243,8 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, IrPlan *pla
 		ir_plan_free(&p);
 	}
 	free(opt);
-	if (isfinite(best))
-		uniform_neighbours(g, c, threads, plan, &best, r);
+	if (isfinite(best) && !past(deadline, r))
+		uniform_neighbours(g, c, threads, deadline, plan, &best, r);
 	return 0;
 }
 
@@ -1464,7 +1480,10 @@ static int infeasible(PassInterResult *r, const IrCluster *c, int nunits, double
 	for (int h = 0; h < nshapes; h++)
 		if (shape[h].nodes * shape[h].gpus > widest)
 			widest = shape[h].nodes * shape[h].gpus;
-	if ((long)nunits * widest < ir_cluster_gpus(c))
+	if (r->time_limited)
+		snprintf(r->message, sizeof r->message,
+			 "no plan found within the time limit (--time-limit): give it longer");
+	else if ((long)nunits * widest < ir_cluster_gpus(c))
 		snprintf(r->message, sizeof r->message,
 			 "no pipeline uses all %d GPUs: the model's %d layer clusters on sub-meshes of "
 			 "at most %d GPUs cover %ld",
@@ -1546,7 +1565,8 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			free(k->g);
 			k->g = NULL;
 			double t0 = now_s();
-			rc = polish(g, c, o->threads, plan, r, e);
+			double deadline = o->time_limit_s > 0 ? x.t0 + o->time_limit_s : INFINITY;
+			rc = polish(g, c, o->threads, deadline, plan, r, e);
 			r->refine_s += now_s() - t0;
 			if (!rc)
 				rc = record_search(&x, k, plan, e);

@@ -21,8 +21,15 @@
  * same kinds of links share one too.  The solves are independent and run
  * in parallel threads (the GLPK wrapper keeps one environment per thread).
  *
+ * Costs are the simulator's with the overlap a plan has by default
+ * (PASS_OVERLAP: bucketed gradient reduction during the last backward,
+ * weight gathers prefetched a layer ahead), so the DP prices what the
+ * chosen plan is simulated with.
+ *
  * Cost of a stage (a range of layers) on a view: the sum of its layers'
- * costs; recomputation work is the largest layer's (one layer is
+ * costs, the once-per-step gradient buckets counted as they overlap the
+ * stage's last backward (what outlasts the backward after the first
+ * bucket is ready, at least the last bucket); recomputation work is the largest layer's (one layer is
  * recomputed at a time), and a tied weight's copy (its gradient sync) is
  * dropped when the layer owning the weight is in the same range.  This
  * leaves out the resharding between two layers whose separate plans
@@ -52,7 +59,17 @@ typedef struct {
 	PassProgress progress;
 	void *progress_ctx;
 	const char *what;
+	double deadline;  /* CLOCK_MONOTONIC seconds; jobs not started by then are skipped */
+	int keep;         /* except jobs [0, keep) */
+	int skipped;
 } Pool;
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void *pool_worker(void *arg)
 {
@@ -63,8 +80,11 @@ static void *pool_worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (j < 0)
 			return NULL;
-		p->fn(p->ctx, j);
+		bool skip = j >= p->keep && isfinite(p->deadline) && mono_now() > p->deadline;
+		if (!skip)
+			p->fn(p->ctx, j);
 		pthread_mutex_lock(&p->lock);
+		p->skipped += skip;
 		p->done++;
 		if (p->progress)
 			p->progress(p->progress_ctx, p->what, p->done, p->njobs);
@@ -80,12 +100,14 @@ static int default_threads(int threads)
 	return n > 0 ? (int)(n < 256 ? n : 256) : 1;
 }
 
-/* Runs fn(ctx, 0 .. njobs-1) on `threads` threads (the caller's among them). */
-static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
-			 void *progress_ctx, const char *what)
+/* Runs fn(ctx, 0 .. njobs-1) on `threads` threads (the caller's among them);
+ * jobs not begun by `deadline` (CLOCK_MONOTONIC seconds; INFINITY: none) are
+ * skipped.  Returns how many were. */
+static int run_parallel_until(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
+			      void *progress_ctx, const char *what, double deadline, int keep)
 {
 	Pool p = {.next = 0, .njobs = njobs, .fn = fn, .ctx = ctx, .progress = progress,
-		  .progress_ctx = progress_ctx, .what = what};
+		  .progress_ctx = progress_ctx, .what = what, .deadline = deadline, .keep = keep};
 	pthread_mutex_init(&p.lock, NULL);
 	int nt = default_threads(threads);
 	if (nt > njobs)
@@ -100,6 +122,13 @@ static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgre
 		pthread_join(tid[i], NULL);
 	free(tid);
 	pthread_mutex_destroy(&p.lock);
+	return p.skipped;
+}
+
+static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgress progress,
+			 void *progress_ctx, const char *what)
+{
+	run_parallel_until(njobs, threads, fn, ctx, progress, progress_ctx, what, INFINITY, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -240,7 +269,10 @@ typedef struct {
 	bool ok;
 	double fwd[NRC], bwd[NRC]; /* per recomputation mode */
 	double act[NRC], work[NRC];
-	double step;               /* once per step, tied sync included */
+	double step;               /* once per step, tied sync included, bucketed
+				      gradient reductions left out */
+	double sync;               /* the bucketed gradient reductions (overlapped
+				      with the last backward) */
 	double state;              /* weights + gradients + optimizer (tied copy included) */
 	double tied;               /* bytes of the tied copy: as weight and again as gradient */
 	double tied_step;          /* its gradient sync, within step */
@@ -304,14 +336,15 @@ static int cost_one(PassLayerCosts *lc, int l, const IrLogicalMesh *view, int ze
 	pthread_mutex_unlock(&lc->lock);
 	for (int m = 0; m < NRC && !rc; m++) {
 		SimStageCost sc;
-		rc = sim_stage_cost(g, lc->c, &st, (IrRecompute)m, 0, &sc, e);
+		rc = sim_stage_cost_overlap(g, lc->c, &st, (IrRecompute)m, 0, PASS_OVERLAP, &sc, e);
 		if (rc)
 			break;
 		out->fwd[m] = sc.fwd_s;
 		out->bwd[m] = sc.bwd_s;
 		out->act[m] = sc.mem.act_bytes;
 		out->work[m] = sc.mem.act_work_bytes;
-		out->step = sc.step_s;
+		out->sync = (PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) ? sc.grad_sync_s : 0;
+		out->step = sc.step_s - out->sync;
 		out->state = sc.mem.weight_bytes + sc.mem.grad_bytes + sc.mem.opt_bytes;
 		out->tied = sc.mem.tied_grad_bytes;
 		out->send = sc.send_bytes;
@@ -460,7 +493,19 @@ static void setup_keys(PassLayerCosts *lc, int *nops)
 PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicro, int threads,
 				 PassProgress progress, void *progress_ctx, IrError *e)
 {
-	return pass_layer_costs_warm(g, c, nmicro, threads, NULL, progress, progress_ctx, e);
+	return pass_layer_costs_warm(g, c, nmicro, threads, NULL, INFINITY, NULL, progress,
+				     progress_ctx, e);
+}
+
+/* Under a deadline: the largest shapes first (a pipeline of one stage on
+ * all devices needs only them, and a cut keeps the largest), then as
+ * cmp_job. */
+static int cmp_job_shape(const void *a, const void *b)
+{
+	const Job *x = a, *y = b;
+	if (x->h != y->h)
+		return y->h - x->h;
+	return cmp_job(a, b);
 }
 
 /* Whether prev's bases can start lc's solves: the same layer keys, shapes
@@ -491,8 +536,9 @@ void pass_layer_costs_drop_warm(PassLayerCosts *lc)
 }
 
 PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int nmicro,
-				      int threads, const PassLayerCosts *prev,
-				      PassProgress progress, void *progress_ctx, IrError *e)
+				      int threads, const PassLayerCosts *prev, double deadline,
+				      int *skipped, PassProgress progress, void *progress_ctx,
+				      IrError *e)
 {
 	if (!g->training) {
 		ir_fail(e, g->file, 0, "the inter-op pass needs the training graph");
@@ -527,9 +573,16 @@ PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int 
 				double w = nops[lc->rep[k]] * (m->n[0] > 1 && m->n[1] > 1 ? 50.0 : 1.0);
 				jobs[njobs++] = (Job){k, h, v, w};
 			}
-	qsort(jobs, (size_t)njobs, sizeof *jobs, cmp_job);
+	qsort(jobs, (size_t)njobs, sizeof *jobs, isfinite(deadline) ? cmp_job_shape : cmp_job);
 	JobCtx x = {lc, jobs};
-	run_parallel(njobs, threads, solve_layer, &x, progress, progress_ctx, "layer costs");
+	/* a cut never leaves the largest shape (one stage on every device) unsolved */
+	int keep = 0;
+	while (keep < njobs && jobs[keep].h == lc->nshapes - 1)
+		keep++;
+	int skip = run_parallel_until(njobs, threads, solve_layer, &x, progress, progress_ctx,
+				      "layer costs", deadline, keep);
+	if (skipped)
+		*skipped = skip;
 	lc->prev = NULL;
 	free(jobs);
 	free(nops);
@@ -764,13 +817,17 @@ int pass_stage_options(const IrGraph *g, const IrCluster *c, const IrStagePlan *
 	(void)c;
 	for (int m = 0; m < NRC; m++) {
 		SimStageCost sc;
-		if (sim_stage_cost(g, c, s, (IrRecompute)m, 0, &sc, e))
+		if (sim_stage_cost_overlap(g, c, s, (IrRecompute)m, 0, PASS_OVERLAP, &sc, e))
 			return -1;
+		double step = sc.step_s;
+		if ((PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) && sc.grad_bucket_s > 0)
+			/* the buckets run during the last backward: what outlasts it */
+			step += fmax(0, sc.grad_end_s - sc.bwd_s) - sc.grad_sync_s;
 		out[m] = (PassStageOption){
 			.ok = true,
 			.fwd_s = sc.fwd_s,
 			.bwd_s = sc.bwd_s,
-			.step_s = sc.step_s,
+			.step_s = step,
 			.state_bytes = sc.mem.weight_bytes + sc.mem.grad_bytes + sc.mem.opt_bytes,
 			.act_bytes = sc.mem.act_bytes,
 			.work_bytes = sc.mem.act_work_bytes,
@@ -787,6 +844,10 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 {
 	PassStageOption o = {.ok = true};
 	bool lean = false;
+	/* bucketed gradient reductions: one stream from the end of layer b's
+	 * last backward, buckets in backward order; exposed is what outlasts
+	 * the backward of layers a..b-1, and at least layer a's bucket */
+	double sync = 0, sync_a = 0, hide = 0;
 	for (int l = a; l <= b; l++) {
 		const LayerCost *x = cost_at(lc, lc->key[l], h, v, FAST);
 		const LayerCost *y = cost_at(lc, lc->key[l], h, v, LEAN);
@@ -798,6 +859,11 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 		o.fwd_s += x->fwd[m];
 		o.bwd_s += x->bwd[m];
 		o.step_s += x->step;
+		sync += x->sync;
+		if (l == a)
+			sync_a = x->sync;
+		if (l < b)
+			hide += x->bwd[m];
 		o.state_bytes += x->state;
 		o.act_bytes += x->act[m];
 		o.work_bytes = fmax(o.work_bytes, x->work[m]);
@@ -810,6 +876,7 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 	}
 	if (!o.ok || (var == LEAN && !lean))
 		return (PassStageOption){.ok = false};
+	o.step_s += fmax(sync_a, sync - hide);
 	o.zero = var == LEAN ? 2 : 0;
 	return o;
 }

@@ -27,10 +27,24 @@ typedef struct PassOpChoice {
 	int nown;
 } PassOpChoice;
 
+/* Fused attention as the simulator runs it (sim_attention_groups): per op
+ * the score einsum of its core (-1: none); per score einsum whether a
+ * causal mask halves the work and how many backward ops the core has. */
+typedef struct PassAttn {
+	int *grp;
+	unsigned char *causal;
+	int *nbwd;
+} PassAttn;
+
+/* Builds a for g; all NULL when g's attention is eager. */
+void pass_attn_build(const IrGraph *g, PassAttn *a);
+void pass_attn_free(PassAttn *a);
+
 typedef struct PassCtx {
 	const IrGraph *g;
 	const IrCluster *cluster;
 	const IrLogicalMesh *mesh;
+	const PassAttn *attn; /* NULL: every op its own kernel */
 } PassCtx;
 
 int pass_label_index(char c);

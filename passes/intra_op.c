@@ -1489,7 +1489,9 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 	}
 	Plan R, F;
 	memset(&R, 0, sizeof R);
-	R.x = (PassCtx){g, c, m};
+	PassAttn attn;
+	pass_attn_build(g, &attn);
+	R.x = (PassCtx){g, c, m, attn.grp ? &attn : NULL};
 	R.o = o;
 	R.first_layer = first_layer;
 	R.last_layer = last_layer;
@@ -1530,6 +1532,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 	}
 	plan_free(&R);
 	free(expert);
+	pass_attn_free(&attn);
 	r->solve_time_s = now_s() - t0;
 	return rc;
 }

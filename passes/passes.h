@@ -211,10 +211,15 @@ PassLayerCosts *pass_layer_costs(const IrGraph *g, const IrCluster *c, int nmicr
 				 PassProgress progress, void *progress_ctx, IrError *e);
 /* The same, each ILP's LP started from the basis of the same solve in prev
  * (NULL: none; costs of another microbatch size of the same model and
- * cluster) where its structure is the same: the same costs, found faster. */
+ * cluster) where its structure is the same: the same costs, found faster.
+ * deadline (CLOCK_MONOTONIC seconds, INFINITY: none; a user's wall-clock
+ * limit): solves not begun by then are skipped, their costs left unknown
+ * (no option), the largest shapes solved first and never the largest
+ * skipped; *skipped (if non-NULL): how many. */
 PassLayerCosts *pass_layer_costs_warm(const IrGraph *g, const IrCluster *c, int nmicro,
-				      int threads, const PassLayerCosts *prev,
-				      PassProgress progress, void *progress_ctx, IrError *e);
+				      int threads, const PassLayerCosts *prev, double deadline,
+				      int *skipped, PassProgress progress, void *progress_ctx,
+				      IrError *e);
 /* Frees the LP bases lc keeps for a later pass_layer_costs_warm. */
 void pass_layer_costs_drop_warm(PassLayerCosts *lc);
 void pass_layer_costs_free(PassLayerCosts *lc);
@@ -375,6 +380,10 @@ typedef enum {
 } PassShard;
 
 enum { PASS_MAX_SPLIT = 256 }; /* stages an explicit layer split may name */
+
+/* The overlap the inter-op pass prices stages with: the plans it makes
+ * carry ir_plan_init's default, and are simulated with it. */
+#define PASS_OVERLAP IR_OVERLAP_DEFAULT
 
 typedef struct PassManual {
 	int dp, tp, pp;      /* dp*tp*pp = the cluster's GPUs */

@@ -9,6 +9,7 @@
  * that a split contracted label leaves behind.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "passes/intra.h"
@@ -112,6 +113,65 @@ double pass_reshard_time(const IrLogicalMesh *m, double tensor_bytes, const Pass
 /* ------------------------------------------------------------------ */
 /* Op strategies                                                        */
 
+void pass_attn_build(const IrGraph *g, PassAttn *a)
+{
+	memset(a, 0, sizeof *a);
+	if (!g->fused_attention || !g->training)
+		return;
+	a->grp = ir_xmalloc(sizeof(int) * ((size_t)g->nops + 1));
+	a->causal = ir_xcalloc((size_t)g->nops + 1, 1);
+	a->nbwd = ir_xcalloc((size_t)g->nops + 1, sizeof(int));
+	if (!a->grp || !a->causal || !a->nbwd)
+		abort();
+	sim_attention_groups(g, a->grp);
+	for (int o = 0; o < g->nops; o++) {
+		int r = a->grp[o];
+		const IrOp *op = &g->ops[o];
+		if (r < 0)
+			continue;
+		if (op->phase == IR_BWD)
+			a->nbwd[r]++;
+		else if (op->kind == IR_ELEMENTWISE && op->fn && !strcmp(op->fn, "mask"))
+			a->causal[r] = 1;
+	}
+}
+
+void pass_attn_free(PassAttn *a)
+{
+	free(a->grp);
+	free(a->causal);
+	free(a->nbwd);
+	memset(a, 0, sizeof *a);
+}
+
+/* An op of a fused attention core priced as the simulator runs it: the
+ * core's forward kernel at its score einsum (the score and context
+ * einsums' FLOPs, halved under a causal mask; q, k, v and the output read
+ * and written), nothing for the rest of its forward chain, and its
+ * backward kernel (2.5x the FLOPs, twice the bytes) shared evenly by its
+ * backward ops.  The context einsum's FLOPs and v and the output are taken
+ * equal to the score einsum's and its q and k, at this op's ways. */
+static double fused_share(const PassCtx *x, int op_index, const PassOpChoice *c)
+{
+	const IrGraph *g = x->g;
+	const IrOp *op = &g->ops[op_index];
+	int r = x->attn->grp[op_index];
+	if (op->phase == IR_FWD && op_index != r)
+		return 0;
+	if (op->phase != IR_FWD && op->phase != IR_BWD)
+		return c->compute;
+	const IrOp *score = &g->ops[r];
+	double fl = 2 * score->flops / c->ways * (x->attn->causal[r] ? 0.5 : 1);
+	double bytes = 0;
+	for (int k = 0; k < score->nin; k++)
+		bytes += 2 * ir_tensor_bytes(&g->tensors[score->in[k]]) / c->ways;
+	IrDType dt = g->tensors[score->out[0]].dtype;
+	if (op->phase == IR_FWD)
+		return sim_attention_time(&x->cluster->gpu, dt, fl, bytes, false);
+	int n = x->attn->nbwd[r] > 0 ? x->attn->nbwd[r] : 1;
+	return sim_attention_time(&x->cluster->gpu, dt, 2.5 * fl, 2 * bytes, true) / n;
+}
+
 /* Fills c from label axes `ax` (indexed by label index): operand specs,
  * ways, compute time and the all-reduce of partial sums (unless keep_partial).
  * Returns -1 when a split is not allowed (local label, size not divisible). */
@@ -166,6 +226,8 @@ int pass_op_choice(const PassCtx *x, int op_index, const uint8_t *ax, bool keep_
 	c->compute = op->flops > 0 || bytes > 0 ?
 			     sim_kernel_time(&x->cluster->gpu, dt, op->flops / c->ways, bytes) :
 			     0;
+	if (x->attn && x->attn->grp && x->attn->grp[op_index] >= 0)
+		c->compute = fused_share(x, op_index, c);
 	if (partial) {
 		if (keep_partial) {
 			for (int k = 0; k < op->nout; k++)

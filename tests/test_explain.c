@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -206,4 +207,37 @@ Test(explain, an_old_plan_says_what_was_not_recorded)
 	cr_expect(strstr(out, "stage cut") && strstr(out, "not recorded in this plan"), "%s", out);
 	unlink(old);
 	unlink(plan);
+}
+
+/* A plan names its model and cluster files relative to its own folder:
+ * simulated from another folder, it finds them. */
+Test(explain, a_plan_finds_its_files_from_any_folder)
+{
+	char dir[] = "/tmp/meshplan-paths-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/in %s/out && cp %s/tiny.xml %s/tiny-cluster.xml %s/in/",
+		 dir, dir, DATA, DATA, dir);
+	cr_assert_eq(system(cmd), 0);
+	/* compiled from inside dir, the files named relative to it */
+	snprintf(cmd, sizeof cmd,
+		 "cd %s && '%s' compile in/tiny.xml --cluster in/tiny-cluster.xml --batch 8 "
+		 "--quiet -o out/plan.xml > /dev/null", dir, MESHPLAN_BIN);
+	cr_assert_eq(system(cmd), 0);
+	/* simulated from /, and explained from the plan's own folder */
+	char args[512], out[65536];
+	snprintf(args, sizeof args, "simulate %s/out/plan.xml", dir);
+	snprintf(cmd, sizeof cmd, "cd / && '%s' %s > /dev/null 2>&1", MESHPLAN_BIN, args);
+	cr_expect_eq(system(cmd), 0, "simulate from /");
+	snprintf(args, sizeof args, "explain %s/out/plan.xml", dir);
+	cr_expect_eq(test_run(args, out, sizeof out), 0, "%s", out);
+	FILE *f;
+	snprintf(cmd, sizeof cmd, "%s/out/plan.xml", dir);
+	cr_assert_not_null(f = fopen(cmd, "r"));
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	fclose(f);
+	cr_expect(strstr(out, "model=\"../in/tiny.xml\""), "stored relative to the plan");
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
 }

@@ -530,7 +530,7 @@ Test(seqsplit, attention_split_over_the_sequence_gathers_keys_and_values)
 	IrError e;
 	IrMesh mesh = {0, 1, 0, 4};
 	cr_assert_eq(ir_logical_mesh(&c, &mesh, 1, 4, &lm, &e), 0, "%s", e.msg);
-	PassCtx x = {&g, &c, &lm};
+	PassCtx x = {&g, &c, &lm, NULL};
 	const char *user[2] = {"block0/score", "block0/context"};
 	const char *prod[2] = {"block0/k_bias", "block0/v_bias"};
 	for (int i = 0; i < 2; i++) {

@@ -393,8 +393,12 @@ Test(pictures, report_renders_in_headless_chromium, .timeout = 300)
 	char args[2048], out[16384];
 	snprintf(args, sizeof args,
 		 "simulate %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 16 "
-		 "--manual dp=2,tp=2,pp=2,mbs=2 -o %s/plan.xml", DATA, DATA, dir);
-	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
+		 "--manual dp=2,tp=2,pp=2,mbs=2 --json -o %s/plan.xml", DATA, DATA, dir);
+	int code;
+	json_t *sim = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	double step = test_num(sim, "step_time_s");
+	json_decref(sim);
 	snprintf(args, sizeof args, "report %s/plan.xml -o %s/report.html --tokens 1e6", dir, dir);
 	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
 
@@ -411,6 +415,13 @@ Test(pictures, report_renders_in_headless_chromium, .timeout = 300)
 	cr_expect_null(strstr(html, "href="), "the report links another file");
 	cr_expect_eq(count_substr(html, "<svg "), 3, "three pictures inline");
 	cr_expect(strstr(html, "id=\"explain\""), "no explain section");
+	/* the run: 1e6 tokens at 16 per step, 8 GPUs at the tiny cluster's 2 USD per GPU-hour */
+	char want[128];
+	double gpuh = ceil(1e6 / 16) * step * 8 / 3600;
+	snprintf(want, sizeof want, "<td class=\"n\">%.4g</td>", gpuh);
+	cr_expect(strstr(html, want), "no GPU-hours cell %s", want);
+	snprintf(want, sizeof want, "<td class=\"n\">%.4g USD</td>", 2 * gpuh);
+	cr_expect(strstr(html, want), "no cost cell %s", want);
 	/* explain's text: the stage's parallelism in words */
 	cr_expect(strstr(html, "parallelism   "), "no explain text in the report");
 

@@ -160,3 +160,67 @@ Test(calibrate, fits_writes_a_cluster_with_the_profile_and_refuses_bad_rows)
 	remove(bad);
 	rmdir(dir);
 }
+
+/* Is `name` the word in column `col` (0 or 1) of a non-comment line of path? */
+static bool tsv_names(const char *path, const char *name, int col)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "%s", path);
+	char line[2048];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		char w[2][128];
+		if (sscanf(line, "%127s %127s", w[0], w[1]) == 2)
+			found = !strcmp(w[col], name);
+	}
+	fclose(f);
+	return found;
+}
+
+/* The zoo's named profiles of dgx-a100 load, and each is fitted on its own
+ * paper's calibration runs only: every run it names is in
+ * bench/calibration_runs.tsv, from that paper, and none is a validation
+ * run of bench/validation_runs.tsv. */
+Test(tools, named_profiles_are_fitted_on_their_papers_calibration_runs_only)
+{
+	const char *name[2] = {"megatron-2021", "megatron-2022"}, *prefix[2] = {"n21-", "k22-"};
+	FILE *f = fopen(MESHPLAN_DATA_DIR "/clusters/dgx-a100.xml", "r");
+	cr_assert(f);
+	static char text[1 << 16];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = 0;
+	for (int i = 0; i < 2; i++) {
+		char key[64], sel[64];
+		snprintf(sel, sizeof sel, "dgx-a100:%s", name[i]);
+		IrCluster c;
+		IrError e;
+		cr_assert_eq(ir_cluster_load(sel, 1, &c, &e), 0, "%s", e.msg);
+		cr_expect(c.gpu.gemm_scale > 0, "%s sets its GEMM factor", sel);
+		ir_cluster_free(&c);
+		snprintf(key, sizeof key, "<profile name=\"%s\"", name[i]);
+		const char *p = strstr(text, key), *end = p ? strstr(p, "/>") : NULL;
+		cr_assert(p && end, "%s is in the zoo file", name[i]);
+		const char *r = strstr(p, "runs=\"");
+		cr_assert(r && r < end);
+		r += 6;
+		int runs = 0;
+		while (*r && *r != '"') {
+			char run[64];
+			size_t k = strcspn(r, ",\"");
+			cr_assert_lt(k, sizeof run);
+			memcpy(run, r, k);
+			run[k] = 0;
+			r += k + (r[k] == ',');
+			runs++;
+			cr_expect(!strncmp(run, prefix[i], 4), "%s: %s is not its paper's", name[i], run);
+			cr_expect(tsv_names(MESHPLAN_DATA_DIR "/bench/calibration_runs.tsv", run, 0),
+				  "%s: %s is not a calibration run", name[i], run);
+			cr_expect(!tsv_names(MESHPLAN_DATA_DIR "/bench/validation_runs.tsv", run, 1),
+				  "%s: %s is a validation run", name[i], run);
+		}
+		cr_expect_eq(runs, 4, "%s names %d runs", name[i], runs);
+	}
+}

@@ -12,7 +12,12 @@
 
 static const char *VERB = "compare";
 
-enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_TOKENS, O_OUT, O_SET, O_JSON, O_HELP, NOPT };
+enum { O_CLUSTER, O_NODES, O_BATCH, O_AGAINST, O_TOKENS, O_OUT, O_SET, O_JSON, O_QUIET,
+       O_TIME_LIMIT, O_HELP, NOPT };
+
+/* No progress on stderr (--quiet); each compile's wall-clock limit (0: none). */
+static bool quiet;
+static double time_limit;
 
 static const ToolOpt opts[NOPT] = {
 	[O_CLUSTER] = {"cluster", 0, TOOL_STR, "C", TOOL_ANY, true, 0,
@@ -31,6 +36,12 @@ static const ToolOpt opts[NOPT] = {
 	[O_SET] = {"set", 0, TOOL_PARAMS, "NAME=VALUE,...", TOOL_ANY, true, 0,
 		   "override model parameters"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_TIME_LIMIT] = {"time-limit", 0, TOOL_NUM, "S", TOOL_POS, false, 0,
+			  "stop each cluster's search after S seconds, keeping its best plan so "
+			  "far (marked cut)"},
+	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		     "no progress on stderr (by default: a live line at a terminal, else a line "
+		     "every 5 s, with an ETA)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -68,6 +79,7 @@ typedef struct {
 	double step_s, samples_per_s, tflops, mfu, peak_mem, time_s;
 	int stages;
 	int64_t microbatch;
+	bool cut;   /* --time-limit cut the search */
 } Figures;
 
 typedef struct {
@@ -108,6 +120,7 @@ static void figures_json(json_t *o, const Figures *f, const char *time_key)
 {
 	json_object_set_new(o, "fits", json_boolean(f->status == EXIT_OK));
 	json_object_set_new(o, time_key, json_real(f->time_s));
+	json_object_set_new(o, "cut", f->cut ? json_string("time-limit") : json_null());
 	if (f->status != EXIT_OK) {
 		json_object_set_new(o, "message", json_string(f->why));
 		return;
@@ -127,9 +140,10 @@ static void figures_row(const char *cluster, int gpus, const char *what, const F
 		printf("  %-20s %5d %-19s no plan: %s\n", cluster, gpus, what, f->why);
 		return;
 	}
-	printf("  %-20s %5d %-19s %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f\n", cluster,
+	printf("  %-20s %5d %-19s %10.4f %10.2f %8.1f %5.1f%% %9.2f %6d %5lld %9.2f%s\n", cluster,
 	       gpus, what, f->step_s, f->samples_per_s, f->tflops, 100 * f->mfu,
-	       f->peak_mem / 1073741824.0, f->stages, (long long)f->microbatch, f->time_s);
+	       f->peak_mem / 1073741824.0, f->stages, (long long)f->microbatch, f->time_s,
+	       f->cut ? "  (cut by --time-limit: best so far)" : "");
 }
 
 /* The best grid plan of the --against family on cluster c. */
@@ -140,7 +154,7 @@ static void baseline_one(const IrModelDoc *m, const char *model, const IrParamSe
 	 * search at another point, and two runs tried different plans */
 	PassManualSearch o = {.global_batch = batch, .shard = PASS_SHARD_MEGATRON,
 			      .method = PASS_ILP, .recompute = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .progress = quiet ? NULL : tool_progress};
 	if (against != AGAINST_MANUAL) {
 		o.shard = PASS_SHARD_METHOD;
 		o.method = against == AGAINST_DATA ? PASS_DATA : PASS_EXPERT;
@@ -200,15 +214,19 @@ static void compile_one(const char *model, const IrParamSet *ps, long batch, Aga
 		return;
 	}
 	PassInterOptions o = {.global_batch = batch, .recompute = -1, .tmax_gap = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .time_limit_s = time_limit,
+			      .progress = quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;
 	int rc = pass_inter_op(m, model, ps, &c, row->name, (int)row->nodes, &o, &plan, &g, &r, &e);
+	if (o.progress)
+		tool_progress_end();
 	if (against != AGAINST_NONE && (!rc || r.status == PASS_INFEASIBLE))
 		baseline_one(m, model, ps, batch, &c, against, row);
 	ir_model_close(m);
 	f->time_s = r.compile_time_s;
+	f->cut = r.time_limited;
 	if (rc) {
 		f->status = r.status == PASS_INFEASIBLE ? EXIT_INFEASIBLE : EXIT_BADINPUT;
 		if (r.status == PASS_INFEASIBLE)
@@ -350,6 +368,8 @@ int cmd_compare(int argc, char **argv)
 	int n = cs.n;
 	long batch = (long)v[O_BATCH].num, nodes_all = cs.nodes_all;
 	bool json = v[O_JSON].set;
+	quiet = v[O_QUIET].set;
+	time_limit = v[O_TIME_LIMIT].num;
 	if (v[O_AGAINST].set) {
 		const char *a = v[O_AGAINST].str;
 		against = !strcmp(a, "manual") ? AGAINST_MANUAL :

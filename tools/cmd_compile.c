@@ -16,7 +16,8 @@ static const char *VERB = "compile";
 
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
-	O_TARGET, O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON, O_HELP, NOPT
+	O_TARGET, O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON,
+	O_QUIET, O_TIME_LIMIT, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -51,6 +52,13 @@ static const ToolOpt opts[NOPT] = {
 	[O_SVG_MEMORY] = {"svg-memory", 0, TOOL_STR, "FILE", TOOL_ANY, false, 0,
 			  "write the memory of each stage by kind as SVG"},
 	[O_JSON] = {"json", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0, "one JSON object on stdout"},
+	[O_TIME_LIMIT] = {"time-limit", 0, TOOL_NUM, "S", TOOL_POS, false, 0,
+			  "stop searching after S seconds and keep the best plan found so far "
+			  "(the plan then depends on the machine's load; the plan file and the "
+			  "output say so)"},
+	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		     "no progress on stderr (by default: a live line at a terminal, else a line "
+		     "every 5 s, with an ETA)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -87,7 +95,8 @@ typedef struct {
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
 	int target; /* TARGET_* */
-	bool json;
+	bool json, quiet;
+	double time_limit;
 	IrParamSet ps;
 } Args;
 
@@ -127,6 +136,8 @@ static int parse(int argc, char **argv, Args *a)
 	a->clusters = (long)v[O_CLUSTERS].num;
 	a->threads = (long)v[O_THREADS].num;
 	a->json = v[O_JSON].set;
+	a->quiet = v[O_QUIET].set;
+	a->time_limit = v[O_TIME_LIMIT].num;
 	a->recompute = -1;
 	if (v[O_RECOMPUTE].set) {
 		IrRecompute rc;
@@ -164,6 +175,7 @@ static json_t *result_json(const IrGraph *g, const IrCluster *c, const IrPlan *p
 	json_object_set_new(o, "compile_breakdown_s", json_pack("{s:f,s:f,s:f}", "layer_costs",
 		ir->layer_cost_s, "dp", ir->dp_s, "stages", ir->refine_s));
 	json_object_set_new(o, "layer_clusters", json_integer(ir->nunits));
+	json_object_set_new(o, "cut", ir->time_limited ? json_string("time-limit") : json_null());
 	json_object_set_new(o, "ilp_solves", json_integer(ir->ilp_solved + ir->stage_solves));
 	json_object_set_new(o, "ilp_cached", json_integer(ir->ilp_cached));
 	json_t *tried = json_array();
@@ -185,6 +197,9 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	       ir->ilp_solved + ir->stage_solves, ir->ilp_cached);
 	printf("  compile time      layer costs %.2f s, stage DP %.2f s, stages solved whole %.2f s\n",
 	       ir->layer_cost_s, ir->dp_s, ir->refine_s);
+	if (ir->time_limited)
+		printf("  search cut        by --time-limit after %.2f s: the best plan found by "
+		       "then, not necessarily the best there is\n", ir->compile_time_s);
 	printf("  batch %lld = %d microbatch%s of %lld, %s, recompute %s\n",
 	       (long long)p->global_batch, p->nmicro, p->nmicro == 1 ? "" : "es",
 	       (long long)p->microbatch,
@@ -230,7 +245,7 @@ static int compile_target(const Args *a, const IrModelDoc *m, const IrCluster *c
 	const char *target = names[a->target];
 	PassManualSearch o = {.global_batch = a->batch, .shard = PASS_SHARD_MEGATRON,
 			      .recompute = a->recompute, .threads = (int)a->threads,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .progress = a->quiet ? NULL : tool_progress};
 	if (a->target == TARGET_DEEPSPEED) {
 		o.max_tp = 1;
 		o.no_selective = true;
@@ -338,13 +353,16 @@ int cmd_compile(int argc, char **argv)
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,
-			      .progress = isatty(2) ? tool_progress : NULL};
+			      .time_limit_s = a.time_limit,
+			      .progress = a.quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
 	PassInterResult r;
 	int rc = pass_inter_op(m, a.model, &a.ps, &c, a.cluster, (int)a.nodes, &o, &plan, &g, &r,
 			       &e);
 	ir_model_close(m);
+	if (o.progress)
+		tool_progress_end();
 	if (rc) {
 		ir_cluster_free(&c);
 		ir_plan_free(&plan);

@@ -156,7 +156,20 @@ static void cost_section(FILE *f, const IrCluster *c, const SimResult *r, double
 	else
 		fputs("Per 10<sup>9</sup> tokens trained (<code>--tokens</code> sets the run)", f);
 	fputs(" at the simulated step time, without failures, priced with the cluster's "
-	      "defaults as <code>meshplan estimate</code> takes them.</p>\n<table>\n", f);
+	      "defaults as <code>meshplan estimate</code> takes them.</p>\n", f);
+	/* the columns of `meshplan compare --tokens` */
+	fputs("<table>\n<tr><th>cluster</th><th>tokens/s</th><th>GPU-hours</th><th>days</th>"
+	      "<th>cost</th><th>energy MWh</th></tr>\n<tr><td>", f);
+	esc(f, c->name);
+	if (isfinite(sc.cost))
+		snprintf(b, sizeof b, "%.4g %s", sc.cost, m.currency);
+	else
+		snprintf(b, sizeof b, "unknown");
+	fprintf(f, "</td><td class=\"n\">%.4g</td><td class=\"n\">%.4g</td><td class=\"n\">%.2f"
+		   "</td><td class=\"n\">", r->tokens_per_s, sc.gpu_hours, rt.wall_s / 86400);
+	esc(f, b);
+	fprintf(f, "</td><td class=\"n\">%.4g</td></tr>\n</table>\n<p></p>\n<table>\n",
+		sc.energy_kwh / 1000);
 	row(f, "tokens per step", "%.0f", tps);
 	row(f, "steps", "%.0f", rt.steps);
 	row(f, "wall time", "%s", duration(rt.wall_s, a, sizeof a));

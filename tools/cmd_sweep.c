@@ -27,7 +27,7 @@
 
 static const char *VERB = "sweep";
 
-enum { O_OUT, O_RESUME, O_PLANS, O_SVG, O_THREADS, O_HELP, NOPT };
+enum { O_OUT, O_RESUME, O_PLANS, O_SVG, O_THREADS, O_QUIET, O_HELP, NOPT };
 
 static const ToolOpt opts[NOPT] = {
 	[O_OUT] = {"output", 'o', TOOL_STR, "FILE", TOOL_ANY, false, 0,
@@ -40,6 +40,9 @@ static const ToolOpt opts[NOPT] = {
 		   "Pareto scatter (default with -o: FILE with .svg for .jsonl)"},
 	[O_THREADS] = {"threads", 0, TOOL_INT, "T", 1, false, 1024, false, 0,
 		       "jobs at once per process (default: cores / ranks on the node)"},
+	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		     "no progress on stderr (by default: a live line at a terminal, else a line "
+		     "every 5 s, with an ETA)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -233,7 +236,7 @@ void sweep_job_done(Sweep *w, int j, char *text)
 		fflush(stdout);
 	}
 	if (w->progress)
-		fprintf(stderr, "\r  sweep %d/%d compiles ", w->ndone, w->ntodo);
+		tool_progress(NULL, "sweep compiles", w->ndone, w->ntodo);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -462,7 +465,7 @@ static int sweep(Sweep *w, const ToolVal *v, const char *out, const char *svg)
 			return tool_error(VERB, EXIT_BADINPUT, "cannot write '%s': %s", out,
 					  strerror(errno));
 	}
-	w->progress = w->rank == 0 && isatty(2);
+	w->progress = w->rank == 0 && !v[O_QUIET].set;
 	if (w->rank == 0 && !out)
 		while (w->emit < w->njobs && w->result[w->emit])
 			fputs(w->result[w->emit++], stdout);

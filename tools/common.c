@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tools/tools.h"
 
@@ -204,20 +206,63 @@ int tool_trace_detail(const char *verb, const char *value, ToolOutputs *o)
 	return EXIT_OK;
 }
 
+/* Seconds between progress lines when stderr is not a terminal. */
+static const double PROGRESS_EVERY_S = 5.0;
+
+/* The phase being reported: its name, when it began, the last line. */
+static struct {
+	char what[64];
+	double t0, last;
+	int done;
+	int tty; /* 0 unknown, 1 a terminal, 2 not */
+	bool live; /* a terminal line is showing */
+} prog;
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void tool_progress(void *ctx, const char *what, int done, int total)
 {
 	(void)ctx;
+	double now = mono_s();
+	if (!prog.tty)
+		prog.tty = isatty(2) ? 1 : 2;
+	bool phase = strncmp(prog.what, what, sizeof prog.what - 1) || done < prog.done;
+	if (phase) {
+		snprintf(prog.what, sizeof prog.what, "%s", what);
+		prog.t0 = now;
+		prog.last = -INFINITY;
+	}
+	prog.done = done;
+	double el = now - prog.t0;
+	char eta[64] = "";
+	if (total > 0 && done > 0 && done < total)
+		snprintf(eta, sizeof eta, ", ETA %.0f s", el / done * (total - done));
+	char count[32];
 	if (total > 0)
-		fprintf(stderr, "\r  %s %d/%d ", what, done, total);
+		snprintf(count, sizeof count, "%d/%d", done, total);
 	else
-		fprintf(stderr, "\r  %s %d ", what, done);
-	if (total > 0 && done == total)
-		fputs("\r\033[K", stderr);
+		snprintf(count, sizeof count, "%d", done);
+	if (prog.tty == 1) {
+		fprintf(stderr, "\r\033[K  %s %s, %.0f s%s ", what, count, el, eta);
+		prog.live = !(total > 0 && done == total);
+		if (!prog.live)
+			fputs("\r\033[K", stderr);
+	} else if (phase || now - prog.last >= PROGRESS_EVERY_S) {
+		fprintf(stderr, "meshplan: %s %s, %.1f s%s\n", what, count, el, eta);
+		prog.last = now;
+	}
 	fflush(stderr);
 }
 
 void tool_progress_end(void)
 {
-	fputs("\r\033[K", stderr);
+	if (prog.live)
+		fputs("\r\033[K", stderr);
+	prog.live = false;
 	fflush(stderr);
 }

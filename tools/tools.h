@@ -104,8 +104,11 @@ int tool_error(const char *verb, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Dumps a JSON object on stdout (indented, sorted as built) and frees it. */
 void tool_print_json(json_t *obj);
-/* A PassProgress for a terminal: "\r  what done/total" on stderr (total <= 0:
- * unknown), the line cleared at done == total and by tool_progress_end. */
+/* A PassProgress on stderr: at a terminal one live line "what done/total,
+ * elapsed, ETA" (total <= 0: unknown, no ETA), cleared at done == total and
+ * by tool_progress_end; otherwise one such line when a phase begins and
+ * then at most every 5 s.  The ETA is the phase's: its elapsed time over
+ * the jobs done, times the jobs left. */
 void tool_progress(void *ctx, const char *what, int done, int total);
 void tool_progress_end(void);
 /* Strict number parsing for flags: whole string must be a finite number. */
