@@ -428,7 +428,7 @@ Test(compile, the_written_plan_simulates_to_the_same_figures_and_is_reproducible
 	close(fb);
 	char args[1024];
 	const char *base = "compile gpt --set layers=4,hidden=128,heads=4,seq=128,vocab=1024 "
-			   "--cluster " TINY_CLUSTER " --batch 64 --json";
+			   "--cluster " TINY_CLUSTER " --batch 64 --json --quiet";
 	snprintf(args, sizeof args, "%s -o %s", base, a);
 	json_t *c1 = run_json(args);
 	snprintf(args, sizeof args, "%s -o %s", base, b);
