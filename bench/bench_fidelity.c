@@ -15,7 +15,7 @@
  *    validation error, apart.
  *
  * Everything runs through the command line a user has, so the bench checks
- * what people get.  Anchor (issue 11): every validation run within 10% and
+ * what people get.  Anchor: every validation run within 10% and
  * their mean absolute error at most 6%.  Exits 0 when met, 1 when missed or
  * a run has no plan, 2 when it cannot read its input.
  *

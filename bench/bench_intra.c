@@ -1,7 +1,6 @@
 /*
  * bench_intra.c -- the intra-operator pass against its baselines on the
- * zoo, under memory budgets, and its solve time (issue 3, "done when" 3
- * and 4).  Prints markdown tables (docs/intra-op.md holds a copy).
+ * zoo, under memory budgets, and its solve time.  Prints markdown tables (docs/intra-op.md holds a copy).
  *
  *   bench_intra [--skip-table] [--skip-budget] [--skip-time] [--tight-limit S]
  *

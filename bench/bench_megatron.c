@@ -26,7 +26,7 @@
  * intra-op ILP chooses on the same meshes (`meshplan simulate --manual ...,shard=ilp`).
  *
  * usage: bench_megatron [published_runs.tsv] [--ilp]
- * Anchor: every run within 10% of its published figure (issue 4's bar for
+ * Anchor: every run within 10% of its published figure (the bar for
  * Table 1, held to the other set as well).  Exits 0 when all are, 1 when
  * a run misses it or has no plan that fits, 2 when it cannot read its input.
  */

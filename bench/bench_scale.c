@@ -23,7 +23,7 @@
  *
  * Anchors beside the 39B, 175B and 1T rows: Alpa's 2393 s for 39B on 64
  * GPUs (Zheng et al., OSDI 2022, Table 5) and Calculon's exhaustive
- * search for the same job, 63.6 min (run on this machine, issue 13).
+ * search for the same job, 63.6 min (run on this machine).
  *
  * usage: bench_scale [--threads N] [--no-quality] [ROW...]  (ROW: a name
  * below, e.g. 39b).  Exit 1 when a row misses its wall target, its memory

@@ -30,7 +30,7 @@ void sim_cost_model_default(SimCostModel *m)
 	memset(m, 0, sizeof *m);
 	snprintf(m->currency, sizeof m->currency, "USD");
 	m->pue = 1.0;               /* GPUs alone, as LLaMA-2's 291.42 t figure */
-	m->tree_kg_per_year = 12.0; /* rule of thumb named in issue 6 */
+	m->tree_kg_per_year = 12.0; /* a common rule of thumb */
 	m->percap_us_t = 16.1;
 	m->percap_cn_t = 6.8;
 }

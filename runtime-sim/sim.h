@@ -524,6 +524,8 @@ enum { SIM_SVG_MAX_TIPS = 20000 };
  * idle background (class idle) spanning the pipeline phase, collectives
  * (comm), sends (p2p), gradient sync (sync) and the update (update) after
  * it; a legend and a time axis in ms. */
+/* Text for XML, SVG or HTML: &, <, >, " and ' escaped, control characters dropped. */
+void sim_xml_escape(FILE *f, const char *s);
 void sim_svg_timeline(FILE *f, const IrPlan *p, const SimResult *r);
 /* The cluster's nodes and GPUs coloured by the pipeline rank whose sub-mesh
  * holds them, and each rank's logical n0 x n1 view with its devices. */

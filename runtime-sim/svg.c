@@ -33,8 +33,7 @@ enum { NRANK_COLOURS = sizeof rank_colour / sizeof rank_colour[0] };
 
 static const char *FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\"";
 
-/* Text with &, <, >, " and ' escaped; control characters dropped. */
-static void esc(FILE *f, const char *s)
+void sim_xml_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
 		unsigned char ch = (unsigned char)*s;
@@ -57,7 +56,7 @@ static void header(FILE *f, double w, double h, const char *title)
 		   "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
 		   "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" %s font-size=\"12\">\n<title>",
 		w, h, w, h, FONT);
-	esc(f, title);
+	sim_xml_escape(f, title);
 	fprintf(f, "</title>\n<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" "
 		   "fill=\"#ffffff\"/>\n", w, h);
 }
@@ -67,7 +66,7 @@ static void text(FILE *f, double x, double y, const char *anchor, const char *ex
 {
 	fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"%s\"%s%s>", x, y, anchor,
 		extra ? " " : "", extra ? extra : "");
-	esc(f, s);
+	sim_xml_escape(f, s);
 	fputs("</text>\n", f);
 }
 
@@ -82,7 +81,7 @@ static void rect(FILE *f, const char *cls, double x, double y, double w, double 
 		fputs(" stroke=\"#ffffff\" stroke-width=\"0.6\"", f);
 	if (tip) {
 		fputs("><title>", f);
-		esc(f, tip);
+		sim_xml_escape(f, tip);
 		fputs("</title></rect>\n", f);
 	} else {
 		fputs("/>\n", f);

@@ -2,7 +2,7 @@
  * test_hostile.c -- meshplan run as a hostile user runs it: every bad
  * input is refused with exit 2 (1 for a runtime failure) and exactly one
  * line on stderr naming the file, line and cause; outputs are written
- * atomically.  Each test is one defect of issue 12, through the binary.
+ * atomically.  Each test is one defect, through the binary.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -356,14 +356,10 @@ int cmd_compare(int argc, char **argv)
 	const char *pos[1];
 	int npos;
 	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps,
-			  .hook = on_option, .ctx = &cs};
-	int code0 = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code0)
+			  .hook = on_option, .ctx = &cs, .usage = usage};
+	int code0;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code0))
 		return code0;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	const char *model = npos ? pos[0] : NULL;
 	int n = cs.n;
 	long batch = (long)v[O_BATCH].num, nodes_all = cs.nodes_all;

@@ -108,14 +108,11 @@ static int parse(int argc, char **argv, Args *a)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a->ps};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
-		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return -1;
-	}
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a->ps,
+			  .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
+		return code == EXIT_OK ? -1 : code; /* -1: --help was printed */
 	a->model = npos ? pos[0] : NULL;
 	a->cluster = v[O_CLUSTER].str;
 	a->out = v[O_OUTPUT].str;

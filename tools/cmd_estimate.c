@@ -499,21 +499,6 @@ static json_t *cost_json(const SimCost *c, const SimCostModel *m)
 	return o;
 }
 
-static const char *duration(double s, char *buf, size_t n)
-{
-	if (!isfinite(s))
-		snprintf(buf, n, "unknown");
-	else if (s < 120)
-		snprintf(buf, n, "%.3g s", s);
-	else if (s < 7200)
-		snprintf(buf, n, "%.3g min", s / 60);
-	else if (s < 3 * 86400)
-		snprintf(buf, n, "%.3g h", s / 3600);
-	else
-		snprintf(buf, n, "%.4g days", s / 86400);
-	return buf;
-}
-
 static const char *si_or(double x, const char *unit, char *buf, size_t n)
 {
 	char tmp[32];
@@ -527,7 +512,7 @@ static const char *si_or(double x, const char *unit, char *buf, size_t n)
 static void print_cost(const SimCost *c, const SimCostModel *m, double wall_s)
 {
 	char a[64], b[64];
-	printf("  %-16s %s\n", "wall time", duration(wall_s, a, sizeof a));
+	printf("  %-16s %s\n", "wall time", tool_duration(wall_s, a, sizeof a));
 	printf("  %-16s %s\n", "GPU-hours", si_or(c->gpu_hours, "", a, sizeof a));
 	if (isfinite(c->cost))
 		printf("  %-16s %s %s   (%g %s/GPU-hour; 1%% of it: %s %s)\n", "cost",
@@ -833,16 +818,16 @@ static int estimate_with(const Val *v, const char *input, IrCluster *cl, Replan 
 	       (unsigned long long)f.seed);
 	if (f.horizon_s > 0)
 		printf("  %-16s %s simulated, %.3g%% of the run done\n", "horizon",
-		       duration(f.horizon_s, a, sizeof a), 100 * res.progress);
+		       tool_duration(f.horizon_s, a, sizeof a), 100 * res.progress);
 	printf("  %-16s %.3g per GPU-hour = cluster MTBF %s; %.0f%% soft\n", "failure rate",
-	       f.rate_per_gpu_hour, duration(res.mtbf_s, a, sizeof a), 100 * f.soft_fraction);
+	       f.rate_per_gpu_hour, tool_duration(res.mtbf_s, a, sizeof a), 100 * f.soft_fraction);
 	printf("  %-16s every %s%s, save %g s, load %g s\n", "checkpoint",
-	       duration(res.interval_s, a, sizeof a),
+	       tool_duration(res.interval_s, a, sizeof a),
 	       v[O_CKPT_INTERVAL].set ? "" : " (Young/Daly sqrt(2 x save x MTBF))", f.ckpt_save_s,
 	       f.ckpt_load_s);
 	if (f.policy == SIM_ELASTIC)
 		printf("  %-16s detect %g s, restart %g s, lost node back after %s\n", "recovery",
-		       f.detect_s, f.restart_s, duration(f.repair_s, a, sizeof a));
+		       f.detect_s, f.restart_s, tool_duration(f.repair_s, a, sizeof a));
 	else
 		printf("  %-16s detect %g s, restart %g s, spare node (hard) %g s\n", "recovery",
 		       f.detect_s, f.restart_s, f.replace_s);
@@ -853,25 +838,25 @@ static int estimate_with(const Val *v, const char *input, IrCluster *cl, Replan 
 	printf("  %-16s %.4f (runs %.4f .. %.4f)\n", "ETTR", res.ettr, res.ettr_min, res.ettr_max);
 	if (f.horizon_s > 0) {
 		printf("  %-16s the work done in it takes %s without failures\n", "useful time",
-		       duration(res.useful_s, a, sizeof a));
+		       tool_duration(res.useful_s, a, sizeof a));
 	} else {
 		printf("  %-16s %s with failures, %s without\n", "wall time",
-		       duration(res.wall_s, a, sizeof a), duration(run.wall_s, b, sizeof b));
+		       tool_duration(res.wall_s, a, sizeof a), tool_duration(run.wall_s, b, sizeof b));
 		printf("  %-16s %s with failures, %s without\n", "GPU-hours",
 		       si_or(res.gpu_hours, "", a, sizeof a), si_or(run.gpu_hours, "", b, sizeof b));
 	}
 	printf("  %-16s", "time lost");
 	for (int i = 0; i < SIM_NLOST; i++)
-		printf("%s %s %s", i ? "," : "", sim_lost_name(i), duration(res.lost_s[i], a, sizeof a));
+		printf("%s %s %s", i ? "," : "", sim_lost_name(i), tool_duration(res.lost_s[i], a, sizeof a));
 	printf("\n");
 	if (elastic)
 		print_replan(rp, &res, &lin);
 	if (v[O_SWEEP].set) {
 		printf("checkpoint interval sweep (wall time / fault-free time)\n");
 		for (int i = 0; i < NSWEEP; i++)
-			printf("  %10s  %.5f\n", duration(sw_iv[i], a, sizeof a), sw_slow[i]);
-		printf("  best %s, Young/Daly %s\n", duration(sw_best, a, sizeof a),
-		       duration(young, b, sizeof b));
+			printf("  %10s  %.5f\n", tool_duration(sw_iv[i], a, sizeof a), sw_slow[i]);
+		printf("  best %s, Young/Daly %s\n", tool_duration(sw_best, a, sizeof a),
+		       tool_duration(young, b, sizeof b));
 	}
 	return EXIT_OK;
 }

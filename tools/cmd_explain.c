@@ -636,14 +636,10 @@ int cmd_explain(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	if (npos != 1) {
 		tool_error(VERB, EXIT_BADINPUT, "needs PLAN.xml");
 		usage(stderr);

@@ -388,14 +388,10 @@ int cmd_export(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	const char *to = v[O_TO].str;
 	if (!npos || !to) {
 		tool_error(VERB, EXIT_BADINPUT, !npos ? "name a plan file" : "--to is required");

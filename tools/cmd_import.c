@@ -60,14 +60,10 @@ int cmd_import(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[2];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 2, .params = &ps};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 2, .params = &ps, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	if (npos != 2 || strcmp(pos[0], "hf")) {
 		tool_error(VERB, EXIT_BADINPUT, npos ? "the only source is 'hf' (import hf CONFIG.json)"
 						     : "name the source and the file: import hf CONFIG.json");

@@ -212,14 +212,10 @@ int cmd_info(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	const char *model = npos ? pos[0] : NULL, *cluster = v[O_CLUSTER].str;
 	bool json = v[O_JSON].set;
 	if (cluster && !model)

@@ -516,14 +516,10 @@ int cmd_provision(int argc, char **argv)
 	int npos;
 	Lists lists = {0};
 	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .hook = collect,
-			  .ctx = &lists};
-	int rc = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (rc)
+			  .ctx = &lists, .usage = usage};
+	int rc;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &rc))
 		return rc;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	if (npos != 1)
 		return tool_error(VERB, EXIT_BADINPUT, "needs one MODEL (see --help)");
 	if (!v[O_TOKENS].set)

@@ -42,24 +42,6 @@ static void usage(FILE *f)
 	      "a write failed, 2 bad input.\n", f);
 }
 
-/* Text with the HTML special characters escaped; control characters dropped. */
-static void esc(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		switch (ch) {
-		case '&': fputs("&amp;", f); break;
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default:
-			if (ch >= 0x20 && ch != 0x7f)
-				fputc(ch, f);
-		}
-	}
-}
-
 /* Preformatted text escaped, newlines kept. */
 static void esc_text(FILE *f, const char *s)
 {
@@ -69,7 +51,7 @@ static void esc_text(FILE *f, const char *s)
 		else if (*p == '\t')
 			fputs("        ", f);
 		else
-			esc(f, (char[2]){*p, 0});
+			sim_xml_escape(f, (char[2]){*p, 0});
 	}
 }
 
@@ -84,9 +66,9 @@ static void row(FILE *f, const char *label, const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	fputs("<tr><th>", f);
-	esc(f, label);
+	sim_xml_escape(f, label);
 	fputs("</th><td>", f);
-	esc(f, buf);
+	sim_xml_escape(f, buf);
 	fputs("</td></tr>\n", f);
 }
 
@@ -117,21 +99,6 @@ static int picture(FILE *f, SimSvg kind, const IrCluster *c, const IrPlan *p,
 	return 0;
 }
 
-static const char *duration(double s, char *buf, size_t n)
-{
-	if (!isfinite(s))
-		snprintf(buf, n, "unknown");
-	else if (s < 120)
-		snprintf(buf, n, "%.3g s", s);
-	else if (s < 7200)
-		snprintf(buf, n, "%.3g min", s / 60);
-	else if (s < 3 * 86400)
-		snprintf(buf, n, "%.3g h", s / 3600);
-	else
-		snprintf(buf, n, "%.4g days", s / 86400);
-	return buf;
-}
-
 static void cost_section(FILE *f, const IrCluster *c, const SimResult *r, double tokens,
 			 bool given)
 {
@@ -141,7 +108,7 @@ static void cost_section(FILE *f, const IrCluster *c, const SimResult *r, double
 	IrError e;
 	if (sim_run_time(r->step_time_s, r->ngpus, tps, tokens, &rt, &e)) {
 		fputs("<p>", f);
-		esc(f, e.msg);
+		sim_xml_escape(f, e.msg);
 		fputs("</p>\n", f);
 		return;
 	}
@@ -160,19 +127,19 @@ static void cost_section(FILE *f, const IrCluster *c, const SimResult *r, double
 	/* the columns of `meshplan compare --tokens` */
 	fputs("<table>\n<tr><th>cluster</th><th>tokens/s</th><th>GPU-hours</th><th>days</th>"
 	      "<th>cost</th><th>energy MWh</th></tr>\n<tr><td>", f);
-	esc(f, c->name);
+	sim_xml_escape(f, c->name);
 	if (isfinite(sc.cost))
 		snprintf(b, sizeof b, "%.4g %s", sc.cost, m.currency);
 	else
 		snprintf(b, sizeof b, "unknown");
 	fprintf(f, "</td><td class=\"n\">%.4g</td><td class=\"n\">%.4g</td><td class=\"n\">%.2f"
 		   "</td><td class=\"n\">", r->tokens_per_s, sc.gpu_hours, rt.wall_s / 86400);
-	esc(f, b);
+	sim_xml_escape(f, b);
 	fprintf(f, "</td><td class=\"n\">%.4g</td></tr>\n</table>\n<p></p>\n<table>\n",
 		sc.energy_kwh / 1000);
 	row(f, "tokens per step", "%.0f", tps);
 	row(f, "steps", "%.0f", rt.steps);
-	row(f, "wall time", "%s", duration(rt.wall_s, a, sizeof a));
+	row(f, "wall time", "%s", tool_duration(rt.wall_s, a, sizeof a));
 	row(f, "GPU-hours", "%s", tool_si(sc.gpu_hours, a, sizeof a));
 	if (isfinite(sc.cost))
 		row(f, "cost", "%s %s (%g %s per GPU-hour)", tool_si(sc.cost, a, sizeof a),
@@ -211,13 +178,13 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	char ov[64];
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>"
 	      "meshplan report: ", f);
-	esc(f, p->model);
+	sim_xml_escape(f, p->model);
 	fputs(" on ", f);
-	esc(f, c->name);
+	sim_xml_escape(f, c->name);
 	fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>", STYLE);
-	esc(f, p->model);
+	sim_xml_escape(f, p->model);
 	fprintf(f, " on %d &times; ", c->nodes);
-	esc(f, c->name);
+	sim_xml_escape(f, c->name);
 	fprintf(f, " (%d GPUs)</h1>\n", r->ngpus);
 
 	fputs("<h2>Summary</h2>\n<table>\n", f);
@@ -254,7 +221,7 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 		char layers[64], mesh[32], lg[16];
 		tool_stage_labels(g, s, layers, mesh, lg);
 		fprintf(f, "<tr><td class=\"n\">%d</td><td>", i);
-		esc(f, layers);
+		sim_xml_escape(f, layers);
 		fprintf(f, "</td><td class=\"n\">%d</td><td>%s</td><td>%s</td><td class=\"n\">%d</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td class=\"n\">%.3f</td>"
 			   "<td class=\"n\">%.3f</td><td class=\"n\">%.2f</td><td class=\"n\">%.3f</td>"
@@ -295,7 +262,7 @@ static void write_html(FILE *f, const char *path, const IrGraph *g, const IrClus
 	*bad |= picture(f, SIM_SVG_MEMORY, c, p, r);
 	cost_section(f, c, r, tokens, given);
 	fputs("<p class=\"note\">Written by <code>meshplan report</code> from ", f);
-	esc(f, path);
+	sim_xml_escape(f, path);
 	fputs("; the figures are the simulator's (docs/simulator.md).</p>\n</body>\n</html>\n",
 	      f);
 }
@@ -305,14 +272,10 @@ int cmd_report(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	if (!npos || !v[O_OUTPUT].set) {
 		tool_error(VERB, EXIT_BADINPUT, "needs PLAN.xml and -o report.html");
 		usage(stderr);

@@ -86,14 +86,10 @@ int cmd_shard(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps};
-	int code0 = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code0)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &ps, .usage = usage};
+	int code0;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code0))
 		return code0;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	const char *model = npos ? pos[0] : NULL, *cluster = v[O_CLUSTER].str,
 		   *mesh = v[O_MESH].str;
 	bool json = v[O_JSON].set;

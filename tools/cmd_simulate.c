@@ -419,14 +419,10 @@ int cmd_simulate(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a.ps};
-	int code = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (code)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .params = &a.ps, .usage = usage};
+	int code;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &code))
 		return code;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	a.target = npos ? pos[0] : NULL;
 	a.cluster = v[O_CLUSTER].str;
 	a.manual = v[O_MANUAL].str;

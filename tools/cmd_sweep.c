@@ -492,14 +492,10 @@ int cmd_sweep(int argc, char **argv)
 	ToolVal v[NOPT];
 	const char *pos[1];
 	int npos;
-	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1};
-	int rc = tool_opts_parse(&cl, argc, argv, v, pos, &npos);
-	if (rc)
+	ToolCmdLine cl = {.verb = VERB, .opts = opts, .nopts = NOPT, .maxpos = 1, .usage = usage};
+	int rc;
+	if (tool_opts_done(&cl, argc, argv, v, pos, &npos, &rc))
 		return rc;
-	if (v[O_HELP].set) {
-		usage(stdout);
-		return EXIT_OK;
-	}
 	if (npos != 1)
 		return tool_error(VERB, EXIT_BADINPUT, "needs one SWEEP.xml (see --help)");
 	if (v[O_RESUME].set && !v[O_OUT].set)

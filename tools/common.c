@@ -266,3 +266,18 @@ void tool_progress_end(void)
 	prog.live = false;
 	fflush(stderr);
 }
+
+const char *tool_duration(double s, char *buf, size_t n)
+{
+	if (!isfinite(s))
+		snprintf(buf, n, "unknown");
+	else if (s < 120)
+		snprintf(buf, n, "%.3g s", s);
+	else if (s < 7200)
+		snprintf(buf, n, "%.3g min", s / 60);
+	else if (s < 3 * 86400)
+		snprintf(buf, n, "%.3g h", s / 3600);
+	else
+		snprintf(buf, n, "%.4g days", s / 86400);
+	return buf;
+}

@@ -131,6 +131,20 @@ int tool_opts_parse(const ToolCmdLine *cl, int argc, char **argv, ToolVal *v, co
 	return EXIT_OK;
 }
 
+bool tool_opts_done(const ToolCmdLine *cl, int argc, char **argv, ToolVal *v, const char **pos,
+		    int *npos, int *code)
+{
+	*code = tool_opts_parse(cl, argc, argv, v, pos, npos);
+	if (*code)
+		return true;
+	for (int i = 0; i < cl->nopts; i++)
+		if (cl->usage && v[i].set && !strcmp(cl->opts[i].name, "help")) {
+			cl->usage(stdout);
+			return true;
+		}
+	return false;
+}
+
 void tool_opts_help(FILE *f, const ToolOpt *opts, int n)
 {
 	for (int i = 0; i < n; i++) {

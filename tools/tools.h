@@ -88,18 +88,26 @@ typedef struct ToolCmdLine {
 	 * NULL for flags); returns EXIT_OK or an exit code that stops parsing. */
 	int (*hook)(void *ctx, int id, const char *value);
 	void *ctx;
+	void (*usage)(FILE *f); /* the verb's --help text, for tool_opts_done */
 } ToolCmdLine;
 
 /* Parses argv[1..argc) into v[cl->nopts] and pos[] (at most cl->maxpos);
  * EXIT_OK, or the exit code after printing the error. */
 int tool_opts_parse(const ToolCmdLine *cl, int argc, char **argv, ToolVal *v, const char **pos,
 		    int *npos);
+/* tool_opts_parse, then --help (an option named "help"): true when the verb
+ * is done, with *code its exit code: EXIT_OK after printing cl->usage to
+ * stdout, or the parse error's code. */
+bool tool_opts_done(const ToolCmdLine *cl, int argc, char **argv, ToolVal *v, const char **pos,
+		    int *npos, int *code);
 /* "  --name ARG   help" per option. */
 void tool_opts_help(FILE *f, const ToolOpt *opts, int n);
 
 /* Prints "meshplan: <file>:<line>: <msg>" on stderr and returns EXIT_BADINPUT. */
 int tool_input_error(const IrError *e);
 /* Prints "meshplan <verb>: <msg>" on stderr and returns `code`. */
+/* s seconds as "12.3 s", "4.5 min", "6.7 h" or "8.9 days" ("unknown" if not finite), in buf. */
+const char *tool_duration(double s, char *buf, size_t n);
 int tool_error(const char *verb, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Dumps a JSON object on stdout (indented, sorted as built) and frees it. */
