@@ -46,6 +46,13 @@ static void *grow(void *p, int *cap, int need, size_t elem)
 	return q;
 }
 
+int ir_graph_add_layer(IrGraph *g, const char *name)
+{
+	g->layers = grow(g->layers, &g->cap_layers, g->nlayers + 1, sizeof *g->layers);
+	g->layers[g->nlayers] = (IrLayer){name, g->nops, g->nops - 1};
+	return g->nlayers++;
+}
+
 int ir_graph_add_tensor(IrGraph *g, const char *name, int ndim, const int64_t *dim, IrDType dt,
 			IrRole role, int layer, int line)
 {

@@ -216,6 +216,9 @@ double ir_tensor_bytes(const IrTensor *t);
 /* Graph construction (used by the XML reader and the training builder). */
 void ir_graph_init(IrGraph *g, const char *name);
 void ir_graph_free(IrGraph *g);
+/* Appends a layer named `name` (arena-owned) starting at the next op; its index.
+ * The array grows geometrically: a model of many small layers loads in linear time. */
+int ir_graph_add_layer(IrGraph *g, const char *name);
 int ir_graph_add_tensor(IrGraph *g, const char *name, int ndim, const int64_t *dim,
 			IrDType dt, IrRole role, int layer, int line);
 /* Adds an op whose output tensors already exist; fills labels, shape checks,

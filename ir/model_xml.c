@@ -541,10 +541,7 @@ static void ensure_layer(Ctx *c)
 	if (c->in_layer || (c->implicit && c->layer >= 0))
 		return;
 	IrGraph *g = c->g;
-	g->layers = ir_xrealloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
-	g->layers[g->nlayers] = (IrLayer){ir_strfmt(&g->arena, "ops%d", c->nimplicit++), g->nops,
-					  g->nops - 1};
-	c->layer = g->nlayers++;
+	c->layer = ir_graph_add_layer(g, ir_strfmt(&g->arena, "ops%d", c->nimplicit++));
 	c->implicit = true;
 }
 
@@ -787,9 +784,7 @@ static int do_layer(Ctx *c, xmlNodePtr node)
 	char name[256];
 	if (subst(c, node, ir_xml_attr(&g->arena, node, "name"), name, sizeof name))
 		return -1;
-	g->layers = ir_xrealloc(g->layers, sizeof *g->layers * (size_t)(g->nlayers + 1));
-	g->layers[g->nlayers] = (IrLayer){ir_strdup(&g->arena, name), g->nops, g->nops - 1};
-	c->layer = g->nlayers++;
+	c->layer = ir_graph_add_layer(g, ir_strdup(&g->arena, name));
 	c->in_layer = true;
 	c->implicit = false;
 	int rc = do_items(c, node->children);

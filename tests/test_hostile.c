@@ -267,6 +267,19 @@ Test(hostile, nested_repeats_stop_at_the_expansion_limit)
 	cr_expect_leq(time(NULL) - t0, 60, "refused quickly");
 }
 
+/* Found by fuzzing: 100000 implicit layers, each one a grow-by-one realloc,
+ * took 31 s and 944 MB under ASan before the limit refused them. */
+Test(hostile, many_implicit_layers_load_in_linear_time)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	refused("info " HOSTILE "/implicit_layers.xml", 2,
+		"implicit_layers.xml:9: the model expands to over 100000 elements");
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+	cr_expect_lt(s, 10, "refused in %.2f s", s);
+}
+
 Test(hostile, entity_declarations_are_refused)
 {
 	refused("info --cluster " HOSTILE "/entity_cluster.xml", 2,
