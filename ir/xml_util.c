@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,74 @@ static int doctype_line(const char *buf, size_t n)
 	return 0;
 }
 
+/* ---- compiled schemas, one per path, for the life of the process ----
+ * Compiling a RelaxNG schema (xmlRelaxNGParse) costs more than reading and
+ * validating a typical model file, so each schema path is compiled once.
+ * libxml2 allows one compiled xmlRelaxNGPtr to be shared by any number of
+ * validations, each with its own xmlRelaxNGValidCtxt; the table itself is
+ * guarded by a mutex.  A schema that fails to compile is not kept (each
+ * load reports it again).  Past SCHEMA_SLOTS paths a schema is compiled
+ * for the one validation and freed after it.  The table is freed at exit. */
+
+enum { SCHEMA_SLOTS = 8 }; /* model, cluster, plan, sweep, with room for a second data dir */
+
+static struct {
+	char *path;
+	xmlRelaxNGPtr rng;
+} schemas[SCHEMA_SLOTS];
+static int nschemas;
+static pthread_mutex_t schemas_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void schemas_free(void)
+{
+	pthread_mutex_lock(&schemas_lock);
+	for (int i = 0; i < nschemas; i++) {
+		xmlRelaxNGFree(schemas[i].rng);
+		free(schemas[i].path);
+	}
+	nschemas = 0;
+	pthread_mutex_unlock(&schemas_lock);
+}
+
+static xmlRelaxNGPtr schema_compile(const char *path)
+{
+	xmlRelaxNGParserCtxtPtr sp = xmlRelaxNGNewParserCtxt(path);
+	if (!sp)
+		return NULL;
+	xmlRelaxNGPtr rng = xmlRelaxNGParse(sp);
+	xmlRelaxNGFreeParserCtxt(sp);
+	return rng;
+}
+
+/* The compiled schema at path, NULL when it does not compile.  *owned is
+ * set when the caller must free it (the table was full). */
+static xmlRelaxNGPtr schema_get(const char *path, bool *owned)
+{
+	*owned = false;
+	pthread_mutex_lock(&schemas_lock);
+	for (int i = 0; i < nschemas; i++) {
+		if (!strcmp(schemas[i].path, path)) {
+			xmlRelaxNGPtr rng = schemas[i].rng;
+			pthread_mutex_unlock(&schemas_lock);
+			return rng;
+		}
+	}
+	/* compiled under the lock: libxml2's type library initialisation
+	 * (xmlRelaxNGInitTypes) is not itself thread-safe */
+	xmlRelaxNGPtr rng = schema_compile(path);
+	if (rng && nschemas < SCHEMA_SLOTS) {
+		if (!nschemas)
+			atexit(schemas_free);
+		schemas[nschemas].path = ir_xstrdup(path);
+		schemas[nschemas].rng = rng;
+		nschemas++;
+	} else if (rng) {
+		*owned = true;
+	}
+	pthread_mutex_unlock(&schemas_lock);
+	return rng;
+}
+
 xmlDocPtr ir_xml_read_validated(const char *file, const char *schema, const char *root,
 				IrError *e)
 {
@@ -166,21 +235,27 @@ xmlDocPtr ir_xml_parse_validated(const char *buf, size_t len, const char *file,
 	xmlFreeParserCtxt(pctx);
 	xmlSetStructuredErrorFunc(NULL, NULL);
 
-	xmlRelaxNGParserCtxtPtr sp = xmlRelaxNGNewParserCtxt(schema);
-	xmlRelaxNGPtr rng = sp ? xmlRelaxNGParse(sp) : NULL;
-	if (sp)
-		xmlRelaxNGFreeParserCtxt(sp);
+	bool owned;
+	xmlRelaxNGPtr rng = schema_get(schema, &owned);
 	if (!rng) {
 		ir_fail(e, schema, 0, "cannot load the schema (set MESHPLAN_DATA to the source tree)");
 		xmlFreeDoc(doc);
 		return NULL;
 	}
 	xmlRelaxNGValidCtxtPtr vc = xmlRelaxNGNewValidCtxt(rng);
+	if (!vc) {
+		ir_fail(e, file, 0, "out of memory");
+		if (owned)
+			xmlRelaxNGFree(rng);
+		xmlFreeDoc(doc);
+		return NULL;
+	}
 	v.set = false;
 	xmlRelaxNGSetValidStructuredErrors(vc, on_error, &v);
 	int rc = xmlRelaxNGValidateDoc(vc, doc);
 	xmlRelaxNGFreeValidCtxt(vc);
-	xmlRelaxNGFree(rng);
+	if (owned)
+		xmlRelaxNGFree(rng);
 	if (rc != 0) {
 		if (!v.set)
 			ir_fail(e, file, 0, "schema violation: not a meshplan %s", root);

@@ -558,3 +558,15 @@ Test(hostile, a_long_run_of_minus_signs_is_refused_not_a_stack_overflow)
 	args[n] = 0;
 	refused(args, 2, "nests brackets or minus signs deeper than 64");
 }
+
+/* A schema that cannot be read is the same one line on every load (a
+ * schema is compiled once per process, a failed one is not kept). */
+Test(hostile, a_missing_schema_is_one_line_naming_it)
+{
+	char cmd[8192], err[8192];
+	snprintf(cmd, sizeof cmd, "MESHPLAN_DATA=/nonexistent '%s' info %s", MESHPLAN_BIN, TINY);
+	int rc = sh(cmd, err, sizeof err);
+	cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+	cr_expect_str_eq(err, "meshplan: /nonexistent/models/model.rng: cannot load the schema "
+			      "(set MESHPLAN_DATA to the source tree)\n");
+}

@@ -4,10 +4,13 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include <libxml/parser.h>
 
 #include "ir/ir.h"
 #include "tests/helpers.h"
@@ -290,6 +293,52 @@ Test(cluster, zoo_clusters_load_with_positive_figures)
 		cr_expect_gt(c.intra.bw, c.inter.bw, "%s: NVLink faster than the network", zoo[i]);
 		cr_expect_eq(c.gpus_per_node, 8);
 		ir_cluster_free(&c);
+	}
+}
+
+/* ---- one compiled schema per file, shared by loads in several threads ---- */
+
+enum { LOAD_THREADS = 4, LOADS_EACH = 25 };
+
+/* Each load's outcome against what the files say: tiny-cluster.xml has 2
+ * nodes of 4 GPUs; the two bad files break their schema on lines 5 and 4. */
+static void *load_repeatedly(void *arg)
+{
+	int *wrong = arg;
+	for (int i = 0; i < LOADS_EACH; i++) {
+		IrError e = {0};
+		IrCluster c;
+		if (ir_cluster_load(DATA "/tiny-cluster.xml", 0, &c, &e) == 0) {
+			*wrong += ir_cluster_gpus(&c) != 8;
+			ir_cluster_free(&c);
+		} else {
+			(*wrong)++;
+		}
+		IrModelDoc *m = ir_model_open(DATA "/tiny.xml", &e);
+		*wrong += !m;
+		if (m)
+			ir_model_close(m);
+		m = ir_model_open(DATA "/bad/schema_violation.xml", &e);
+		*wrong += m || e.line != 5 || !strstr(e.msg, "schema violation");
+		if (m)
+			ir_model_close(m);
+		*wrong += ir_cluster_load(DATA "/bad/cluster_efficiency.xml", 0, &c, &e) != -1 ||
+			  e.line != 4 || !strstr(e.msg, "schema violation");
+	}
+	return NULL;
+}
+
+Test(schema, one_compiled_schema_validates_loads_in_four_threads)
+{
+	pthread_t t[LOAD_THREADS];
+	int wrong[LOAD_THREADS] = {0};
+	xmlInitParser(); /* libxml2's rule for threads, as meshplan sweep does */
+	for (int i = 0; i < LOAD_THREADS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, load_repeatedly, &wrong[i]), 0);
+	for (int i = 0; i < LOAD_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(wrong[i], 0, "thread %d: %d of %d loads wrong", i, wrong[i],
+			     4 * LOADS_EACH);
 	}
 }
 
