@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "passes/intra.h"
+#include "solver/elim.h"
 #include "solver/ilp.h"
 
 typedef struct {
@@ -798,6 +799,73 @@ static int solve_exhaustive(Plan *P, PassIntraResult *r)
 	return 0;
 }
 
+/* Bounds on variable elimination: table entries summed over the
+ * eliminations (each a few additions) and per table; past them the ILP
+ * solves the problem.  Work counts, not seconds. */
+static const double ELIM_MAX_WORK = 4e7, ELIM_MAX_TABLE = 4e6;
+
+/*
+ * Without a memory row the ILP is a sum of per-group costs and pairwise
+ * resharding costs over one choice per group: variable elimination
+ * minimises it exactly, in time linear in the groups where the graph of
+ * groups has small induced width (a layer's chain with its residual and
+ * weight side branches has width 2 or 3).  With a memory row, its
+ * minimum is the ILP's optimum too when it meets the budget (a relaxation
+ * whose optimum is feasible).  0 with every group's choice set; 1 when the
+ * ILP must decide (too wide, or over the budget).
+ */
+static int solve_elim(Plan *P, const Block *blocks, int nblocks, PassIntraResult *r)
+{
+	int *var = ir_xmalloc(sizeof(int) * (size_t)(P->ngroups + 1));
+	int *dom = ir_xmalloc(sizeof(int) * (size_t)(P->ngroups + 1));
+	const double **un = ir_xmalloc(sizeof(double *) * (size_t)(P->ngroups + 1));
+	int n = 0;
+	for (int gi = 0; gi < P->ngroups; gi++) {
+		Group *gr = &P->groups[gi];
+		var[gi] = -1;
+		if (gr->nstrat > 1) {
+			var[gi] = n;
+			dom[n] = gr->nstrat;
+			un[n++] = gr->cost;
+		}
+	}
+	ElimProblem *ep = elim_new(n, dom, un);
+	if (!ep)
+		ir_oom();
+	for (int bi = 0; bi < nblocks; bi++)
+		if (elim_add_pair(ep, var[blocks[bi].e.a], var[blocks[bi].e.b], blocks[bi].C))
+			ir_oom();
+	int *x = ir_xmalloc(sizeof(int) * (size_t)(n + 1));
+	double min = 0;
+	int rc = elim_solve(ep, ELIM_MAX_WORK, ELIM_MAX_TABLE, x, &min);
+	if (rc < 0)
+		ir_oom();
+	if (rc == 0 && P->o->memory_budget > 0) {
+		double mem = 0;
+		for (int gi = 0; gi < P->ngroups; gi++) {
+			const Group *gr = &P->groups[gi];
+			mem += gr->mem[var[gi] >= 0 ? x[var[gi]] : 0];
+		}
+		rc = mem > P->o->memory_budget;
+	}
+	if (rc == 0) {
+		for (int gi = 0; gi < P->ngroups; gi++)
+			P->groups[gi].chosen = var[gi] >= 0 ? x[var[gi]] : 0;
+		r->status = PASS_OPTIMAL;
+		r->variables = n;
+		r->constraints = 0;
+		snprintf(r->message, sizeof r->message,
+			 "optimal: objective %.9g (variable elimination, width %d)", min * ILP_UNIT,
+			 elim_width(ep));
+	}
+	elim_free(ep);
+	free(x);
+	free(var);
+	free(dom);
+	free(un);
+	return rc;
+}
+
 static int solve(Plan *P, PassIntraResult *r)
 {
 	for (int gi = 0; gi < P->ngroups; gi++) {
@@ -853,6 +921,12 @@ static int solve(Plan *P, PassIntraResult *r)
 		} else {
 			free(C);
 		}
+	}
+	if (!P->o->glpk_only && !solve_elim(P, blocks, nblocks, r)) {
+		for (int bi = 0; bi < nblocks; bi++)
+			free(blocks[bi].C);
+		free(blocks);
+		return 0;
 	}
 	/* 2. one-hot choice per group */
 	IlpProblem *ilp = ilp_new();

@@ -59,6 +59,8 @@ typedef struct PassIntraOptions {
 				  over mesh axis 0, as a hand-written plan asks */
 	bool exhaustive;       /* enumerate every combination instead of the ILP
 				  (a check for small graphs; refuses above 1e7 combinations) */
+	bool glpk_only;        /* always the ILP, also where variable elimination is exact
+				  (a check) */
 } PassIntraOptions;
 
 typedef enum {

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -664,6 +665,220 @@ static void run_glpk(IlpProblem *p, const IlpOptions *o, double t0, IlpResult *r
 	glp_free_env();
 }
 
+/* ------------------------------------------------------------------ */
+/* The solve memo.                                                      */
+
+/*
+ * GLPK is deterministic: the same columns, rows, matrix (in the same
+ * order), options and starting basis give the same assignment, basis and
+ * status on every run.  A planning run poses many problems more than
+ * once: the same stage sharded whole for the refinement, for the other
+ * stage counts, for the polish and for the Megatron-style neighbours, the
+ * same layer on equal sub-meshes.  The memo keeps each solved problem's
+ * result under a 128-bit digest of everything GLPK reads, and a problem
+ * with the same digest takes the result instead of a solve.  Solves under
+ * a time limit (a clock decided them) and verbose ones are not kept.
+ * Bounded in bytes, oldest dropped first; the result of a solve never
+ * depends on whether it came from the memo.
+ */
+typedef struct Memo {
+	uint64_t h[2];
+	int ncols, nrows, nnz;
+	IlpResult r;
+	int *nz_at;   /* the assignment's nonzero columns */
+	double *nz;   /* and their values */
+	int nnz_sol, ncols_sol;
+	signed char *basis;
+	int nbasis;
+	size_t bytes;
+	struct Memo *next;
+} Memo;
+
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+static Memo *memo_head, *memo_tail;
+static size_t memo_bytes;
+static const size_t memo_cap = (size_t)128 << 20;
+static long memo_hits, memo_misses;
+static bool memo_on = true, memo_exit;
+
+typedef struct {
+	uint64_t a, b;
+} Digest;
+
+static inline void dg_word(Digest *d, uint64_t w)
+{
+	d->a = (d->a ^ w) * 0x100000001b3ull;
+	d->a ^= d->a >> 29;
+	d->b = (d->b + w) * 0x9e3779b97f4a7c15ull;
+	d->b ^= d->b >> 31;
+}
+
+static void dg_bytes(Digest *d, const void *v, size_t n)
+{
+	const unsigned char *c = v;
+	uint64_t w;
+	dg_word(d, (uint64_t)n);
+	for (; n >= 8; n -= 8, c += 8) {
+		memcpy(&w, c, 8);
+		dg_word(d, w);
+	}
+	w = 0;
+	if (n)
+		memcpy(&w, c, n);
+	dg_word(d, w);
+}
+
+static Digest digest(const IlpProblem *p, const IlpOptions *o)
+{
+	Digest d = {0xcbf29ce484222325ull, 0x6a09e667f3bcc909ull};
+	int opts[4] = {o->node_limit, o->iter_limit, o->mem_limit_mb, p->nwarm};
+	dg_bytes(&d, opts, sizeof opts);
+	dg_bytes(&d, &o->mip_gap, sizeof o->mip_gap);
+	dg_bytes(&d, p->kind, (size_t)p->ncols);
+	dg_bytes(&d, p->lo, sizeof(double) * (size_t)p->ncols);
+	dg_bytes(&d, p->hi, sizeof(double) * (size_t)p->ncols);
+	dg_bytes(&d, p->cost, sizeof(double) * (size_t)p->ncols);
+	dg_bytes(&d, p->sense, (size_t)p->nrows);
+	dg_bytes(&d, p->rhs, sizeof(double) * (size_t)p->nrows);
+	if (p->nnz > 0) {
+		dg_bytes(&d, p->nz_row + 1, sizeof(int) * (size_t)p->nnz);
+		dg_bytes(&d, p->nz_col + 1, sizeof(int) * (size_t)p->nnz);
+		dg_bytes(&d, p->nz_val + 1, sizeof(double) * (size_t)p->nnz);
+	}
+	if (p->nwarm > 0)
+		dg_bytes(&d, p->warm, (size_t)p->nwarm);
+	/* a final mix so that each lane depends on the other */
+	d.a ^= d.b >> 17;
+	d.b ^= d.a << 13;
+	return d;
+}
+
+static void memo_drop(Memo *m)
+{
+	free(m->nz_at);
+	free(m->nz);
+	free(m->basis);
+	free(m);
+}
+
+static void memo_free_all(void)
+{
+	pthread_mutex_lock(&memo_lock);
+	while (memo_head) {
+		Memo *m = memo_head;
+		memo_head = m->next;
+		memo_drop(m);
+	}
+	memo_tail = NULL;
+	memo_bytes = 0;
+	pthread_mutex_unlock(&memo_lock);
+}
+
+/* The kept result of a problem with digest d into p and r: true, or false
+ * when there is none. */
+static bool memo_take(const Digest *d, IlpProblem *p, IlpResult *r)
+{
+	bool hit = false;
+	pthread_mutex_lock(&memo_lock);
+	for (Memo *m = memo_head; m; m = m->next) {
+		if (m->h[0] != d->a || m->h[1] != d->b || m->ncols != p->ncols ||
+		    m->nrows != p->nrows || m->nnz != p->nnz)
+			continue;
+		*r = m->r;
+		if (m->ncols_sol)
+			memset(p->sol, 0, sizeof(double) * (size_t)m->ncols_sol);
+		for (int k = 0; k < m->nnz_sol; k++)
+			p->sol[m->nz_at[k]] = m->nz[k];
+		p->ncols_sol = m->ncols_sol;
+		if (m->nbasis)
+			memcpy(p->basis, m->basis, (size_t)m->nbasis);
+		p->nbasis = m->nbasis;
+		hit = true;
+		break;
+	}
+	if (hit)
+		memo_hits++;
+	else
+		memo_misses++;
+	pthread_mutex_unlock(&memo_lock);
+	return hit;
+}
+
+static void memo_keep(const Digest *d, const IlpProblem *p, const IlpResult *r)
+{
+	int n = 0;
+	for (int j = 0; j < p->ncols_sol; j++)
+		n += p->sol[j] != 0.0;
+	size_t bytes = sizeof(Memo) + (sizeof(int) + sizeof(double)) * (size_t)n + (size_t)p->nbasis;
+	if (bytes > memo_cap / 4)
+		return;
+	Memo *m = calloc(1, sizeof *m);
+	if (!m)
+		return;
+	m->nz_at = n ? malloc(sizeof(int) * (size_t)n) : NULL;
+	m->nz = n ? malloc(sizeof(double) * (size_t)n) : NULL;
+	m->basis = p->nbasis ? malloc((size_t)p->nbasis) : NULL;
+	if ((n && (!m->nz_at || !m->nz)) || (p->nbasis && !m->basis)) {
+		memo_drop(m);
+		return;
+	}
+	m->h[0] = d->a;
+	m->h[1] = d->b;
+	m->ncols = p->ncols;
+	m->nrows = p->nrows;
+	m->nnz = p->nnz;
+	m->r = *r;
+	m->ncols_sol = p->ncols_sol;
+	m->nbasis = p->nbasis;
+	m->bytes = bytes;
+	for (int j = 0; j < p->ncols_sol; j++)
+		if (p->sol[j] != 0.0) {
+			m->nz_at[m->nnz_sol] = j;
+			m->nz[m->nnz_sol++] = p->sol[j];
+		}
+	if (p->nbasis)
+		memcpy(m->basis, p->basis, (size_t)p->nbasis);
+	pthread_mutex_lock(&memo_lock);
+	if (!memo_exit) {
+		memo_exit = true;
+		atexit(memo_free_all);
+	}
+	if (memo_tail)
+		memo_tail->next = m;
+	else
+		memo_head = m;
+	memo_tail = m;
+	memo_bytes += bytes;
+	while (memo_bytes > memo_cap && memo_head) {
+		Memo *o = memo_head;
+		memo_head = o->next;
+		if (!memo_head)
+			memo_tail = NULL;
+		memo_bytes -= o->bytes;
+		memo_drop(o);
+	}
+	pthread_mutex_unlock(&memo_lock);
+}
+
+void ilp_memo_set(bool on)
+{
+	pthread_mutex_lock(&memo_lock);
+	memo_on = on;
+	pthread_mutex_unlock(&memo_lock);
+	if (!on)
+		memo_free_all();
+}
+
+void ilp_memo_stats(long *hits, long *misses)
+{
+	pthread_mutex_lock(&memo_lock);
+	if (hits)
+		*hits = memo_hits;
+	if (misses)
+		*misses = memo_misses;
+	pthread_mutex_unlock(&memo_lock);
+}
+
 /* Serialises solves when GLPK keeps its environment in one global. */
 static pthread_mutex_t glpk_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -706,10 +921,22 @@ IlpStatus ilp_solve(IlpProblem *p, const IlpOptions *o, IlpResult *r)
 	}
 	p->basis = basis;
 	p->nbasis = 0;
+	double t0 = now_s();
+	pthread_mutex_lock(&memo_lock);
+	bool memo = memo_on && !(o->time_limit_s > 0) && !o->verbose;
+	pthread_mutex_unlock(&memo_lock);
+	Digest d = {0, 0};
+	if (memo) {
+		d = digest(p, o);
+		if (memo_take(&d, p, r)) {
+			r->build_time_s = 0;
+			r->solve_time_s = now_s() - t0;
+			return r->status;
+		}
+	}
 	bool serial = !ilp_thread_safe();
 	if (serial)
 		pthread_mutex_lock(&glpk_lock);
-	double t0 = now_s();
 	GlpkCtx c = { .verbose = o->verbose, .bound = -INFINITY, .node_limit = o->node_limit };
 	run_glpk(p, o, t0, r, &c);
 	r->solve_time_s = now_s() - t0;
@@ -721,5 +948,7 @@ IlpStatus ilp_solve(IlpProblem *p, const IlpOptions *o, IlpResult *r)
 		r->objective = NAN;
 		r->gap = NAN;
 	}
+	if (memo && r->status != ILP_ERROR)
+		memo_keep(&d, p, r);
 	return r->status;
 }

@@ -144,6 +144,16 @@ int ilp_warm_start(IlpProblem *p, const signed char *basis, int n);
 /* "optimal", "feasible", "infeasible", "timeout", "error". */
 const char *ilp_status_name(IlpStatus s);
 
+/*
+ * The solve memo (on by default): a problem identical to one solved before
+ * in this process (columns, rows, matrix, options, starting basis) takes
+ * that solve's result, which GLPK would return again.  ilp_memo_set(false)
+ * turns it off and empties it; ilp_memo_stats counts the solves that took
+ * a kept result (hits) and those that ran (misses).
+ */
+void ilp_memo_set(bool on);
+void ilp_memo_stats(long *hits, long *misses);
+
 /* True when GLPK keeps its state per thread, so solves run in parallel. */
 bool ilp_thread_safe(void);
 

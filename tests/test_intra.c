@@ -231,7 +231,8 @@ enum { NRANDOM = sizeof random_cases / sizeof random_cases[0] };
 /* Compares ILP and brute force on every random case; returns how many
  * cases were compared.  budget_frac > 0: a memory budget of that fraction
  * of the unconstrained optimum's state (weights, gradients, optimizer). */
-static int compare_random(const char *dir, double budget_frac, int *ninfeasible, int *nbinding)
+static int compare_random(const char *dir, double budget_frac, bool glpk_only, int *ninfeasible,
+			  int *nbinding)
 {
 	IrCluster c = test_cluster(DATA "/tiny-cluster.xml", 0);
 	int compared = 0;
@@ -243,7 +244,7 @@ static int compare_random(const char *dir, double budget_frac, int *ninfeasible,
 		random_model(k->seed, k->nfwd, k->heavy, path);
 		IrGraph g = test_graph(path, NULL);
 		IrLogicalMesh m = mesh(&c, k->n0, k->n1);
-		PassIntraOptions o = {.method = PASS_ILP, .nmicro = 1 + i % 3};
+		PassIntraOptions o = {.method = PASS_ILP, .nmicro = 1 + i % 3, .glpk_only = glpk_only};
 		double unconstrained = 0;
 		if (budget_frac > 0) {
 			Run free_run;
@@ -311,10 +312,13 @@ static void remove_tmpdir(void)
 Test(ilp, optimum_equals_exhaustive_search_on_24_random_graphs, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-	int infeasible, binding;
-	int n = compare_random(tmpdir, 0, &infeasible, &binding);
-	cr_expect_geq(n, 20);
-	cr_expect_eq(infeasible, 0);
+	/* by variable elimination where it is exact, else GLPK; then GLPK alone */
+	for (int glpk = 0; glpk < 2; glpk++) {
+		int infeasible, binding;
+		int n = compare_random(tmpdir, 0, glpk, &infeasible, &binding);
+		cr_expect_geq(n, 20);
+		cr_expect_eq(infeasible, 0);
+	}
 }
 
 Test(ilp, optimum_equals_exhaustive_search_under_a_memory_budget, .init = make_tmpdir,
@@ -322,12 +326,16 @@ Test(ilp, optimum_equals_exhaustive_search_under_a_memory_budget, .init = make_t
 {
 	/* 80% of what the unconstrained optimum keeps: some cases get dearer
 	 * plans, some none at all (both must agree on which) */
-	int infeasible, binding;
-	int n = compare_random(tmpdir, 0.8, &infeasible, &binding);
-	cr_log_info("%d cases: budget binds in %d, infeasible in %d", n, binding, infeasible);
-	cr_expect_geq(n, 20);
-	cr_expect_geq(binding, 10, "the budget raised the optimum in %d cases only", binding);
-	cr_expect_geq(infeasible, 1);
+	for (int glpk = 0; glpk < 2; glpk++) {
+		int infeasible, binding;
+		int n = compare_random(tmpdir, 0.8, glpk, &infeasible, &binding);
+		cr_log_info("%d cases: budget binds in %d, infeasible in %d", n, binding,
+			    infeasible);
+		cr_expect_geq(n, 20);
+		cr_expect_geq(binding, 10, "the budget raised the optimum in %d cases only",
+			      binding);
+		cr_expect_geq(infeasible, 1);
+	}
 }
 
 Test(ilp, exhaustive_search_refuses_more_than_ten_million_combinations)
@@ -754,5 +762,40 @@ Test(ilp, fused_attention_is_priced_as_the_simulator_runs_it)
 		ir_graph_free(&g);
 	}
 	cr_expect(fabs(ratio[0] - 1) <= 0.10, "fused: ILP / simulated = %.3f", ratio[0]);
+	ir_cluster_free(&c);
+}
+
+/* GPT-3 1.3B's layers on every view of one 8-GPU node: the optimum
+ * without GLPK (variable elimination where the graph is narrow enough)
+ * equals GLPK's, one layer at a time and for the embedding, four blocks
+ * and the head solved whole (identical blocks folded into two). */
+Test(ilp, variable_elimination_and_glpk_agree_on_gpt_layers, .timeout = 300)
+{
+	IrCluster c = test_cluster("aws-p3.16xlarge", 1);
+	IrGraph g = test_graph("gpt:1.3b", "batch=8,layers=4");
+	int views[4][2] = {{1, 8}, {2, 4}, {4, 2}, {8, 1}};
+	int ranges[3][2] = {{0, 0}, {1, 1}, {0, 5}};
+	int elim = 0;
+	for (int v = 0; v < 4; v++)
+		for (int k = 0; k < 3; k++) {
+			IrLogicalMesh m = mesh(&c, views[v][0], views[v][1]);
+			Run a, b;
+			PassIntraOptions o = {.method = PASS_ILP, .nmicro = 4};
+			shard(&a, &g, &c, &m, ranges[k][0], ranges[k][1], o);
+			o.glpk_only = true;
+			shard(&b, &g, &c, &m, ranges[k][0], ranges[k][1], o);
+			cr_assert_eq(a.rc, 0, "%s", a.r.message);
+			cr_assert_eq(b.rc, 0, "%s", b.r.message);
+			elim += strstr(a.r.message, "variable elimination") != NULL;
+			cr_expect(rel_eq(a.r.objective_s, b.r.objective_s, 1e-9),
+				  "%dx%d layers %d..%d: %.12g s (%s), GLPK %.12g s", views[v][0],
+				  views[v][1], ranges[k][0], ranges[k][1], a.r.objective_s,
+				  a.r.message, b.r.objective_s);
+			ir_plan_free(&a.plan);
+			ir_plan_free(&b.plan);
+		}
+	cr_log_info("%d of 12 solved by variable elimination", elim);
+	cr_expect_geq(elim, 6);
+	ir_graph_free(&g);
 	ir_cluster_free(&c);
 }

@@ -57,6 +57,72 @@ Test(ilp, knapsack_p01_has_profit_309_with_items_1_2_3_4_6)
 	ilp_free(p);
 }
 
+/* Burkardt's P01 knapsack posed three times: the repeated problem takes
+ * the memo's result, a changed capacity is solved anew; every optimum is
+ * checked against brute force over the 1024 subsets. */
+static double knapsack_brute(const double *w, const double *v, double cap)
+{
+	double best = 0;
+	for (int m = 0; m < 1024; m++) {
+		double ws = 0, vs = 0;
+		for (int j = 0; j < 10; j++)
+			if (m >> j & 1) {
+				ws += w[j];
+				vs += v[j];
+			}
+		if (ws <= cap && vs > best)
+			best = vs;
+	}
+	return best;
+}
+
+Test(ilp, an_identical_problem_takes_the_memo_and_a_changed_one_is_solved)
+{
+	static const double w[10] = {23, 31, 29, 44, 53, 38, 63, 85, 89, 82};
+	static const double v[10] = {92, 57, 49, 68, 60, 43, 67, 84, 87, 72};
+	const double caps[3] = {165, 165, 150};
+	long h0, m0, h, m;
+	ilp_memo_stats(&h0, &m0);
+	for (int k = 0; k < 3; k++) {
+		IlpProblem *p = ilp_new();
+		int cols[10];
+		for (int j = 0; j < 10; j++)
+			cols[j] = ilp_add_binary(p, -v[j]);
+		cr_assert_eq(ilp_add_row(p, 10, cols, w, ILP_LE, caps[k]), 0);
+		IlpResult r;
+		cr_assert_eq(ilp_solve(p, NULL, &r), ILP_OPTIMAL, "%s", r.message);
+		cr_expect_float_eq(r.objective, -knapsack_brute(w, v, caps[k]), 1e-9);
+		double got = 0, used = 0;
+		for (int j = 0; j < 10; j++) {
+			got += v[j] * ilp_value(p, cols[j]);
+			used += w[j] * ilp_value(p, cols[j]);
+		}
+		cr_expect_float_eq(got, knapsack_brute(w, v, caps[k]), 1e-9, "capacity %g", caps[k]);
+		cr_expect_leq(used, caps[k]);
+		ilp_free(p);
+		ilp_memo_stats(&h, &m);
+		/* other tests may solve in other threads: count at least */
+		if (k == 1)
+			cr_expect_geq(h - h0, 1, "the repeated problem was solved again");
+	}
+	cr_expect_geq(m - m0, 2, "the first and the changed problem are misses");
+	/* off: nothing is taken */
+	ilp_memo_set(false);
+	ilp_memo_stats(&h0, NULL);
+	IlpProblem *p = ilp_new();
+	int cols[10];
+	for (int j = 0; j < 10; j++)
+		cols[j] = ilp_add_binary(p, -v[j]);
+	cr_assert_eq(ilp_add_row(p, 10, cols, w, ILP_LE, 165), 0);
+	IlpResult r;
+	cr_assert_eq(ilp_solve(p, NULL, &r), ILP_OPTIMAL);
+	cr_expect_float_eq(r.objective, -309.0, 1e-9);
+	ilp_memo_stats(&h, NULL);
+	cr_expect_eq(h, h0);
+	ilp_free(p);
+	ilp_memo_set(true);
+}
+
 /* The textbook 4x4 assignment: minimum cost 13 (2 + 6 + 1 + 4). */
 Test(ilp, assignment_4x4_costs_13_with_one_hot_rows_and_columns)
 {
@@ -699,4 +765,117 @@ Test(ilp, eight_threads_solving_at_once_all_get_the_single_thread_optima, .timeo
 		if (w[t].fail_glpk)
 			cr_assert_eq(w[t].fail_status, ILP_ERROR, "thread %d", t);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Variable elimination (solver/elim).                                  */
+
+#include "solver/elim.h"
+
+/* Brute force over every assignment of a pairwise problem. */
+static double brute_pairs(int n, const int *dom, double un[][4], int ne, const int (*e)[2],
+			  double C[][16])
+{
+	int x[8] = {0};
+	double best = INFINITY;
+	for (;;) {
+		double s = 0;
+		for (int v = 0; v < n; v++)
+			s += un[v][x[v]];
+		for (int k = 0; k < ne; k++)
+			s += C[k][x[e[k][0]] * dom[e[k][1]] + x[e[k][1]]];
+		if (s < best)
+			best = s;
+		int v = 0;
+		while (v < n && ++x[v] == dom[v])
+			x[v++] = 0;
+		if (v == n)
+			return best;
+	}
+}
+
+Test(elim, two_hundred_random_pairwise_problems_match_brute_force)
+{
+	uint64_t seed = 0x5eed0e11ull;
+	for (int it = 0; it < 200; it++) {
+		int n = rng_int(&seed, 1, 7), dom[8], ne = 0, e[28][2];
+		double un[8][4], C[28][16];
+		for (int v = 0; v < n; v++) {
+			dom[v] = rng_int(&seed, 1, 4);
+			for (int x = 0; x < dom[v]; x++)
+				un[v][x] = rng_int(&seed, 0, 20);
+		}
+		/* a random graph with cycles; some costs repeat so that values tie
+		 * or dominate */
+		for (int a = 0; a < n; a++)
+			for (int b = a + 1; b < n; b++)
+				if (rng_int(&seed, 0, 2) > 0) {
+					e[ne][0] = rng_int(&seed, 0, 1) ? a : b;
+					e[ne][1] = e[ne][0] == a ? b : a;
+					for (int k = 0; k < 16; k++)
+						C[ne][k] = rng_int(&seed, 0, 3) * 5;
+					ne++;
+				}
+		const double *u[8];
+		for (int v = 0; v < n; v++)
+			u[v] = un[v];
+		ElimProblem *p = elim_new(n, dom, u);
+		cr_assert_not_null(p);
+		for (int k = 0; k < ne; k++)
+			cr_assert_eq(elim_add_pair(p, e[k][0], e[k][1], C[k]), 0);
+		int x[8];
+		double min = NAN;
+		cr_assert_eq(elim_solve(p, 1e9, 1e9, x, &min), 0, "problem %d", it);
+		double want = brute_pairs(n, dom, un, ne, (const int(*)[2])e, C);
+		cr_expect_eq(min, want, "problem %d (%d variables, %d pairs): %g, brute force %g", it,
+			     n, ne, min, want);
+		/* the assignment returned has the cost returned */
+		double s = 0;
+		for (int v = 0; v < n; v++) {
+			cr_assert(x[v] >= 0 && x[v] < dom[v]);
+			s += un[v][x[v]];
+		}
+		for (int k = 0; k < ne; k++)
+			s += C[k][x[e[k][0]] * dom[e[k][1]] + x[e[k][1]]];
+		cr_expect_eq(s, want, "problem %d: the assignment costs %g, not %g", it, s, want);
+		elim_free(p);
+	}
+}
+
+Test(elim, a_chain_is_width_one_and_a_clique_past_the_bound_is_refused)
+{
+	/* a chain of 50 variables of 3 values: Viterbi, width 1 */
+	int dom[50];
+	for (int v = 0; v < 50; v++)
+		dom[v] = 3;
+	ElimProblem *p = elim_new(50, dom, NULL);
+	/* staying costs 0, moving costs 1; the first variable prefers 2 */
+	double C[9] = {0, 1, 1, 1, 0, 1, 1, 1, 0};
+	for (int v = 0; v + 1 < 50; v++)
+		cr_assert_eq(elim_add_pair(p, v, v + 1, C), 0);
+	ElimProblem *q = elim_new(50, dom, (const double *const[50]){(double[]){5, 5, 0}});
+	for (int v = 0; v + 1 < 50; v++)
+		cr_assert_eq(elim_add_pair(q, v, v + 1, C), 0);
+	int x[50];
+	double min;
+	cr_assert_eq(elim_solve(q, 1e6, 1e6, x, &min), 0);
+	cr_expect_eq(min, 0);
+	for (int v = 0; v < 50; v++)
+		cr_expect_eq(x[v], 2, "x[%d] = %d", v, x[v]);
+	cr_expect_eq(elim_width(q), 1);
+	elim_free(p);
+	elim_free(q);
+	/* 6 variables of 10 values, all pairs joined with costs no value
+	 * dominates: eliminating needs a table of 10^5 entries */
+	int d6[6] = {10, 10, 10, 10, 10, 10};
+	ElimProblem *k = elim_new(6, d6, NULL);
+	double R[100];
+	for (int i = 0; i < 100; i++)
+		R[i] = (i * 37) % 11;
+	for (int a = 0; a < 6; a++)
+		for (int b = a + 1; b < 6; b++)
+			cr_assert_eq(elim_add_pair(k, a, b, R), 0);
+	cr_expect_eq(elim_solve(k, 1e9, 1e4, x, &min), 1, "a table of 1e5 entries is over 1e4");
+	cr_expect_eq(elim_solve(k, 1e9, 1e6, x, &min), 0);
+	elim_free(k);
 }
