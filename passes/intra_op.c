@@ -802,7 +802,7 @@ static int solve_exhaustive(Plan *P, PassIntraResult *r)
 /* Bounds on variable elimination: table entries summed over the
  * eliminations (each a few additions) and per table; past them the ILP
  * solves the problem.  Work counts, not seconds. */
-static const double ELIM_MAX_WORK = 4e7, ELIM_MAX_TABLE = 4e6;
+static const double ELIM_MAX_WORK = 1e7, ELIM_MAX_TABLE = 1e6;
 
 /*
  * Without a memory row the ILP is a sum of per-group costs and pairwise

@@ -1,15 +1,21 @@
 /*
  * elim.c -- min-sum variable elimination (see elim.h).
  *
- * Two phases.  The symbolic one picks the order on the interaction graph
- * alone: repeatedly the live variable whose neighbours' domains have the
- * least product (the size of the table its elimination makes; ties: the
- * lowest index), joins its neighbours pairwise and drops it; it refuses
- * the problem once a table or the summed work passes the caller's bounds.
- * The numeric one follows that order: eliminating v sums the tables that
- * hold v and minimises over x_v for every assignment of v's neighbours,
- * keeping the minimising x_v; the assignment is then read back in reverse
- * order.
+ * Tables see their variables through projections: a pairwise cost that
+ * depends on x_a only through which of a few classes x_a falls in (equal
+ * rows of the cost matrix) is stored over the classes.  Eliminating v
+ * sums the live tables that hold v and minimises over x_v for every
+ * combination of its neighbours' joint classes (the classes all those
+ * tables together tell apart), keeping the minimising x_v; the new table
+ * is over those joint classes.  So the work follows the number of
+ * distinct behaviours of a neighbour, not its number of values.
+ *
+ * Before that, dominated values go: s of v when another live value t is
+ * no worse against every table (the lower index stays when both are
+ * equal everywhere), repeated until nothing changes; some minimum keeps
+ * only live values.  The order is greedy: next the variable whose
+ * elimination makes the smallest table (ties: the lowest index).  The
+ * assignment is read back in reverse order.
  */
 #include "solver/elim.h"
 
@@ -20,9 +26,14 @@
 #include <string.h>
 
 typedef struct {
-	int k;        /* variables in scope */
-	int *v;       /* scope, row-major: the last varies fastest */
-	double *t;    /* prod dom entries */
+	int var, n; /* variable, classes */
+	int *map;   /* value -> class */
+} Proj;
+
+typedef struct {
+	int k;
+	int *proj;  /* scope as projections, row-major: the last varies fastest */
+	double *t;
 	bool live;
 } Table;
 
@@ -34,10 +45,11 @@ typedef struct {
 struct ElimProblem {
 	int n;
 	int *dom;
+	Proj *proj;
+	int nproj, capproj;
 	Table *tab;
 	int ntab, captab;
 	IntList *bucket; /* per variable: the tables whose scope holds it */
-	IntList *adj;    /* per variable: its neighbours (symbolic phase) */
 	int width;
 };
 
@@ -55,25 +67,23 @@ static int push(IntList *l, int x)
 	return 0;
 }
 
-static bool has(const IntList *l, int x)
+/* A projection of v (map taken); its id or -1. */
+static int add_proj(ElimProblem *p, int v, int n, int *map)
 {
-	for (int i = 0; i < l->n; i++)
-		if (l->a[i] == x)
-			return true;
-	return false;
+	if (p->nproj == p->capproj) {
+		int c = p->capproj ? 2 * p->capproj : 16;
+		Proj *q = realloc(p->proj, sizeof(Proj) * (size_t)c);
+		if (!q)
+			return -1;
+		p->proj = q;
+		p->capproj = c;
+	}
+	p->proj[p->nproj] = (Proj){v, n, map};
+	return p->nproj++;
 }
 
-static void drop(IntList *l, int x)
-{
-	for (int i = 0; i < l->n; i++)
-		if (l->a[i] == x) {
-			l->a[i] = l->a[--l->n];
-			return;
-		}
-}
-
-/* A new table over scope v[0..k-1] (copied), values t (taken); its index or -1. */
-static int add_table(ElimProblem *p, int k, const int *v, double *t)
+/* A table over projections pr[0..k-1] (copied), values t (taken); its id or -1. */
+static int add_table(ElimProblem *p, int k, const int *pr, double *t)
 {
 	if (p->ntab == p->captab) {
 		int c = p->captab ? 2 * p->captab : 16;
@@ -86,11 +96,11 @@ static int add_table(ElimProblem *p, int k, const int *v, double *t)
 	int *s = malloc(sizeof(int) * (size_t)(k > 0 ? k : 1));
 	if (!s)
 		return -1;
-	memcpy(s, v, sizeof(int) * (size_t)k);
+	memcpy(s, pr, sizeof(int) * (size_t)k);
 	int id = p->ntab;
 	p->tab[p->ntab++] = (Table){k, s, t, true};
 	for (int i = 0; i < k; i++)
-		if (push(&p->bucket[v[i]], id))
+		if (push(&p->bucket[p->proj[pr[i]].var], id))
 			return -1;
 	return id;
 }
@@ -105,22 +115,27 @@ ElimProblem *elim_new(int n, const int *dom, const double *const *unary)
 	p->n = n;
 	p->dom = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
 	p->bucket = calloc((size_t)(n > 0 ? n : 1), sizeof(IntList));
-	p->adj = calloc((size_t)(n > 0 ? n : 1), sizeof(IntList));
-	if (!p->dom || !p->bucket || !p->adj) {
+	if (!p->dom || !p->bucket) {
 		elim_free(p);
 		return NULL;
 	}
 	for (int v = 0; v < n; v++) {
-		if (dom[v] < 1) {
+		if (dom[v] < 1 || dom[v] > 65535) {
 			elim_free(p);
 			return NULL;
 		}
 		p->dom[v] = dom[v];
+		/* projection v is v's identity, table v its unary costs */
+		int *id = malloc(sizeof(int) * (size_t)dom[v]);
 		double *t = calloc((size_t)dom[v], sizeof(double));
-		if (!t) {
+		if (!id || !t || add_proj(p, v, dom[v], id) < 0) {
+			free(id);
+			free(t);
 			elim_free(p);
 			return NULL;
 		}
+		for (int x = 0; x < dom[v]; x++)
+			id[x] = x;
 		if (unary && unary[v])
 			memcpy(t, unary[v], sizeof(double) * (size_t)dom[v]);
 		if (add_table(p, 1, &v, t) < 0) {
@@ -137,258 +152,127 @@ void elim_free(ElimProblem *p)
 	if (!p)
 		return;
 	for (int i = 0; i < p->ntab; i++) {
-		free(p->tab[i].v);
+		free(p->tab[i].proj);
 		free(p->tab[i].t);
 	}
-	for (int v = 0; v < p->n && p->bucket && p->adj; v++) {
+	for (int i = 0; i < p->nproj; i++)
+		free(p->proj[i].map);
+	for (int v = 0; v < p->n && p->bucket; v++)
 		free(p->bucket[v].a);
-		free(p->adj[v].a);
-	}
 	free(p->tab);
+	free(p->proj);
 	free(p->bucket);
-	free(p->adj);
 	free(p->dom);
 	free(p);
+}
+
+/* Classes of equal rows (dir 0) or columns (dir 1) of C (na x nb) into
+ * cls; how many. */
+static int classes(const double *C, int na, int nb, int dir, int *cls, int *rep)
+{
+	int n = 0, cnt = dir ? nb : na, len = dir ? na : nb;
+	for (int i = 0; i < cnt; i++) {
+		int found = -1;
+		for (int c = 0; c < n && found < 0; c++) {
+			bool same = true;
+			for (int k = 0; k < len && same; k++)
+				same = dir ? C[(size_t)k * nb + i] == C[(size_t)k * nb + rep[c]] :
+					     C[(size_t)i * nb + k] == C[(size_t)rep[c] * nb + k];
+			if (same)
+				found = c;
+		}
+		if (found < 0) {
+			rep[n] = i;
+			found = n++;
+		}
+		cls[i] = found;
+	}
+	return n;
 }
 
 int elim_add_pair(ElimProblem *p, int a, int b, const double *C)
 {
 	if (!p || a < 0 || b < 0 || a >= p->n || b >= p->n || a == b)
 		return -1;
-	size_t sz = (size_t)p->dom[a] * (size_t)p->dom[b];
-	double *t = malloc(sizeof(double) * sz);
+	int na = p->dom[a], nb = p->dom[b];
+	int *ma = malloc(sizeof(int) * (size_t)na), *mb = malloc(sizeof(int) * (size_t)nb);
+	int *ra = malloc(sizeof(int) * (size_t)na), *rb = malloc(sizeof(int) * (size_t)nb);
+	double *t = NULL;
+	int rc = -1;
+	if (!ma || !mb || !ra || !rb)
+		goto out;
+	int ca = classes(C, na, nb, 0, ma, ra), cb = classes(C, na, nb, 1, mb, rb);
+	t = malloc(sizeof(double) * (size_t)ca * (size_t)cb);
 	if (!t)
-		return -1;
-	memcpy(t, C, sizeof(double) * sz);
-	int sc[2] = {a, b};
-	if (add_table(p, 2, sc, t) < 0) {
-		free(t);
-		return -1;
-	}
-	if (!has(&p->adj[a], b) && (push(&p->adj[a], b) || push(&p->adj[b], a)))
-		return -1;
-	return 0;
+		goto out;
+	for (int i = 0; i < ca; i++)
+		for (int j = 0; j < cb; j++)
+			t[(size_t)i * cb + j] = C[(size_t)ra[i] * nb + rb[j]];
+	int pa = add_proj(p, a, ca, ma);
+	if (pa < 0)
+		goto out;
+	ma = NULL;
+	int pb = add_proj(p, b, cb, mb);
+	if (pb < 0)
+		goto out;
+	mb = NULL;
+	int sc[2] = {pa, pb};
+	if (add_table(p, 2, sc, t) < 0)
+		goto out;
+	t = NULL;
+	rc = 0;
+out:
+	free(ma);
+	free(mb);
+	free(ra);
+	free(rb);
+	free(t);
+	return rc;
 }
 
 int elim_width(const ElimProblem *p) { return p ? p->width : 0; }
 
-/* Product of the domains of v's neighbours: the size of the table its
- * elimination makes. */
-static double table_size(const ElimProblem *p, int v)
+/* Table tb (an original one: unary, or pairwise) at value xv of v and
+ * value y of the other variable (ignored when unary). */
+static double at2(const ElimProblem *p, const Table *tb, int v, int xv, int y)
 {
-	double s = 1;
-	for (int i = 0; i < p->adj[v].n; i++)
-		s *= p->dom[p->adj[v].a[i]];
-	return s;
+	if (tb->k == 1)
+		return tb->t[p->proj[tb->proj[0]].map[xv]];
+	const Proj *a = &p->proj[tb->proj[0]], *b = &p->proj[tb->proj[1]];
+	int xa = a->var == v ? xv : y, xb = a->var == v ? y : xv;
+	return tb->t[(size_t)a->map[xa] * (size_t)b->n + (size_t)b->map[xb]];
 }
 
-/* The order, or 1 when it passes the bounds (-1: out of memory). */
-static int plan_order(ElimProblem *p, double max_work, double max_table, int *order)
-{
-	int n = p->n;
-	bool *gone = calloc((size_t)(n > 0 ? n : 1), sizeof(bool));
-	double *size = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-	if (!gone || !size) {
-		free(gone);
-		free(size);
-		return -1;
-	}
-	for (int v = 0; v < n; v++)
-		size[v] = table_size(p, v);
-	double work = 0;
-	int rc = 0;
-	p->width = 0;
-	for (int step = 0; step < n && !rc; step++) {
-		int best = -1;
-		for (int v = 0; v < n; v++)
-			if (!gone[v] && (best < 0 || size[v] < size[best]))
-				best = v;
-		int v = best;
-		work += size[v] * p->dom[v];
-		if (size[v] > max_table || work > max_work) {
-			rc = 1;
-			break;
-		}
-		order[step] = v;
-		gone[v] = true;
-		IntList *nb = &p->adj[v];
-		if (nb->n > p->width)
-			p->width = nb->n;
-		for (int i = 0; i < nb->n && !rc; i++) {
-			int a = nb->a[i];
-			drop(&p->adj[a], v);
-			for (int j = 0; j < nb->n && !rc; j++) {
-				int b = nb->a[j];
-				if (a != b && !has(&p->adj[a], b) && push(&p->adj[a], b))
-					rc = -1;
-			}
-		}
-		for (int i = 0; i < nb->n; i++)
-			size[nb->a[i]] = table_size(p, nb->a[i]);
-		nb->n = 0;
-	}
-	free(gone);
-	free(size);
-	return rc;
-}
-
-/* One elimination: the argmin table over scope (*sc, *k) of v, or NULL
- * when out of memory.  Adds the table of minima to p (or to *constant
- * when the scope is empty). */
-static uint16_t *eliminate(ElimProblem *p, int v, int **sc, int *k, double *constant)
-{
-	IntList *bk = &p->bucket[v];
-	int nf = 0, ns = 0;
-	int *scope = malloc(sizeof(int) * (size_t)(p->n > 0 ? p->n : 1));
-	int *fid = malloc(sizeof(int) * (size_t)(bk->n > 0 ? bk->n : 1));
-	if (!scope || !fid) {
-		free(scope);
-		free(fid);
-		return NULL;
-	}
-	for (int i = 0; i < bk->n; i++) {
-		Table *t = &p->tab[bk->a[i]];
-		if (!t->live)
-			continue;
-		fid[nf++] = bk->a[i];
-		for (int j = 0; j < t->k; j++) {
-			int u = t->v[j];
-			bool seen = u == v;
-			for (int q = 0; q < ns && !seen; q++)
-				seen = scope[q] == u;
-			if (!seen)
-				scope[ns++] = u;
-		}
-	}
-	/* strides of every table over scope (then v, innermost) */
-	size_t *stride = calloc((size_t)nf * (size_t)(ns + 1), sizeof(size_t));
-	size_t cells = 1;
-	for (int q = 0; q < ns; q++)
-		cells *= (size_t)p->dom[scope[q]];
-	double *minv = malloc(sizeof(double) * cells);
-	uint16_t *arg = malloc(sizeof(uint16_t) * cells);
-	int *x = calloc((size_t)(ns > 0 ? ns : 1), sizeof(int));
-	size_t *off = calloc((size_t)(nf > 0 ? nf : 1), sizeof(size_t));
-	if (!stride || !minv || !arg || !x || !off) {
-		free(scope);
-		free(fid);
-		free(stride);
-		free(minv);
-		free(arg);
-		free(x);
-		free(off);
-		return NULL;
-	}
-	for (int f = 0; f < nf; f++) {
-		const Table *t = &p->tab[fid[f]];
-		size_t s = 1;
-		for (int j = t->k - 1; j >= 0; j--) {
-			int pos = ns; /* v */
-			for (int q = 0; q < ns; q++)
-				if (scope[q] == t->v[j])
-					pos = q;
-			stride[(size_t)f * (size_t)(ns + 1) + (size_t)pos] = s;
-			s *= (size_t)p->dom[t->v[j]];
-		}
-	}
-	int dv = p->dom[v];
-	for (size_t c = 0; c < cells; c++) {
-		double best = INFINITY;
-		int bx = 0;
-		for (int xv = 0; xv < dv; xv++) {
-			double s = 0;
-			for (int f = 0; f < nf; f++)
-				s += p->tab[fid[f]].t[off[f] + (size_t)xv * stride[(size_t)f * (size_t)(ns + 1) + (size_t)ns]];
-			if (s < best || xv == 0) {
-				best = s;
-				bx = xv;
-			}
-		}
-		minv[c] = best;
-		arg[c] = (uint16_t)bx;
-		/* odometer over scope, last fastest */
-		for (int q = ns - 1; q >= 0; q--) {
-			for (int f = 0; f < nf; f++)
-				off[f] += stride[(size_t)f * (size_t)(ns + 1) + (size_t)q];
-			if (++x[q] < p->dom[scope[q]])
-				break;
-			for (int f = 0; f < nf; f++)
-				off[f] -= stride[(size_t)f * (size_t)(ns + 1) + (size_t)q] *
-					  (size_t)p->dom[scope[q]];
-			x[q] = 0;
-		}
-	}
-	for (int f = 0; f < nf; f++) {
-		Table *t = &p->tab[fid[f]];
-		t->live = false;
-		free(t->t);
-		t->t = NULL;
-	}
-	free(stride);
-	free(x);
-	free(off);
-	free(fid);
-	if (ns == 0) {
-		*constant += minv[0];
-		free(minv);
-	} else if (add_table(p, ns, scope, minv) < 0) {
-		free(minv);
-		free(scope);
-		free(arg);
-		return NULL;
-	}
-	*sc = scope;
-	*k = ns;
-	return arg;
-}
-
-/* Value t of v is as good as s against everything: unary and every
- * pairwise table, over the neighbours' values still alive. */
+/* Value t of v is no worse than s against every table of v (original
+ * tables: unary or pairwise), over the other variables' live values. */
 static bool dominates(const ElimProblem *p, int v, int t, int s, bool *const *alive)
 {
 	const IntList *bk = &p->bucket[v];
 	for (int i = 0; i < bk->n; i++) {
 		const Table *tb = &p->tab[bk->a[i]];
 		if (tb->k == 1) {
-			if (tb->t[t] > tb->t[s])
+			if (at2(p, tb, v, t, 0) > at2(p, tb, v, s, 0))
 				return false;
 			continue;
 		}
-		int u = tb->v[0] == v ? tb->v[1] : tb->v[0];
-		int du = p->dom[u];
-		for (int y = 0; y < du; y++) {
-			if (!alive[u][y])
-				continue;
-			double a, b;
-			if (tb->v[0] == v) {
-				a = tb->t[(size_t)t * (size_t)du + (size_t)y];
-				b = tb->t[(size_t)s * (size_t)du + (size_t)y];
-			} else {
-				a = tb->t[(size_t)y * (size_t)p->dom[v] + (size_t)t];
-				b = tb->t[(size_t)y * (size_t)p->dom[v] + (size_t)s];
-			}
-			if (a > b)
+		int u = p->proj[tb->proj[0]].var == v ? p->proj[tb->proj[1]].var :
+							 p->proj[tb->proj[0]].var;
+		for (int y = 0; y < p->dom[u]; y++)
+			if (alive[u][y] && at2(p, tb, v, t, y) > at2(p, tb, v, s, y))
 				return false;
-		}
 	}
 	return true;
 }
 
-/*
- * Drops dominated values: s of v goes when another live value t is no
- * worse against every table (t < s when the two are equal everywhere),
- * repeated until nothing changes.  Some minimum keeps only live values,
- * so minimising over them is exact.  Returns the reduced problem (each
- * variable's live values renumbered in order, map[v][new] = old), NULL
- * when out of memory.
- */
+/* The problem on the live values (renumbered in order, map[v][new] =
+ * old), NULL when out of memory. */
 static ElimProblem *reduce(const ElimProblem *p, int ***map_out)
 {
-	int n = p->n;
-	bool **alive = calloc((size_t)(n > 0 ? n : 1), sizeof(bool *));
-	int **map = calloc((size_t)(n > 0 ? n : 1), sizeof(int *));
-	int *nd = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
-	double **un = calloc((size_t)(n > 0 ? n : 1), sizeof(double *));
+	int n = p->n, m = n > 0 ? n : 1;
+	bool **alive = calloc((size_t)m, sizeof(bool *));
+	int **map = calloc((size_t)m, sizeof(int *));
+	int *nd = calloc((size_t)m, sizeof(int));
+	double **un = calloc((size_t)m, sizeof(double *));
 	ElimProblem *q = NULL;
 	if (!alive || !map || !nd || !un)
 		goto out;
@@ -410,9 +294,8 @@ static ElimProblem *reduce(const ElimProblem *p, int ***map_out)
 				for (int t = 0; t < p->dom[v]; t++) {
 					if (t == s || !alive[v][t] || !dominates(p, v, t, s, alive))
 						continue;
-					/* equal both ways: the lower index stays */
 					if (t > s && dominates(p, v, s, t, alive))
-						continue;
+						continue; /* equal: the lower index stays */
 					alive[v][s] = false;
 					changed = true;
 					break;
@@ -420,7 +303,6 @@ static ElimProblem *reduce(const ElimProblem *p, int ***map_out)
 			}
 	}
 	for (int v = 0; v < n; v++) {
-		nd[v] = 0;
 		for (int x = 0; x < p->dom[v]; x++)
 			if (alive[v][x])
 				map[v][nd[v]++] = x;
@@ -430,18 +312,16 @@ static ElimProblem *reduce(const ElimProblem *p, int ***map_out)
 	q = elim_new(n, nd, (const double *const *)un);
 	for (int i = n; q && i < p->ntab; i++) {
 		const Table *tb = &p->tab[i];
-		int a = tb->v[0], b = tb->v[1];
+		int a = p->proj[tb->proj[0]].var, b = p->proj[tb->proj[1]].var;
 		double *C = malloc(sizeof(double) * (size_t)nd[a] * (size_t)nd[b]);
-		if (!C) {
-			elim_free(q);
-			q = NULL;
-			break;
+		int rc = -1;
+		if (C) {
+			for (int x = 0; x < nd[a]; x++)
+				for (int y = 0; y < nd[b]; y++)
+					C[(size_t)x * (size_t)nd[b] + (size_t)y] =
+						at2(p, tb, a, map[a][x], map[b][y]);
+			rc = elim_add_pair(q, a, b, C);
 		}
-		for (int x = 0; x < nd[a]; x++)
-			for (int y = 0; y < nd[b]; y++)
-				C[(size_t)x * (size_t)nd[b] + (size_t)y] =
-					tb->t[(size_t)map[a][x] * (size_t)p->dom[b] + (size_t)map[b][y]];
-		int rc = elim_add_pair(q, a, b, C);
 		free(C);
 		if (rc) {
 			elim_free(q);
@@ -466,8 +346,291 @@ out:
 	return q;
 }
 
+/* What eliminating v involves: the live tables holding v, its neighbours
+ * and, per neighbour, the joint classes of its values over those tables. */
+typedef struct {
+	int nf, *fid;       /* tables */
+	int nu, *u;         /* neighbours */
+	int *ncls;          /* per neighbour: joint classes */
+	int **cls;          /* per neighbour: value -> joint class */
+	double cells;       /* product of ncls: the new table's size */
+} Step;
+
+static void step_free(Step *s)
+{
+	for (int i = 0; i < s->nu; i++)
+		free(s->cls[i]);
+	free(s->fid);
+	free(s->u);
+	free(s->ncls);
+	free(s->cls);
+	memset(s, 0, sizeof *s);
+}
+
+/* Fills s for v; -1 when out of memory. */
+static int step_plan(const ElimProblem *p, int v, Step *s)
+{
+	memset(s, 0, sizeof *s);
+	const IntList *bk = &p->bucket[v];
+	int cap = 1;
+	for (int i = 0; i < bk->n; i++)
+		cap += p->tab[bk->a[i]].k;
+	s->fid = malloc(sizeof(int) * (size_t)(bk->n + 1));
+	s->u = malloc(sizeof(int) * (size_t)cap);
+	s->ncls = malloc(sizeof(int) * (size_t)cap);
+	s->cls = calloc((size_t)cap, sizeof(int *));
+	int *pr = malloc(sizeof(int) * (size_t)cap);
+	if (!s->fid || !s->u || !s->ncls || !s->cls || !pr) {
+		free(pr);
+		return -1;
+	}
+	for (int i = 0; i < bk->n; i++) {
+		const Table *tb = &p->tab[bk->a[i]];
+		if (!tb->live)
+			continue;
+		s->fid[s->nf++] = bk->a[i];
+		for (int j = 0; j < tb->k; j++) {
+			int w = p->proj[tb->proj[j]].var;
+			bool seen = w == v;
+			for (int q = 0; q < s->nu && !seen; q++)
+				seen = s->u[q] == w;
+			if (!seen)
+				s->u[s->nu++] = w;
+		}
+	}
+	s->cells = 1;
+	for (int q = 0; q < s->nu; q++) {
+		int w = s->u[q], np = 0, d = p->dom[w];
+		for (int f = 0; f < s->nf; f++) {
+			const Table *tb = &p->tab[s->fid[f]];
+			for (int j = 0; j < tb->k; j++)
+				if (p->proj[tb->proj[j]].var == w)
+					pr[np++] = tb->proj[j];
+		}
+		int *c = malloc(sizeof(int) * (size_t)d), *rep = malloc(sizeof(int) * (size_t)d);
+		if (!c || !rep) {
+			free(c);
+			free(rep);
+			free(pr);
+			return -1;
+		}
+		int n = 0;
+		for (int x = 0; x < d; x++) {
+			int found = -1;
+			for (int k = 0; k < n && found < 0; k++) {
+				bool same = true;
+				for (int j = 0; j < np && same; j++)
+					same = p->proj[pr[j]].map[x] == p->proj[pr[j]].map[rep[k]];
+				if (same)
+					found = k;
+			}
+			if (found < 0) {
+				rep[n] = x;
+				found = n++;
+			}
+			c[x] = found;
+		}
+		free(rep);
+		s->cls[q] = c;
+		s->ncls[q] = n;
+		s->cells *= n;
+	}
+	free(pr);
+	return 0;
+}
+
+/* Eliminates v as s planned: the argmin table (over s's joint classes,
+ * row-major, the last neighbour fastest), NULL when out of memory.  The
+ * table of minima joins p (or *constant when v has no neighbour). */
+static uint16_t *eliminate(ElimProblem *p, int v, const Step *s, double *constant)
+{
+	size_t cells = (size_t)s->cells;
+	int nu = s->nu, nf = s->nf, dv = p->dom[v];
+	double *minv = malloc(sizeof(double) * cells);
+	uint16_t *arg = malloc(sizeof(uint16_t) * cells);
+	/* per table: its stride for each neighbour's joint class (through a
+	 * representative value) and its column for each x_v */
+	size_t *off = calloc((size_t)nf, sizeof(size_t));
+	size_t *vcol = calloc((size_t)nf * (size_t)dv, sizeof(size_t));
+	size_t **step = calloc((size_t)nf * (size_t)(nu > 0 ? nu : 1), sizeof(size_t *));
+	int *x = calloc((size_t)(nu > 0 ? nu : 1), sizeof(int));
+	int *newpr = malloc(sizeof(int) * (size_t)(nu > 0 ? nu : 1));
+	bool ok = minv && arg && off && vcol && step && x && newpr;
+	for (int f = 0; f < nf && ok; f++) {
+		const Table *tb = &p->tab[s->fid[f]];
+		size_t stride = 1;
+		for (int j = tb->k - 1; j >= 0; j--) {
+			const Proj *pj = &p->proj[tb->proj[j]];
+			if (pj->var == v) {
+				for (int xv = 0; xv < dv; xv++)
+					vcol[(size_t)f * dv + xv] += stride * (size_t)pj->map[xv];
+			} else {
+				int q = 0;
+				while (s->u[q] != pj->var)
+					q++;
+				/* contribution of each joint class of neighbour q */
+				size_t **sq = &step[(size_t)f * nu + q];
+				if (!*sq)
+					*sq = calloc((size_t)s->ncls[q], sizeof(size_t));
+				if (!*sq) {
+					ok = false;
+					break;
+				}
+				for (int c = 0; c < s->ncls[q]; c++) {
+					int y = 0; /* a value of class c */
+					while (s->cls[q][y] != c)
+						y++;
+					(*sq)[c] += stride * (size_t)pj->map[y];
+				}
+			}
+			stride *= (size_t)pj->n;
+		}
+	}
+	if (ok) {
+		for (size_t c = 0; c < cells; c++) {
+			double best = INFINITY;
+			int bx = 0;
+			for (int xv = 0; xv < dv; xv++) {
+				double sum = 0;
+				for (int f = 0; f < nf; f++)
+					sum += p->tab[s->fid[f]].t[off[f] + vcol[(size_t)f * dv + xv]];
+				if (xv == 0 || sum < best) {
+					best = sum;
+					bx = xv;
+				}
+			}
+			minv[c] = best;
+			arg[c] = (uint16_t)bx;
+			for (int q = nu - 1; q >= 0; q--) {
+				int old = x[q];
+				bool wrap = ++x[q] == s->ncls[q];
+				if (wrap)
+					x[q] = 0;
+				for (int f = 0; f < nf; f++) {
+					const size_t *sq = step[(size_t)f * nu + q];
+					if (sq)
+						off[f] += sq[x[q]] - sq[old];
+				}
+				if (!wrap)
+					break;
+			}
+		}
+	}
+	for (int f = 0; f < nf * nu && step; f++)
+		free(step[f]);
+	free(step);
+	free(off);
+	free(vcol);
+	free(x);
+	for (int f = 0; f < nf && ok; f++) {
+		Table *tb = &p->tab[s->fid[f]];
+		tb->live = false;
+		free(tb->t);
+		tb->t = NULL;
+	}
+	/* the new table over the neighbours' joint classes */
+	for (int q = 0; q < nu && ok; q++) {
+		int *map = malloc(sizeof(int) * (size_t)p->dom[s->u[q]]);
+		if (!map) {
+			ok = false;
+			break;
+		}
+		memcpy(map, s->cls[q], sizeof(int) * (size_t)p->dom[s->u[q]]);
+		newpr[q] = add_proj(p, s->u[q], s->ncls[q], map);
+		if (newpr[q] < 0) {
+			free(map);
+			ok = false;
+		}
+	}
+	if (ok && nu == 0) {
+		*constant += minv[0];
+		free(minv);
+		minv = NULL;
+	} else if (ok && add_table(p, nu, newpr, minv) < 0) {
+		ok = false;
+	} else if (ok) {
+		minv = NULL;
+	}
+	free(newpr);
+	free(minv);
+	if (!ok) {
+		free(arg);
+		return NULL;
+	}
+	return arg;
+}
+
 static int solve_reduced(ElimProblem *p, double max_work, double max_table, int *xout,
-			 double *min);
+			 double *min)
+{
+	int n = p->n, m = n > 0 ? n : 1;
+	int *order = malloc(sizeof(int) * (size_t)m);
+	Step *st = calloc((size_t)m, sizeof(Step));
+	bool *gone = calloc((size_t)m, sizeof(bool)), *stale = calloc((size_t)m, sizeof(bool));
+	uint16_t **arg = calloc((size_t)m, sizeof(uint16_t *));
+	double constant = 0, work = 0;
+	int rc = !order || !st || !gone || !stale || !arg ? -1 : 0;
+	for (int v = 0; v < n && !rc; v++)
+		rc = step_plan(p, v, &st[v]);
+	p->width = 0;
+	for (int k = 0; k < n && !rc; k++) {
+		int v = -1;
+		for (int w = 0; w < n && !rc; w++) {
+			if (gone[w])
+				continue;
+			if (stale[w]) {
+				step_free(&st[w]);
+				rc = step_plan(p, w, &st[w]);
+				stale[w] = false;
+			}
+			if (v < 0 || st[w].cells < st[v].cells)
+				v = w;
+		}
+		if (rc)
+			break;
+		work += st[v].cells * p->dom[v] * (st[v].nf > 0 ? st[v].nf : 1);
+		if (st[v].cells > max_table || work > max_work) {
+			rc = 1;
+			break;
+		}
+		if (st[v].nu > p->width)
+			p->width = st[v].nu;
+		arg[v] = eliminate(p, v, &st[v], &constant);
+		if (!arg[v]) {
+			rc = -1;
+			break;
+		}
+		gone[v] = true;
+		order[k] = v;
+		for (int q = 0; q < st[v].nu; q++)
+			stale[st[v].u[q]] = true;
+	}
+	int *x = rc ? NULL : malloc(sizeof(int) * (size_t)m);
+	if (!rc && !x)
+		rc = -1;
+	for (int k = n - 1; k >= 0 && !rc; k--) {
+		int v = order[k];
+		size_t c = 0;
+		for (int q = 0; q < st[v].nu; q++)
+			c = c * (size_t)st[v].ncls[q] + (size_t)st[v].cls[q][x[st[v].u[q]]];
+		x[v] = arg[v][c];
+	}
+	if (!rc) {
+		memcpy(xout, x, sizeof(int) * (size_t)n);
+		*min = constant;
+	}
+	for (int v = 0; v < n && st && arg; v++) {
+		step_free(&st[v]);
+		free(arg[v]);
+	}
+	free(x);
+	free(st);
+	free(arg);
+	free(gone);
+	free(stale);
+	free(order);
+	return rc;
+}
 
 int elim_solve(ElimProblem *p, double max_work, double max_table, int *xout, double *min)
 {
@@ -487,55 +650,5 @@ int elim_solve(ElimProblem *p, double max_work, double max_table, int *xout, dou
 		free(map[v]);
 	free(map);
 	elim_free(q);
-	return rc;
-}
-
-static int solve_reduced(ElimProblem *p, double max_work, double max_table, int *xout,
-			 double *min)
-{
-	int n = p->n;
-	for (int v = 0; v < n; v++)
-		if (p->dom[v] > 65535)
-			return 1;
-	int *order = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-	if (!order)
-		return -1;
-	int rc = plan_order(p, max_work, max_table, order);
-	if (rc) {
-		free(order);
-		return rc;
-	}
-	uint16_t **arg = calloc((size_t)(n > 0 ? n : 1), sizeof(uint16_t *));
-	int **scope = calloc((size_t)(n > 0 ? n : 1), sizeof(int *));
-	int *k = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
-	int *x = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-	double constant = 0;
-	rc = !arg || !scope || !k || !x ? -1 : 0;
-	for (int s = 0; s < n && !rc; s++) {
-		int v = order[s];
-		arg[v] = eliminate(p, v, &scope[v], &k[v], &constant);
-		if (!arg[v])
-			rc = -1;
-	}
-	for (int s = n - 1; s >= 0 && !rc; s--) {
-		int v = order[s];
-		size_t c = 0;
-		for (int q = 0; q < k[v]; q++)
-			c = c * (size_t)p->dom[scope[v][q]] + (size_t)x[scope[v][q]];
-		x[v] = arg[v][c];
-	}
-	if (!rc) {
-		memcpy(xout, x, sizeof(int) * (size_t)n);
-		*min = constant;
-	}
-	for (int v = 0; v < n && arg && scope; v++) {
-		free(arg[v]);
-		free(scope[v]);
-	}
-	free(arg);
-	free(scope);
-	free(k);
-	free(x);
-	free(order);
 	return rc;
 }
