@@ -84,8 +84,17 @@ static char *read_file(const char *file, size_t *len, IrError *e)
 		ir_fail(e, file, 0, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	char *buf = ir_xmalloc((size_t)IR_MAX_FILE_BYTES + 1);
-	size_t n = fread(buf, 1, (size_t)IR_MAX_FILE_BYTES + 1, f);
+	/* The buffer starts one byte past the file's size (64 KiB for a pipe)
+	 * and doubles while there is more, up to one byte past the limit. */
+	size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, n = 0;
+	char *buf = ir_xmalloc(cap);
+	for (;;) {
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap || cap > IR_MAX_FILE_BYTES)
+			break;
+		cap = cap > IR_MAX_FILE_BYTES / 2 ? (size_t)IR_MAX_FILE_BYTES + 1 : 2 * cap;
+		buf = ir_xrealloc(buf, cap);
+	}
 	int err = ferror(f) ? errno : 0;
 	fclose(f);
 	if (err) {
@@ -109,14 +118,20 @@ static char *read_file(const char *file, size_t *len, IrError *e)
 static int doctype_line(const char *buf, size_t n)
 {
 	static const char key[] = "<!DOCTYPE";
-	int line = 1;
-	for (size_t i = 0; i < n; i++) {
-		if (buf[i] == '\n')
-			line++;
-		else if (buf[i] == '<' && n - i >= sizeof key - 1 && !memcmp(buf + i, key, sizeof key - 1))
-			return line;
+	if (!n)
+		return 0;
+	const char *end = buf + n, *at = buf;
+	while ((at = memchr(at, '<', (size_t)(end - at)))) {
+		if ((size_t)(end - at) >= sizeof key - 1 && !memcmp(at, key, sizeof key - 1))
+			break;
+		at++;
 	}
-	return 0;
+	if (!at)
+		return 0;
+	int line = 1;
+	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(at - p))); p++)
+		line++;
+	return line;
 }
 
 /* ---- compiled schemas, one per path, for the life of the process ----

@@ -298,6 +298,40 @@ Test(hostile, a_file_over_the_size_limit_is_refused_before_it_is_read)
 	refused(args, 2, "big.xml: file is 104857600 bytes, over the limit of 8388608");
 }
 
+/* A pipe has no size to check first: it is read up to the limit of
+ * 8388608 bytes (ir.h, docs/limits.md), which loads, and a byte more is
+ * refused.  The file is tiny.xml padded with a comment to the size. */
+Test(hostile, a_pipe_of_the_size_limit_loads_and_one_byte_more_is_refused)
+{
+	char *tiny = slurp(TINY);
+	cr_assert(tiny);
+	size_t n = strlen(tiny);
+	for (int extra = 0; extra <= 1; extra++) {
+		char path[128], cmd[512], err[8192];
+		snprintf(path, sizeof path, "%s/pipe%d.xml", tmpdir, extra);
+		FILE *f = fopen(path, "wb");
+		cr_assert(f);
+		fputs(tiny, f);
+		fputs("<!--", f);
+		for (size_t i = n + 8; i < (8u << 20) + (size_t)extra; i++)
+			fputc('x', f);
+		fputs("-->\n", f);
+		cr_assert_eq(ftell(f), (8L << 20) + extra);
+		fclose(f);
+		snprintf(cmd, sizeof cmd, "cat %s | '%s' info /dev/stdin", path, MESHPLAN_BIN);
+		int rc = sh(cmd, err, sizeof err);
+		if (!extra) {
+			cr_expect_eq(rc, 0, "exit %d: %s", rc, err);
+		} else {
+			cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+			cr_expect_str_eq(err, "meshplan: /dev/stdin: file is over the limit of "
+					      "8388608 bytes (docs/limits.md)\n");
+		}
+		unlink(path);
+	}
+	free(tiny);
+}
+
 /* ---- 5. NaN and infinity ---- */
 
 Test(hostile, nan_and_infinity_in_a_cluster_are_refused_with_their_line)
