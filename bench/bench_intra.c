@@ -27,13 +27,6 @@
 
 #define GIB 1073741824.0
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void die(const char *what, const IrError *e)
 {
 	fprintf(stderr, "bench_intra: %s: %s\n", what, e->msg);
@@ -86,9 +79,9 @@ static Out run(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, int
 	IrStagePlan st;
 	IrError e = {0};
 	ir_plan_init(&plan);
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	u.rc = pass_intra_op(g, c, m, first, last, &o, &plan, &st, &u.r, &e);
-	u.wall = now_s() - t0;
+	u.wall = ir_now_s() - t0;
 	u.state = u.rc ? NAN : st.weight_bytes + st.grad_bytes + st.opt_bytes;
 	ir_plan_free(&plan);
 	return u;
@@ -293,7 +286,7 @@ int main(int argc, char **argv)
 	IrError e = {0};
 	if (ir_cluster_load("dgx-a100", 4, &c, &e))
 		die("dgx-a100", &e);
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	printf("## bench_intra: dgx-a100, %d nodes x %d GPUs\n\n", c.nodes, c.gpus_per_node);
 	if (do_table)
 		table(&c);
@@ -303,7 +296,7 @@ int main(int argc, char **argv)
 	}
 	if (do_time)
 		solve_times(&c);
-	printf("Total bench time %.1f s\nAnchors missed: %d\n", now_s() - t0, misses);
+	printf("Total bench time %.1f s\nAnchors missed: %d\n", ir_now_s() - t0, misses);
 	ir_cluster_free(&c);
 	return misses ? 1 : 0;
 }

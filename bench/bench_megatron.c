@@ -56,13 +56,6 @@ typedef struct {
 	int64_t B, heads, ffn, vocab, hidden, seq, layers;
 } Dims;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------ */
 /* Megatron-LM's plan: the shared rule (passes/megatron.c)              */
 
@@ -187,9 +180,9 @@ static void bench_run(const Run *r, Best *best)
 				continue;
 			}
 			SimResult res;
-			double t0 = now_s();
+			double t0 = ir_now_s();
 			int rc = sim_plan(&g, &c, &p, &res, &e);
-			double dt = now_s() - t0;
+			double dt = ir_now_s() - t0;
 			if (rc) {
 				fprintf(stderr, "%s mbs %d v %d: %s\n", r->name, mbs, v, e.msg);
 			} else {

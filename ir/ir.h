@@ -59,6 +59,9 @@ void *ir_xrealloc(void *p, size_t n);
 char *ir_xstrdup(const char *s);
 /* What they do on failure: "meshplan: out of memory" and abort. */
 _Noreturn void ir_oom(void);
+/* Seconds on the monotonic clock: for durations, progress and a user's
+ * time limit, never to decide a result otherwise. */
+double ir_now_s(void);
 
 /* ------------------------------------------------------------------ */
 /* Input limits (docs/limits.md): what a file or flag may ask for.     */

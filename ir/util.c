@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ir/ir.h"
 
@@ -34,6 +35,13 @@ const char *ir_error_str(const IrError *e, char *buf, size_t n)
 }
 
 /* ---- the heap allocator ---- */
+
+double ir_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 _Noreturn void ir_oom(void)
 {

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "passes/intra.h"
 #include "passes/passes.h"
 
 /* Branch-and-bound nodes the ILP may create to meet a lean stage's memory
@@ -55,13 +56,6 @@
 static const int LEAN_NODE_LIMIT = 2000;
 /* DP reruns after solving stages whole, per microbatch size refined. */
 static const int REFINE_ROUNDS = 12;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int shape_devices(const PassShape *s) { return s->nodes * s->gpus; }
 
@@ -598,7 +592,7 @@ typedef struct {
  * recorded in the result. */
 static bool out_of_time(const Search *x)
 {
-	if (!(x->o->time_limit_s > 0) || now_s() - x->t0 <= x->o->time_limit_s)
+	if (!(x->o->time_limit_s > 0) || ir_now_s() - x->t0 <= x->o->time_limit_s)
 		return false;
 	x->r->time_limited = true;
 	return true;
@@ -687,9 +681,9 @@ static double best_pipeline(const Search *x, const Cand *k, IrRecompute rc, bool
 	if (cand_table(x, k, rc, exact, NULL, &t, e))
 		return NAN;
 	double gap = x->o->tmax_gap < 0 ? 1e-3 : x->o->tmax_gap, total = INFINITY;
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	int found = pass_stage_dp_below(&t, x->devices, gap, bound, p, alts);
-	x->r->dp_s += now_s() - t0;
+	x->r->dp_s += ir_now_s() - t0;
 	if (found == -2) {
 		x->r->status = PASS_INFEASIBLE;
 		snprintf(x->r->message, sizeof x->r->message,
@@ -749,7 +743,7 @@ static int evaluate(Search *x, int i, IrError *e)
 	k->g = load_graph(x, k->b, e);
 	if (!k->g)
 		return -1;
-	double t = now_s();
+	double t = ir_now_s();
 	/* the LPs start from the bases of the size evaluated last (only it keeps them) */
 	PassLayerCosts *prev = x->ncand > 0 ? x->cand[x->ncand - 1].lc : NULL;
 	int skipped = 0;
@@ -759,7 +753,7 @@ static int evaluate(Search *x, int i, IrError *e)
 	if (skipped)
 		x->r->time_limited = true;
 	pass_layer_costs_drop_warm(prev);
-	x->r->layer_cost_s += now_s() - t;
+	x->r->layer_cost_s += ir_now_s() - t;
 	if (!k->lc) {
 		cand_free(k);
 		return -1;
@@ -889,9 +883,9 @@ static int solve_missing(Search *x, Cand *k, const PassPipeline *p, IrRecompute 
 		return 0;
 	}
 	int solves = 0;
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	int failed = pass_shard_stages(k->g, x->c, &tmp, opt, x->o->threads, &solves, e);
-	x->r->refine_s += now_s() - t0;
+	x->r->refine_s += ir_now_s() - t0;
 	if (failed) {
 		ir_plan_free(&tmp);
 		return -1;
@@ -1107,19 +1101,10 @@ static int build_plan(const Search *x, const Cand *k, const PassPipeline *p, IrR
 	return 0;
 }
 
-/*
- * The chosen plan's stages re-sharded with optimizer state (ZeRO-1), then
- * also gradients (ZeRO-2), sharded over each mesh's axis 0, as hand-written
- * plans do; the fastest in the simulator that fits is kept.  The ILP's
- * objective prices each per-step collective alone where the simulator
- * runs them as one flat buffer per kind and axis, so a forced sharding can
- * come out ahead by a little.  Then the uniform neighbours.  Returns 0 or
- * -1 with e.
- */
 /* True (and recorded in r) once the user's time limit has passed. */
 static bool past(double deadline, PassInterResult *r)
 {
-	if (!(now_s() > deadline))
+	if (!(ir_now_s() > deadline))
 		return false;
 	r->time_limited = true;
 	return true;
@@ -1137,15 +1122,110 @@ static void adopt(const IrPlan *plan, const SimResult *sr, PassInterResult *r)
 	r->estimate_s = sr->step_time_s;
 }
 
+/* One plan the polish tries: the chosen stages re-sharded with ZeRO z
+ * (m NULL), or a Megatron-style neighbour m; its simulation. */
+typedef struct {
+	int z;
+	PassManual m;
+	bool manual;
+	IrPlan p;
+	SimResult sr;
+	bool ok;     /* sharded and simulated */
+	int solves;
+} Try;
+
+typedef struct {
+	const IrGraph *g;
+	const IrCluster *c;
+	const IrPlan *base;
+	int threads;      /* per job */
+	double deadline;
+	Try *t;
+	bool late;        /* a job did not start: the time limit had passed */
+} TryCtx;
+
+static void try_one(void *ctx, int j)
+{
+	TryCtx *x = ctx;
+	Try *t = &x->t[j];
+	if (ir_now_s() > x->deadline) {
+		x->late = true; /* only a user's time limit makes this differ between runs */
+		return;
+	}
+	IrError e2;
+	if (t->manual) {
+		ir_plan_init_like(&t->p, x->base, 0);
+		t->ok = !pass_manual_plan(x->g, x->c, &t->m, x->base->global_batch, 0, x->threads,
+					  false, &t->p, &t->sr, &t->solves, &e2);
+		return;
+	}
+	int S = x->base->nstages;
+	ir_plan_init_like(&t->p, x->base, S);
+	t->p.zero = t->z;
+	PassIntraOptions *opt = ir_xcalloc((size_t)S, sizeof *opt);
+	for (int q = 0; q < S; q++) {
+		const IrStagePlan *a = &x->base->stages[q];
+		t->p.stages[q] = (IrStagePlan){.first_layer = a->first_layer,
+					       .last_layer = a->last_layer, .mesh = a->mesh,
+					       .n0 = a->n0, .n1 = a->n1};
+		opt[q] = (PassIntraOptions){.method = PASS_ILP, .zero = t->z};
+	}
+	t->ok = !pass_shard_stages(x->g, x->c, &t->p, opt, x->threads, &t->solves, &e2);
+	free(opt);
+	if (t->ok)
+		t->ok = !sim_plan(x->g, x->c, &t->p, &t->sr, &e2);
+}
+
+/* Shards and simulates the n tries, in parallel; then, in order, the
+ * first strictly faster fitting one of each improvement replaces *plan
+ * (so the result is the one a sequential pass would keep). */
+static void run_tries(const IrGraph *g, const IrCluster *c, int threads, double deadline,
+		      Try *t, int n, const char *from, IrPlan *plan, double *best,
+		      PassInterResult *r)
+{
+	if (!n)
+		return;
+	int nt = threads > 0 ? threads : 0;
+	TryCtx x = {g, c, plan, n >= 2 ? 1 : threads, deadline, t, false};
+	pass_run_jobs(n, nt, try_one, &x);
+	if (x.late)
+		r->time_limited = true;
+	int win = -1;
+	for (int j = 0; j < n; j++) {
+		if (!t[j].ok)
+			continue;
+		r->stage_solves += t[j].solves;
+		if (t[j].sr.fits && t[j].sr.step_time_s < *best) {
+			*best = t[j].sr.step_time_s;
+			win = j;
+		}
+	}
+	if (win >= 0) {
+		adopt(&t[win].p, &t[win].sr, r);
+		if (t[win].manual)
+			snprintf(r->from, sizeof r->from, "%s", from);
+		else
+			snprintf(r->from, sizeof r->from, "dp+zero-%d", t[win].z);
+		IrPlan old = *plan;
+		*plan = t[win].p;
+		t[win].p = old;
+	}
+	for (int j = 0; j < n; j++) {
+		if (t[j].ok)
+			sim_result_free(&t[j].sr);
+		ir_plan_free(&t[j].p);
+	}
+}
+
 /*
  * Megatron-style neighbours of the chosen plan: pp equal stages for pp
  * dividing the devices within a factor of two of its stage count, each on
  * a dp x tp mesh with the tp of the logical view that covers most of its
  * devices, the same microbatch and recomputation, ZeRO 0 or 1, sharded by
  * the ILP and laid out as Megatron-LM does (the candidates a hand-written
- * grid plan would be), kept when faster in the
- * simulator and fitting.  The DP's layer units and per-layer sums can miss
- * such a plan by a little.  0, or -1 with e.
+ * grid plan would be), kept when faster in the simulator and fitting.
+ * The DP's layer units and per-layer sums can miss such a plan by a
+ * little.
  */
 static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
 			       double deadline, IrPlan *plan, double *best, PassInterResult *r)
@@ -1163,44 +1243,39 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 			tp = n1;
 		}
 	}
+	Try *t = ir_xcalloc((size_t)4 * (2 * S + 2), sizeof *t);
+	int n = 0;
 	for (int pp = (S + 1) / 2; pp <= 2 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
 		if (devices % pp || (devices / pp) % tp)
 			continue;
 		int dp = devices / pp / tp;
 		if (plan->microbatch % dp)
 			continue;
-		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1) && !past(deadline, r); zs++) {
-			int z = zs / 2;
+		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
 			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = plan->microbatch / dp,
 					.v = 1, .schedule = IR_SCHED_1F1B,
-					.recompute = plan->recompute, .zero = z, .method = PASS_ILP,
+					.recompute = plan->recompute, .zero = zs / 2,
+					.method = PASS_ILP,
 					.shard = zs % 2 ? PASS_SHARD_MEGATRON : PASS_SHARD_METHOD};
 			char why[256];
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;
-			IrPlan p;
-			ir_plan_init_like(&p, plan, 0);
-			SimResult sr;
-			IrError e2;
-			int solves = 0;
-			if (!pass_manual_plan(g, c, &m, plan->global_batch, 0, threads, false, &p, &sr,
-					      &solves, &e2)) {
-				r->stage_solves += solves;
-				if (sr.fits && sr.step_time_s < *best) {
-					*best = sr.step_time_s;
-					adopt(&p, &sr, r);
-					snprintf(r->from, sizeof r->from, "uniform");
-					IrPlan t = *plan;
-					*plan = p;
-					p = t;
-				}
-				sim_result_free(&sr);
-			}
-			ir_plan_free(&p);
+			t[n++] = (Try){.m = m, .manual = true};
 		}
 	}
+	run_tries(g, c, threads, deadline, t, n, "uniform", plan, best, r);
+	free(t);
 }
 
+/*
+ * The chosen plan's stages re-sharded with optimizer state (ZeRO-1), then
+ * also gradients (ZeRO-2), sharded over each mesh's axis 0, as hand-written
+ * plans do; the fastest in the simulator that fits is kept.  The ILP's
+ * objective prices each per-step collective alone where the simulator
+ * runs them as one flat buffer per kind and axis, so a forced sharding can
+ * come out ahead by a little.  Then the uniform neighbours.  The tries of
+ * each step run in parallel.  0, or -1 with e.
+ */
 static int polish(const IrGraph *g, const IrCluster *c, int threads, double deadline,
 		  IrPlan *plan, PassInterResult *r, IrError *e)
 {
@@ -1209,40 +1284,9 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, double dead
 		return -1;
 	double best = base.fits ? base.step_time_s : INFINITY;
 	sim_result_free(&base);
-	int S = plan->nstages;
-	PassIntraOptions *opt = ir_xcalloc((size_t)S, sizeof *opt);
-	if (!opt)
-		abort();
-	for (int z = 1; z <= 2 && !past(deadline, r); z++) {
-		IrPlan p;
-		ir_plan_init_like(&p, plan, S);
-		p.zero = z;
-		for (int q = 0; q < S; q++) {
-			const IrStagePlan *a = &plan->stages[q];
-			p.stages[q] = (IrStagePlan){.first_layer = a->first_layer,
-						    .last_layer = a->last_layer, .mesh = a->mesh,
-						    .n0 = a->n0, .n1 = a->n1};
-			opt[q] = (PassIntraOptions){.method = PASS_ILP, .zero = z};
-		}
-		int solves = 0;
-		SimResult sr;
-		IrError e2;
-		if (!pass_shard_stages(g, c, &p, opt, threads, &solves, &e2) &&
-		    !sim_plan(g, c, &p, &sr, &e2)) {
-			r->stage_solves += solves;
-			if (sr.fits && sr.step_time_s < best) {
-				best = sr.step_time_s;
-				adopt(&p, &sr, r);
-				snprintf(r->from, sizeof r->from, "dp+zero-%d", z);
-				IrPlan t = *plan;
-				*plan = p;
-				p = t;
-			}
-			sim_result_free(&sr);
-		}
-		ir_plan_free(&p);
-	}
-	free(opt);
+	Try t[2] = {{.z = 1}, {.z = 2}};
+	if (!past(deadline, r))
+		run_tries(g, c, threads, deadline, t, 2, "", plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
 		uniform_neighbours(g, c, threads, deadline, plan, &best, r);
 	return 0;
@@ -1510,7 +1554,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	IrParamSet none = {0};
 	Search x;
 	memset(&x, 0, sizeof x);
-	x.t0 = now_s();
+	x.t0 = ir_now_s();
 	x.m = m;
 	x.ps = ps ? ps : &none;
 	x.c = c;
@@ -1564,10 +1608,10 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			*g = *k->g;
 			free(k->g);
 			k->g = NULL;
-			double t0 = now_s();
+			double t0 = ir_now_s();
 			double deadline = o->time_limit_s > 0 ? x.t0 + o->time_limit_s : INFINITY;
 			rc = polish(g, c, o->threads, deadline, plan, r, e);
-			r->refine_s += now_s() - t0;
+			r->refine_s += ir_now_s() - t0;
 			if (!rc)
 				rc = record_search(&x, k, plan, e);
 			if (rc)
@@ -1583,6 +1627,6 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	free(x.div);
 	free(x.cand_of);
 	free(x.cand);
-	r->compile_time_s = now_s() - x.t0;
+	r->compile_time_s = ir_now_s() - x.t0;
 	return rc;
 }

@@ -64,13 +64,6 @@ typedef struct {
 	int skipped;
 } Pool;
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void *pool_worker(void *arg)
 {
 	Pool *p = arg;
@@ -80,7 +73,7 @@ static void *pool_worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (j < 0)
 			return NULL;
-		bool skip = j >= p->keep && isfinite(p->deadline) && mono_now() > p->deadline;
+		bool skip = j >= p->keep && isfinite(p->deadline) && ir_now_s() > p->deadline;
 		if (!skip)
 			p->fn(p->ctx, j);
 		pthread_mutex_lock(&p->lock);
@@ -129,6 +122,11 @@ static void run_parallel(int njobs, int threads, JobFn fn, void *ctx, PassProgre
 			 void *progress_ctx, const char *what)
 {
 	run_parallel_until(njobs, threads, fn, ctx, progress, progress_ctx, what, INFINITY, 0);
+}
+
+void pass_run_jobs(int njobs, int threads, void (*fn)(void *ctx, int job), void *ctx)
+{
+	run_parallel(njobs, threads, fn, ctx, NULL, NULL, "jobs");
 }
 
 /* ------------------------------------------------------------------ */

@@ -57,4 +57,8 @@ double pass_reshard_time(const IrLogicalMesh *m, double tensor_bytes, const Pass
 			 const PassSpec *dst, IrComm *out, int *nout, int max);
 const char *pass_strategy_string(const IrOp *op, const uint8_t *ax, char *buf, size_t n);
 
+/* Runs fn(ctx, 0..njobs-1) on up to `threads` threads (0: the cores
+ * present), each job once, and returns when all have run. */
+void pass_run_jobs(int njobs, int threads, void (*fn)(void *ctx, int job), void *ctx);
+
 #endif

@@ -723,13 +723,6 @@ static int classes(const double *C, int na, int nb, int dir, int *cls)
 	return n;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct {
 	Edge e;
 	double *C;
@@ -1551,7 +1544,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 		  PassIntraResult *r, IrError *e)
 {
 	memset(r, 0, sizeof *r);
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	if (!g->training) {
 		r->status = PASS_ERROR;
 		return ir_fail(e, g->file, 0, "the intra-op pass needs the training graph");
@@ -1607,6 +1600,6 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 	plan_free(&R);
 	free(expert);
 	pass_attn_free(&attn);
-	r->solve_time_s = now_s() - t0;
+	r->solve_time_s = ir_now_s() - t0;
 	return rc;
 }

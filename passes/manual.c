@@ -21,13 +21,6 @@
 
 #include "passes/passes.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int pass_manual_check(const IrCluster *c, const PassManual *m, int64_t batch, char *why,
 		      size_t n)
 {
@@ -232,7 +225,7 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 		       const PassManualSearch *o, IrPlan *plan, IrGraph *g, SimResult *res,
 		       PassManualResult *r, IrError *e)
 {
-	double t0 = now_s();
+	double t0 = ir_now_s();
 	memset(r, 0, sizeof *r);
 	ir_plan_init(plan);
 	memset(g, 0, sizeof *g);
@@ -365,7 +358,7 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			}
 		}
 	}
-	r->search_time_s = now_s() - t0;
+	r->search_time_s = ir_now_s() - t0;
 	if (!rc && have) {
 		/* the graph the best plan was built on, handed to the caller */
 		int64_t b = plan->microbatch;

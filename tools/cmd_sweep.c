@@ -423,13 +423,6 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs the jobs of w->todo: threads here, ranks under MPI. */
 static void run_jobs(Sweep *w)
 {
@@ -447,7 +440,7 @@ static void run_jobs(Sweep *w)
 
 static int sweep(Sweep *w, const ToolVal *v, const char *out, const char *svg)
 {
-	double t0 = wall_now(), c0 = cpu_now();
+	double t0 = ir_now_s(), c0 = cpu_now();
 	w->njobs = w->s.nmodels * w->s.nclusters * (w->s.nnodes ? w->s.nnodes : 1) * w->s.nbatch;
 	w->result = calloc((size_t)w->njobs, sizeof *w->result);
 	w->todo = calloc((size_t)w->njobs, sizeof *w->todo);
@@ -480,7 +473,7 @@ static int sweep(Sweep *w, const ToolVal *v, const char *out, const char *svg)
 	if (w->rank == 0) {
 		fprintf(stderr, "meshplan sweep: %d points, %d compiles run (%d kept), %.2f s wall, "
 			"%.2f s CPU on rank 0, %d rank%s x %d thread%s\n",
-			w->njobs * w->s.ntokens, w->ntodo, w->kept, wall_now() - t0, cpu, w->nranks,
+			w->njobs * w->s.ntokens, w->ntodo, w->kept, ir_now_s() - t0, cpu, w->nranks,
 			w->nranks > 1 ? "s" : "", w->threads, w->threads > 1 ? "s" : "");
 		rc = finish(w, out, svg);
 	}

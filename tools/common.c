@@ -218,17 +218,10 @@ static struct {
 	bool live; /* a terminal line is showing */
 } prog;
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void tool_progress(void *ctx, const char *what, int done, int total)
 {
 	(void)ctx;
-	double now = mono_s();
+	double now = ir_now_s();
 	if (!prog.tty)
 		prog.tty = isatty(2) ? 1 : 2;
 	bool phase = strncmp(prog.what, what, sizeof prog.what - 1) || done < prog.done;

@@ -11,13 +11,6 @@
 #include "passes/passes.h"
 #include "tools/tools.h"
 
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int step_fail(ToolStep *s, int status, const char *why)
 {
 	s->status = status;
@@ -43,7 +36,7 @@ static json_t *plan_summary(const IrGraph *g, const IrPlan *p)
 int tool_point_step(const ToolPoint *pt, const char *plan_path, ToolStep *s)
 {
 	memset(s, 0, sizeof *s);
-	double t0 = wall_now();
+	double t0 = ir_now_s();
 	IrError e;
 	memset(&e, 0, sizeof e);
 	char buf[600];
@@ -99,7 +92,7 @@ int tool_point_step(const ToolPoint *pt, const char *plan_path, ToolStep *s)
 	ir_plan_free(&plan);
 	ir_graph_free(&g);
 	ir_cluster_free(&c);
-	s->compile_s = wall_now() - t0;
+	s->compile_s = ir_now_s() - t0;
 	return s->status;
 }
 
