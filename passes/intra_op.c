@@ -695,30 +695,31 @@ static double edge_cost(const Plan *P, const Edge *e, int i, int j)
 	return c;
 }
 
+/* A cost matrix and which way classes() compares it. */
+typedef struct {
+	const double *C;
+	int nb, dir, len;
+} CostLines;
+
+static bool same_line(int i, int j, const void *ctx)
+{
+	const CostLines *m = ctx;
+	for (int k = 0; k < m->len; k++) {
+		double u = m->dir ? m->C[(size_t)k * m->nb + i] : m->C[(size_t)i * m->nb + k];
+		double v = m->dir ? m->C[(size_t)k * m->nb + j] : m->C[(size_t)j * m->nb + k];
+		if (!(fabs(u - v) <= 1e-12 * (fabs(u) + fabs(v)) + 1e-15))
+			return false;
+	}
+	return true;
+}
+
 /* Classes of identical rows (dir 0) or columns (dir 1) of matrix C (na x nb). */
 static int classes(const double *C, int na, int nb, int dir, int *cls)
 {
-	int n = 0;
-	int len = dir ? na : nb, cnt = dir ? nb : na;
-	int *rep = ir_xmalloc(sizeof(int) * (size_t)cnt);
-	for (int i = 0; i < cnt; i++) {
-		int found = -1;
-		for (int c = 0; c < n && found < 0; c++) {
-			bool same = true;
-			for (int k = 0; k < len && same; k++) {
-				double u = dir ? C[(size_t)k * nb + i] : C[(size_t)i * nb + k];
-				double v = dir ? C[(size_t)k * nb + rep[c]] : C[(size_t)rep[c] * nb + k];
-				same = fabs(u - v) <= 1e-12 * (fabs(u) + fabs(v)) + 1e-15;
-			}
-			if (same)
-				found = c;
-		}
-		if (found < 0) {
-			rep[n] = i;
-			found = n++;
-		}
-		cls[i] = found;
-	}
+	int cnt = dir ? nb : na;
+	int *rep = ir_xmalloc(sizeof(int) * (size_t)(cnt > 0 ? cnt : 1));
+	CostLines m = {C, nb, dir, dir ? na : nb};
+	int n = elim_classes(cnt, same_line, &m, cls, rep);
 	free(rep);
 	return n;
 }

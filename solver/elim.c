@@ -166,28 +166,45 @@ void elim_free(ElimProblem *p)
 	free(p);
 }
 
-/* Classes of equal rows (dir 0) or columns (dir 1) of C (na x nb) into
- * cls; how many. */
-static int classes(const double *C, int na, int nb, int dir, int *cls, int *rep)
+int elim_classes(int n, bool (*same)(int i, int j, const void *ctx), const void *ctx, int *cls,
+		 int *rep)
 {
-	int n = 0, cnt = dir ? nb : na, len = dir ? na : nb;
-	for (int i = 0; i < cnt; i++) {
+	int k = 0;
+	for (int i = 0; i < n; i++) {
 		int found = -1;
-		for (int c = 0; c < n && found < 0; c++) {
-			bool same = true;
-			for (int k = 0; k < len && same; k++)
-				same = dir ? C[(size_t)k * nb + i] == C[(size_t)k * nb + rep[c]] :
-					     C[(size_t)i * nb + k] == C[(size_t)rep[c] * nb + k];
-			if (same)
+		for (int c = 0; c < k && found < 0; c++)
+			if (same(i, rep[c], ctx))
 				found = c;
-		}
 		if (found < 0) {
-			rep[n] = i;
-			found = n++;
+			rep[k] = i;
+			found = k++;
 		}
 		cls[i] = found;
 	}
-	return n;
+	return k;
+}
+
+typedef struct {
+	const double *C;
+	int na, nb;
+} Matrix;
+
+static bool same_row(int i, int j, const void *ctx)
+{
+	const Matrix *m = ctx;
+	for (int k = 0; k < m->nb; k++)
+		if (m->C[(size_t)i * m->nb + k] != m->C[(size_t)j * m->nb + k])
+			return false;
+	return true;
+}
+
+static bool same_col(int i, int j, const void *ctx)
+{
+	const Matrix *m = ctx;
+	for (int k = 0; k < m->na; k++)
+		if (m->C[(size_t)k * m->nb + i] != m->C[(size_t)k * m->nb + j])
+			return false;
+	return true;
 }
 
 int elim_add_pair(ElimProblem *p, int a, int b, const double *C)
@@ -201,7 +218,8 @@ int elim_add_pair(ElimProblem *p, int a, int b, const double *C)
 	int rc = -1;
 	if (!ma || !mb || !ra || !rb)
 		goto out;
-	int ca = classes(C, na, nb, 0, ma, ra), cb = classes(C, na, nb, 1, mb, rb);
+	Matrix mx = {C, na, nb};
+	int ca = elim_classes(na, same_row, &mx, ma, ra), cb = elim_classes(nb, same_col, &mx, mb, rb);
 	t = malloc(sizeof(double) * (size_t)ca * (size_t)cb);
 	if (!t)
 		goto out;
@@ -367,6 +385,22 @@ static void step_free(Step *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* Values of one variable seen through several projections. */
+typedef struct {
+	const ElimProblem *p;
+	const int *pr;
+	int np;
+} Joint;
+
+static bool same_joint(int x, int y, const void *ctx)
+{
+	const Joint *j = ctx;
+	for (int k = 0; k < j->np; k++)
+		if (j->p->proj[j->pr[k]].map[x] != j->p->proj[j->pr[k]].map[y])
+			return false;
+	return true;
+}
+
 /* Fills s for v; -1 when out of memory. */
 static int step_plan(const ElimProblem *p, int v, Step *s)
 {
@@ -414,22 +448,8 @@ static int step_plan(const ElimProblem *p, int v, Step *s)
 			free(pr);
 			return -1;
 		}
-		int n = 0;
-		for (int x = 0; x < d; x++) {
-			int found = -1;
-			for (int k = 0; k < n && found < 0; k++) {
-				bool same = true;
-				for (int j = 0; j < np && same; j++)
-					same = p->proj[pr[j]].map[x] == p->proj[pr[j]].map[rep[k]];
-				if (same)
-					found = k;
-			}
-			if (found < 0) {
-				rep[n] = x;
-				found = n++;
-			}
-			c[x] = found;
-		}
+		Joint jt = {p, pr, np};
+		int n = elim_classes(d, same_joint, &jt, c, rep);
 		free(rep);
 		s->cls[q] = c;
 		s->ncls[q] = n;

@@ -15,6 +15,8 @@
 #ifndef MESHPLAN_SOLVER_ELIM_H
 #define MESHPLAN_SOLVER_ELIM_H
 
+#include <stdbool.h>
+
 typedef struct ElimProblem ElimProblem;
 
 /* n variables with dom[v] >= 1 values each and unary costs unary[v][x]
@@ -33,6 +35,15 @@ int elim_add_pair(ElimProblem *p, int a, int b, const double *C);
  * than max_table entries (x untouched); -1 out of memory.
  */
 int elim_solve(ElimProblem *p, double max_work, double max_table, int *x, double *min);
+
+/*
+ * Numbers items 0..n-1 by class: items i and j share a class when
+ * same(i, j, ctx) (an equivalence); cls[i] gets the class, numbered in
+ * order of first appearance; returns the number of classes.  rep (room
+ * for n) receives each class's first item.
+ */
+int elim_classes(int n, bool (*same)(int i, int j, const void *ctx), const void *ctx, int *cls,
+		 int *rep);
 
 /* After elim_solve returned 0: the largest number of neighbours a
  * variable had when eliminated (the order's induced width). */
