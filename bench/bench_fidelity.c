@@ -1,25 +1,33 @@
 /*
- * bench_fidelity.c -- the simulator, calibrated on one set of published runs,
- * judged on others it never saw.
+ * bench_fidelity.c -- the simulator, calibrated on one set of published runs
+ * per GPU generation, judged on others it never saw.
  *
- * 1. `meshplan calibrate bench/calibration_runs.tsv --cluster dgx-a100`: the
- *    only runs the profile is fitted on (Narayanan et al. 2021 Table 1:
- *    1.7B, 18.4B, 145.6B, 1008B; Korthikanti et al. 2022 full recomputation:
- *    22B, 175B, 530B, 1T).  Printed: each run's fitted and leave-one-out
- *    error (the calibration error).
+ * 1. One calibration per GPU, each by `meshplan calibrate` on runs of that
+ *    GPU only, the only runs its profile is fitted on:
+ *    A100 (dgx-a100): bench/calibration_runs.tsv, Narayanan et al. 2021
+ *      Table 1 (1.7B, 18.4B, 145.6B, 1008B) and Korthikanti et al. 2022 full
+ *      recomputation (22B, 175B, 530B, 1T);
+ *    H100 (dgx-h100): bench/calibration_runs_h100.tsv, the Megatron-LM
+ *      README's Megatron-Core r0.8.0 H100 table (1.7B ... 462B).
+ *    Printed: each run's fitted and leave-one-out error (the calibration
+ *    error) and the fitted profile.
  * 2. Every run of bench/validation_runs.tsv (each row citing its source) is
  *    simulated with `meshplan simulate --manual` on its cluster, once as the
- *    zoo has it and once with the fitted profile (the same factors written
- *    into that cluster's file: the profile describes software, so it goes
- *    with the run to other GPUs; docs/calibration.md).  Printed: the
- *    validation error, apart.
+ *    zoo has it and once with the profile calibrated on its own GPU (the same
+ *    factors written into that cluster's file; a row on a GPU without a
+ *    calibration counts as missed).  A row may also name GPU attributes of its
+ *    software that differ from the calibration runs' (a cited kernel figure,
+ *    e.g. FlashAttention-2's attention efficiency), applied in both
+ *    simulations, never fitted.  Printed: the validation error, apart, and
+ *    the profile each row used.
  *
  * Everything runs through the command line a user has, so the bench checks
  * what people get.  Anchor: every validation run within 10% and
  * their mean absolute error at most 6%.  Exits 0 when met, 1 when missed or
  * a run has no plan, 2 when it cannot read its input.
  *
- * usage: bench_fidelity [--calibration F] [--validation F] [--keep DIR]
+ * usage: bench_fidelity [--calibration F] [--calibration-h100 F] [--validation F]
+ *                       [--keep DIR]
  */
 #include <libgen.h>
 #include <math.h>
@@ -39,9 +47,18 @@
 
 typedef struct {
 	char source[48], name[48], model[64], cluster[64], plan[256], metric[24], set[256];
+	char gpu[256]; /* <gpu> attributes of the run's software, "k=v,k=v" ("" none) */
 	long batch;
 	double value;
 } Row;
+
+/* One calibration per GPU: the runs it is fitted on, on the zoo cluster they
+ * ran on; a validation row uses the one of its cluster's GPU. */
+typedef struct {
+	const char *gpu, *cluster, *label;
+	char runs[1024];
+	json_t *fit; /* meshplan calibrate --json */
+} Calibration;
 
 static int read_rows(const char *path, Row *rows, int max)
 {
@@ -57,17 +74,19 @@ static int read_rows(const char *path, Row *rows, int max)
 		Row *r = &rows[n];
 		memset(r, 0, sizeof *r);
 		char val[64];
-		int got = sscanf(line, "%47s %47s %63s %63s %ld %255s %23s %63s %255s", r->source,
-				 r->name, r->model, r->cluster, &r->batch, r->plan, r->metric, val,
-				 r->set);
+		int got = sscanf(line, "%47s %47s %63s %63s %ld %255s %23s %63s %255s %255s",
+				 r->source, r->name, r->model, r->cluster, &r->batch, r->plan,
+				 r->metric, val, r->set, r->gpu);
 		if (got < 8 || !(r->value = atof(val), r->value > 0)) {
 			fprintf(stderr, "%s:%d: not a run (source name model cluster batch plan metric "
-					"value [set])\n", path, lineno);
+					"value [set [gpu]])\n", path, lineno);
 			fclose(f);
 			return -1;
 		}
 		if (got < 9 || !strcmp(r->set, "-"))
 			r->set[0] = 0;
+		if (got < 10 || !strcmp(r->gpu, "-"))
+			r->gpu[0] = 0;
 		n++;
 	}
 	fclose(f);
@@ -101,8 +120,11 @@ static double num(json_t *o, const char *k)
 	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* Copies a zoo cluster file to `out` with the fitted profile made its default. */
-static int write_profiled(const char *zoo, const char *out, json_t *params)
+/* Copies a zoo cluster file to `out`, its <gpu> attributes set as `gpu` says
+ * ("k=v,k=v": replaced where the element has k, else added) and, with
+ * `params`, the fitted profile made its default. */
+static int write_profiled(const char *zoo, const char *out, const char *gpu, json_t *params,
+			  const char *from)
 {
 	FILE *f = fopen(zoo, "r");
 	if (!f)
@@ -112,17 +134,45 @@ static int write_profiled(const char *zoo, const char *out, json_t *params)
 	fclose(f);
 	text[n] = 0;
 	char *root = strstr(text, "<cluster"), *close = strstr(text, "</cluster>");
-	if (!root || !close)
+	char *el = strstr(text, "<gpu ");
+	if (!root || !close || !el)
 		return -1;
+	char spec[256];
+	snprintf(spec, sizeof spec, "%s", gpu);
+	for (char *kv = strtok(spec, ","); kv; kv = strtok(NULL, ",")) {
+		char *eq = strchr(kv, '=');
+		char *el_end = strchr(el, '>');
+		if (!eq || !el_end)
+			return -1;
+		*eq = 0;
+		char key[80], tail[1 << 16];
+		snprintf(key, sizeof key, " %s=\"", kv);
+		char *a = strstr(el, key);
+		if (a && a < el_end) { /* replace the value */
+			char *v = a + strlen(key), *q = strchr(v, '"');
+			snprintf(tail, sizeof tail, "%s", q);
+			snprintf(v, sizeof text - (size_t)(v - text), "%s%s", eq + 1, tail);
+		} else { /* add the attribute before the element's end */
+			char *at = el_end[-1] == '/' ? el_end - 1 : el_end;
+			snprintf(tail, sizeof tail, "%s", at);
+			snprintf(at, sizeof text - (size_t)(at - text), " %s=\"%s\"%s", kv, eq + 1,
+				 tail);
+		}
+		root = strstr(text, "<cluster");
+		close = strstr(text, "</cluster>");
+	}
 	char *root_end = strchr(root, '>');
 	FILE *w = fopen(out, "w");
 	if (!w)
 		return -1;
+	if (!params) {
+		fputs(text, w);
+		return fclose(w);
+	}
 	fwrite(text, 1, (size_t)(root_end - text), w);
 	fprintf(w, " profile=\"calibrated\">");
 	fwrite(root_end + 1, 1, (size_t)(close - root_end - 1), w);
-	fprintf(w, "  <profile name=\"calibrated\" fitted-from=\"bench/calibration_runs.tsv "
-		   "(bench_fidelity)\"");
+	fprintf(w, "  <profile name=\"calibrated\" fitted-from=\"%s (bench_fidelity)\"", from);
 	const char *k;
 	json_t *v;
 	json_object_foreach(params, k, v) fprintf(w, " %s=\"%.9g\"", k, json_number_value(v));
@@ -189,21 +239,67 @@ static int simulate(const char *bin, const Row *r, const char *cluster, int gpn,
 	return isfinite(*step) && isfinite(*measured) ? 0 : -1;
 }
 
+/* Fits calibration k: `meshplan calibrate` on its runs and cluster, and prints
+ * the fit.  0, or the exit code to leave with. */
+static int calibrate(const char *bin, Calibration *k)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "'%s' calibrate '%s' --cluster %s --json", bin, k->runs,
+		 k->cluster);
+	int code = -1;
+	k->fit = run_json(cmd, &code);
+	if (!k->fit || code) {
+		fprintf(stderr, "bench_fidelity: calibration failed (%s)\n", cmd);
+		return code == 2 ? 2 : 1;
+	}
+	printf("Calibration %s: %s on %s (profile fitted by meshplan calibrate)\n\n", k->label,
+	       k->runs, k->cluster);
+	printf("%-12s %10s | %9s %7s | %9s %7s | %9s %7s\n", "run", "measured s", "model s", "error",
+	       "fitted s", "error", "left out", "error");
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(k->fit, "runs"), i, r) {
+		double m = num(r, "measured_s"), u = num(r, "uncalibrated_s"), f = num(r, "fitted_s"),
+		       l = num(r, "leave_one_out_s");
+		printf("%-12s %10.4g | %9.4g %+6.1f%% | %9.4g %+6.1f%% | %9.4g %+6.1f%%\n",
+		       json_string_value(json_object_get(r, "name")), m, u, 100 * (u / m - 1), f,
+		       100 * (f / m - 1), l, 100 * (l / m - 1));
+	}
+	printf("calibration error (mean absolute): model %.1f%%, fitted %.1f%%, leave-one-out "
+	       "%.1f%%\nprofile %s:", 100 * num(k->fit, "mae_uncalibrated"),
+	       100 * num(k->fit, "mae_fitted"), 100 * num(k->fit, "mae_leave_one_out"), k->label);
+	const char *key;
+	json_t *v;
+	json_object_foreach(json_object_get(k->fit, "parameters"), key, v)
+		printf(" %s %.4g", key, json_number_value(v));
+	printf("\n\n");
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cal = MESHPLAN_DATA_DIR "/bench/calibration_runs.tsv";
+	static Calibration cal[] = {
+		{"A100-SXM4-80GB", "dgx-a100", "a100", MESHPLAN_DATA_DIR "/bench/calibration_runs.tsv",
+		 NULL},
+		{"H100-SXM5-80GB", "dgx-h100", "h100",
+		 MESHPLAN_DATA_DIR "/bench/calibration_runs_h100.tsv", NULL},
+	};
+	enum { NCAL = sizeof cal / sizeof *cal };
 	const char *val = MESHPLAN_DATA_DIR "/bench/validation_runs.tsv";
 	const char *keep = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--calibration") && i + 1 < argc)
-			cal = argv[++i];
+			snprintf(cal[0].runs, sizeof cal[0].runs, "%s", argv[++i]);
+		else if (!strcmp(argv[i], "--calibration-h100") && i + 1 < argc)
+			snprintf(cal[1].runs, sizeof cal[1].runs, "%s", argv[++i]);
 		else if (!strcmp(argv[i], "--validation") && i + 1 < argc)
 			val = argv[++i];
 		else if (!strcmp(argv[i], "--keep") && i + 1 < argc)
 			keep = argv[++i];
 		else {
-			fprintf(stderr, "usage: bench_fidelity [--calibration F] [--validation F] "
-					"[--keep DIR]\n");
+			fprintf(stderr, "usage: bench_fidelity [--calibration F] [--calibration-h100 F] "
+					"[--validation F] [--keep DIR]\n");
 			return 2;
 		}
 	}
@@ -225,42 +321,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* 1. calibration */
-	char cmd[2048], a100[400];
-	snprintf(a100, sizeof a100, "%s/dgx-a100.xml", dir);
-	snprintf(cmd, sizeof cmd, "'%s' calibrate '%s' --cluster dgx-a100 -o '%s' --json", bin, cal,
-		 a100);
-	int code = -1;
-	json_t *cj = run_json(cmd, &code);
-	if (!cj || code) {
-		fprintf(stderr, "bench_fidelity: calibration failed (%s)\n", cmd);
-		return code == 2 ? 2 : 1;
+	/* 1. calibration, one per GPU */
+	for (int k = 0; k < NCAL; k++) {
+		int code = calibrate(bin, &cal[k]);
+		if (code)
+			return code;
 	}
-	json_t *params = json_object_get(cj, "parameters");
-	printf("Calibration: %s on dgx-a100 (profile fitted by meshplan calibrate)\n\n", cal);
-	printf("%-12s %10s | %9s %7s | %9s %7s | %9s %7s\n", "run", "measured s", "model s", "error",
-	       "fitted s", "error", "left out", "error");
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(cj, "runs"), i, r) {
-		double m = num(r, "measured_s"), u = num(r, "uncalibrated_s"), f = num(r, "fitted_s"),
-		       l = num(r, "leave_one_out_s");
-		printf("%-12s %10.4g | %9.4g %+6.1f%% | %9.4g %+6.1f%% | %9.4g %+6.1f%%\n",
-		       json_string_value(json_object_get(r, "name")), m, u, 100 * (u / m - 1), f,
-		       100 * (f / m - 1), l, 100 * (l / m - 1));
-	}
-	printf("calibration error (mean absolute): model %.1f%%, fitted %.1f%%, leave-one-out "
-	       "%.1f%%\nprofile:", 100 * num(cj, "mae_uncalibrated"), 100 * num(cj, "mae_fitted"),
-	       100 * num(cj, "mae_leave_one_out"));
-	const char *k;
-	json_t *v;
-	json_object_foreach(params, k, v) printf(" %s %.4g", k, json_number_value(v));
-	printf("\n\n");
 
 	/* 2. validation */
 	printf("Validation: %s (never fitted on)\n\n", val);
-	printf("%-22s %-13s %-14s %6s | %9s %9s %7s | %9s %7s\n", "source", "run", "cluster", "GPUs",
-	       "published", "model s", "error", "calib s", "error");
+	printf("%-22s %-13s %-14s %6s %-7s | %9s %9s %7s | %9s %7s\n", "source", "run", "cluster",
+	       "GPUs", "profile", "published", "model s", "error", "calib s", "error");
 	double mae = 0, mae0 = 0;
 	int counted = 0, missed = 0;
 	for (int q = 0; q < n; q++) {
@@ -272,21 +343,38 @@ int main(int argc, char **argv)
 			missed++;
 			continue;
 		}
-		char prof[400];
-		snprintf(prof, sizeof prof, "%s/%s.xml", dir, w->cluster);
-		if (access(prof, R_OK) && write_profiled(c.file, prof, params)) {
+		long gpus = plan_key(w->plan, "dp") * plan_key(w->plan, "tp") * plan_key(w->plan, "pp");
+		const Calibration *k = NULL;
+		for (int i = 0; i < NCAL && !k; i++)
+			if (!strcmp(c.gpu.name, cal[i].gpu))
+				k = &cal[i];
+		if (!k) {
+			printf("%-22s %-13s %-14s %6ld %-7s | no calibration for %s\n", w->source, w->name,
+			       w->cluster, gpus, "-", c.gpu.name);
+			ir_cluster_free(&c);
+			missed++;
+			continue;
+		}
+		/* the zoo's file with the row's GPU attributes (uncalibrated), and
+		 * that with the profile of its GPU */
+		char base[400], prof[400];
+		snprintf(base, sizeof base, "%s/%s.xml", dir, w->name);
+		snprintf(prof, sizeof prof, "%s/%s-%s.xml", dir, w->name, k->label);
+		if ((w->gpu[0] && write_profiled(c.file, base, w->gpu, NULL, NULL)) ||
+		    write_profiled(c.file, prof, w->gpu, json_object_get(k->fit, "parameters"),
+				   k->runs)) {
 			fprintf(stderr, "%s: cannot write %s\n", w->name, prof);
 			ir_cluster_free(&c);
 			return 2;
 		}
 		int gpn = c.gpus_per_node;
 		ir_cluster_free(&c);
-		long gpus = plan_key(w->plan, "dp") * plan_key(w->plan, "tp") * plan_key(w->plan, "pp");
 		double s0, s1, meas, meas1;
 		bool fit0, fit1;
-		if (simulate(bin, w, w->cluster, gpn, &s0, &meas, &fit0) ||
+		if (simulate(bin, w, w->gpu[0] ? base : w->cluster, gpn, &s0, &meas, &fit0) ||
 		    simulate(bin, w, prof, gpn, &s1, &meas1, &fit1)) {
-			printf("%-22s %-13s %-14s %6ld | no plan\n", w->source, w->name, w->cluster, gpus);
+			printf("%-22s %-13s %-14s %6ld %-7s | no plan\n", w->source, w->name, w->cluster,
+			       gpus, k->label);
 			missed++;
 			continue;
 		}
@@ -295,9 +383,9 @@ int main(int argc, char **argv)
 		mae += fabs(e1);
 		counted++;
 		missed += fabs(e1) > ANCHOR_EACH;
-		printf("%-22s %-13s %-14s %6ld | %9.4g %9.4g %+6.1f%% | %9.4g %+6.1f%%%s\n", w->source,
-		       w->name, w->cluster, gpus, meas, s0, 100 * e0, s1, 100 * e1,
-		       fit1 ? "" : " (does not fit)");
+		printf("%-22s %-13s %-14s %6ld %-7s | %9.4g %9.4g %+6.1f%% | %9.4g %+6.1f%%%s%s%s\n",
+		       w->source, w->name, w->cluster, gpus, k->label, meas, s0, 100 * e0, s1,
+		       100 * e1, fit1 ? "" : " (does not fit)", w->gpu[0] ? " gpu " : "", w->gpu);
 		fflush(stdout);
 	}
 	mae = counted ? mae / counted : NAN;
@@ -307,6 +395,7 @@ int main(int argc, char **argv)
 	printf("\nanchor: every validation run within %.0f%% (%d outside or without a plan) and "
 	       "mean absolute error <= %.0f%% (%.1f%%): %s\n", 100 * ANCHOR_EACH, missed,
 	       100 * ANCHOR_MAE, 100 * mae, met ? "met" : "missed");
-	json_decref(cj);
+	for (int k = 0; k < NCAL; k++)
+		json_decref(cal[k].fit);
 	return met ? 0 : 1;
 }

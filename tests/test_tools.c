@@ -179,34 +179,50 @@ static bool tsv_names(const char *path, const char *name, int col)
 	return found;
 }
 
-/* The zoo's named profiles of dgx-a100 load, and each is fitted on its own
- * paper's calibration runs only: every run it names is in
- * bench/calibration_runs.tsv, from that paper, and none is a validation
- * run of bench/validation_runs.tsv. */
+/* The zoo's named profiles load, and each is fitted on its own calibration
+ * runs only: every run it names is in its calibration file, from its paper
+ * or release, and none is a validation run of bench/validation_runs.tsv.
+ * dgx-a100 carries one profile per Megatron-LM paper (four A100 runs each),
+ * dgx-h100 one for Megatron-Core r0.8.0 (the nine H100 runs of the
+ * Megatron-LM README's scaling table, each of them). */
 Test(tools, named_profiles_are_fitted_on_their_papers_calibration_runs_only)
 {
-	const char *name[2] = {"megatron-2021", "megatron-2022"}, *prefix[2] = {"n21-", "k22-"};
-	FILE *f = fopen(MESHPLAN_DATA_DIR "/clusters/dgx-a100.xml", "r");
-	cr_assert(f);
-	static char text[1 << 16];
-	size_t n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = 0;
-	for (int i = 0; i < 2; i++) {
-		char key[64], sel[64];
-		snprintf(sel, sizeof sel, "dgx-a100:%s", name[i]);
+	static const struct {
+		const char *cluster, *name, *prefix, *runs_file;
+		int runs;
+	} prof[] = {
+		{"dgx-a100", "megatron-2021", "n21-", "/bench/calibration_runs.tsv", 4},
+		{"dgx-a100", "megatron-2022", "k22-", "/bench/calibration_runs.tsv", 4},
+		{"dgx-h100", "megatron-core-2024", "mc08-", "/bench/calibration_runs_h100.tsv", 9},
+	};
+	for (size_t i = 0; i < sizeof prof / sizeof *prof; i++) {
+		char path[512], runs_file[512], key[64], sel[64];
+		snprintf(path, sizeof path, "%s/clusters/%s.xml", MESHPLAN_DATA_DIR, prof[i].cluster);
+		snprintf(runs_file, sizeof runs_file, "%s%s", MESHPLAN_DATA_DIR, prof[i].runs_file);
+		FILE *f = fopen(path, "r");
+		cr_assert(f, "%s", path);
+		static char text[1 << 16];
+		size_t n = fread(text, 1, sizeof text - 1, f);
+		fclose(f);
+		text[n] = 0;
+		snprintf(sel, sizeof sel, "%s:%s", prof[i].cluster, prof[i].name);
 		IrCluster c;
 		IrError e;
 		cr_assert_eq(ir_cluster_load(sel, 1, &c, &e), 0, "%s", e.msg);
 		cr_expect(c.gpu.gemm_scale > 0, "%s sets its GEMM factor", sel);
 		ir_cluster_free(&c);
-		snprintf(key, sizeof key, "<profile name=\"%s\"", name[i]);
+		snprintf(key, sizeof key, "<profile name=\"%s\"", prof[i].name);
 		const char *p = strstr(text, key), *end = p ? strstr(p, "/>") : NULL;
-		cr_assert(p && end, "%s is in the zoo file", name[i]);
+		cr_assert(p && end, "%s is in the zoo file", sel);
+		const char *from = strstr(p, "fitted-from=\"");
+		cr_assert(from && from < end);
+		cr_expect(!strncmp(from + 13, prof[i].runs_file + 1, strlen(prof[i].runs_file) - 1),
+			  "%s: fitted from %.40s", sel, from + 13);
 		const char *r = strstr(p, "runs=\"");
 		cr_assert(r && r < end);
 		r += 6;
 		int runs = 0;
+		size_t k0 = strlen(prof[i].prefix);
 		while (*r && *r != '"') {
 			char run[64];
 			size_t k = strcspn(r, ",\"");
@@ -215,12 +231,79 @@ Test(tools, named_profiles_are_fitted_on_their_papers_calibration_runs_only)
 			run[k] = 0;
 			r += k + (r[k] == ',');
 			runs++;
-			cr_expect(!strncmp(run, prefix[i], 4), "%s: %s is not its paper's", name[i], run);
-			cr_expect(tsv_names(MESHPLAN_DATA_DIR "/bench/calibration_runs.tsv", run, 0),
-				  "%s: %s is not a calibration run", name[i], run);
+			cr_expect(!strncmp(run, prof[i].prefix, k0), "%s: %s is not its paper's", sel,
+				  run);
+			cr_expect(tsv_names(runs_file, run, 0), "%s: %s is not a calibration run", sel,
+				  run);
 			cr_expect(!tsv_names(MESHPLAN_DATA_DIR "/bench/validation_runs.tsv", run, 1),
-				  "%s: %s is a validation run", name[i], run);
+				  "%s: %s is a validation run", sel, run);
 		}
-		cr_expect_eq(runs, 4, "%s names %d runs", name[i], runs);
+		cr_expect_eq(runs, prof[i].runs, "%s names %d runs", sel, runs);
 	}
+}
+
+/* The H100 calibration runs are the README's nine and no validation run:
+ * each name is new to bench/validation_runs.tsv, and no validation row on
+ * dgx-h100 has a model shape of the README's table (its hidden sizes). */
+Test(tools, h100_calibration_runs_are_not_validation_runs)
+{
+	FILE *f = fopen(MESHPLAN_DATA_DIR "/bench/calibration_runs_h100.tsv", "r");
+	cr_assert(f);
+	char line[2048];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		char name[128];
+		cr_assert_eq(sscanf(line, "%127s", name), 1);
+		cr_expect(!tsv_names(MESHPLAN_DATA_DIR "/bench/validation_runs.tsv", name, 1),
+			  "%s is a validation run", name);
+		n++;
+	}
+	fclose(f);
+	cr_expect_eq(n, 9, "the README's table has nine runs, the file %d", n);
+	f = fopen(MESHPLAN_DATA_DIR "/bench/validation_runs.tsv", "r");
+	cr_assert(f);
+	static const char *hidden[] = {"hidden=2048,", "hidden=6144,", "hidden=7168,",
+				       "hidden=10240,", "hidden=12288,", "hidden=16384,",
+				       "hidden=18432,"};
+	while (fgets(line, sizeof line, f)) {
+		if (line[0] == '#' || !strstr(line, "dgx-h100"))
+			continue;
+		for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++)
+			cr_expect(!strstr(line, hidden[i]), "a validation row has %s", hidden[i]);
+	}
+	fclose(f);
+}
+
+/* tflops-megatron-core turns a Megatron-Core TFLOP/s figure into a step time
+ * by core_r0.8.0's count, 12 B s l h^2 (2 + s/h + f/h + V/2lh): the README's
+ * 1.7B run (192 x 4096 tokens, 24 layers, 2048 wide, vocabulary 131072, 48
+ * GPUs at 408.8 TFLOP/s; 19.6 aggregate petaFLOP/s as its table says) took
+ * 8.8665e15 / (408.8e12 x 48) = 0.451854 s. */
+Test(calibrate, megatron_core_tflops_is_read_by_the_release_s_flop_count)
+{
+	char dir[] = "/tmp/meshplan-calmc-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char runs[256], args[600];
+	snprintf(runs, sizeof runs, "%s/runs.tsv", dir);
+	FILE *f = fopen(runs, "w");
+	fprintf(f, "mc08-1.7B gpt 192 dp=48,tp=1,pp=1,mbs=1,zero=1 tflops-megatron-core 408.8 "
+		   "layers=24,hidden=2048,heads=16,seq=4096,vocab=131072,attention=fused\n");
+	fclose(f);
+	snprintf(args, sizeof args, "calibrate %s --cluster dgx-h100 --fit gemm-scale --json", runs);
+	int code;
+	json_t *j = test_run_json(args, &code);
+	cr_assert_eq(code, 0);
+	double F = 12.0 * 192 * 4096 * 24 * 2048.0 * 2048.0 *
+		   (2 + 4096 / 2048.0 + 4 + 131072 / (2 * 24 * 2048.0));
+	cr_assert(fabs(408.8 * 48 / 1000 - 19.6) < 0.05);
+	double want = F / (408.8e12 * 48);
+	json_t *r = json_array_get(json_object_get(j, "runs"), 0);
+	cr_assert_float_eq(test_num(r, "measured_s"), want, 1e-9 * want, "%g vs %g",
+			   test_num(r, "measured_s"), want);
+	cr_assert_float_eq(want, 0.451854, 1e-6);
+	json_decref(j);
+	remove(runs);
+	rmdir(dir);
 }

@@ -30,7 +30,10 @@ static const char *usage_text =
 	"metric: step_s (seconds per step), tflops (hardware TFLOPS per GPU as the\n"
 	"simulator counts FLOPs), tflops-megatron (hardware TFLOPS per GPU by Megatron-LM's\n"
 	"count 96 B s l h^2 (1 + s/6h + V/16lh), needs params seq, layers, hidden,\n"
-	"vocab), mfu (model FLOPs over peak, a fraction).  set: --set overrides or '-'.\n"
+	"vocab), tflops-megatron-core (model TFLOPS per GPU by Megatron-Core's count\n"
+	"12 B s l h^2 (2 + s/h + f/h + V/2lh), multi-head attention and a plain MLP of\n"
+	"width f, needs also ffn), mfu (model FLOPs over peak, a fraction).\n"
+	"set: --set overrides or '-'.\n"
 	"-o writes C's file with the profile added (<profile name=NAME ...>, default name\n"
 	"'calibrated') and made the default; 'C:NAME' selects a profile anywhere a cluster\n"
 	"is named.  Exit: 0, 1 a run has no plan, 2 bad input.\n";
@@ -70,9 +73,10 @@ static int read_rows(const char *path, Row **out, int *n, IrError *e)
 			break;
 		}
 		if (strcmp(r->metric, "step_s") && strcmp(r->metric, "tflops") &&
-		    strcmp(r->metric, "tflops-megatron") && strcmp(r->metric, "mfu")) {
+		    strcmp(r->metric, "tflops-megatron") &&
+		    strcmp(r->metric, "tflops-megatron-core") && strcmp(r->metric, "mfu")) {
 			rc = ir_fail(e, path, lineno, "metric '%s' is not step_s, tflops, "
-				     "tflops-megatron or mfu", r->metric);
+				     "tflops-megatron, tflops-megatron-core or mfu", r->metric);
 			break;
 		}
 		if (got < 7 || !strcmp(r->set, "-"))
@@ -107,22 +111,31 @@ static long plan_gpus(const char *plan)
 	return v[0] * v[1] * v[2];
 }
 
-/* Megatron-LM's hardware FLOPs of a step (Narayanan et al. 2021, eq. 3, with
- * full recomputation). */
-static int megatron_flops(const char *model, const IrParamSet *ps, double B, double *out,
-			  IrError *e)
+/* The FLOPs of a step by the count a Megatron paper or release reports.
+ * core false: Megatron-LM's hardware FLOPs (Narayanan et al. 2021, eq. 3,
+ * with full recomputation), 96 B s l h^2 (1 + s/6h + V/16lh).  core true:
+ * Megatron-Core's model FLOPs (megatron/training/training.py,
+ * num_floating_point_operations, core_r0.8.0) for multi-head attention and a
+ * plain (not gated) MLP of width f: 12 B s l h^2 (2 + s/h + f/h + V/2lh). */
+static int megatron_flops(const char *model, const IrParamSet *ps, double B, bool core,
+			  double *out, IrError *e)
 {
 	IrModelDoc *m = ir_model_open(model, e);
 	if (!m)
 		return -1;
-	int64_t s, l, h, V;
+	int64_t s, l, h, V, f = 0;
 	int rc = ir_model_param(m, ps, "seq", &s, e) || ir_model_param(m, ps, "layers", &l, e) ||
-		 ir_model_param(m, ps, "hidden", &h, e) || ir_model_param(m, ps, "vocab", &V, e);
+		 ir_model_param(m, ps, "hidden", &h, e) || ir_model_param(m, ps, "vocab", &V, e) ||
+		 (core && ir_model_param(m, ps, "ffn", &f, e));
 	ir_model_close(m);
 	if (rc)
 		return -1;
 	double S = (double)s, L = (double)l, H = (double)h;
-	*out = 96.0 * B * S * L * H * H * (1 + S / (6 * H) + (double)V / (16 * L * H));
+	if (core)
+		*out = 12.0 * B * S * L * H * H *
+		       (2 + S / H + (double)f / H + (double)V / (2 * L * H));
+	else
+		*out = 96.0 * B * S * L * H * H * (1 + S / (6 * H) + (double)V / (16 * L * H));
 	return 0;
 }
 
@@ -177,7 +190,8 @@ static int build(const Row *r, const char *cluster, double time_limit, const cha
 		b->measured_s = res.model_flops / (x * b->c.gpu.peak_flops[IR_BF16] * G);
 	else {
 		double F = 0;
-		if (megatron_flops(r->model, &ps, (double)r->batch, &F, e))
+		if (megatron_flops(r->model, &ps, (double)r->batch,
+				   !strcmp(r->metric, "tflops-megatron-core"), &F, e))
 			code = -1;
 		b->measured_s = F / (x * 1e12 * G);
 	}
