@@ -1,10 +1,10 @@
 #!/bin/sh
-# Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan) and runs
-# each for SECONDS (default 30), one after another, seeded from the zoo and
-# tests/data.  Per target it prints the executions, the crashes and the
-# slowest input of the corpus.  Exits 1 when a target crashed, leaked, ran
-# over 2 s or 512 MB on one input; the input is then in build-fuzz/crashes/
-# (make it a file in tests/data/ and a regression test).
+# Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan, -O2 with
+# assertions on) and runs each for SECONDS (default 30), one after another,
+# seeded from the zoo and tests/data.  Per target it prints the executions,
+# the crashes and the slowest input of the corpus.  Exits 1 when a target
+# crashed, leaked, ran over 2 s or 512 MB on one input; the input is then in
+# build-fuzz/crashes/ (make it a file in tests/data/ and a regression test).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   (targets: model cluster plan set expr manual)
 # FUZZ_TIMEOUT=S changes the 2 s per input (libFuzzer measures wall time:
 # on a loaded machine a longer one tells slow inputs from a busy CPU).
