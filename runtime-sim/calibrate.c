@@ -179,9 +179,10 @@ int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
 		abort();
 	double ss, lambda = 1e-3;
 	int rc = 0, it = 0;
+	bool converged = false;
 	to_values(theta, idx, k, base, cur);
 	rc = residuals(runs, n, skip, cur, res, pred, &ss, e);
-	for (it = 0; it < 60 && !rc; it++) {
+	for (it = 0; it < SIM_CAL_MAX_ITER && !rc && !converged; it++) {
 		/* Jacobian by forward differences */
 		for (int j = 0; j < k && !rc; j++) {
 			double h = idx[j] == SIM_CAL_OVERHEAD ? 0.05 : 1e-4;
@@ -205,14 +206,34 @@ int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
 			}
 		bool improved = false;
 		for (int tries = 0; tries < 12 && !improved && !rc; tries++) {
+			/* A parameter at a bound that the step would push past it
+			 * is held there and the step solved for the others (an
+			 * active set); clamping the full step instead leaves the
+			 * others a direction meant for a move the bound forbids. */
+			bool held[4] = {false};
 			double a[4][4], b[4], d[4];
-			for (int p = 0; p < k; p++) {
-				for (int q = 0; q < k; q++)
-					a[p][q] = jtj[p][q];
-				a[p][p] += lambda * (jtj[p][p] + 1e-12);
-				b[p] = -jtr[p];
+			int singular = 0;
+			for (int pass = 0; pass <= k && !singular; pass++) {
+				for (int p = 0; p < k; p++) {
+					for (int q = 0; q < k; q++)
+						a[p][q] = held[p] || held[q] ? 0 : jtj[p][q];
+					a[p][p] = held[p] ? 1 : a[p][p] + lambda * (jtj[p][p] + 1e-12);
+					b[p] = held[p] ? 0 : -jtr[p];
+				}
+				singular = solve(k, a, b, d);
+				bool more = false;
+				for (int j = 0; j < k && !singular; j++) {
+					bool lo = idx[j] == SIM_CAL_OVERHEAD ? theta[j] <= 0
+									     : theta[j] <= -log(4.0);
+					bool hi = idx[j] != SIM_CAL_OVERHEAD &&
+						  theta[j] >= log(upper(idx[j]));
+					if (!held[j] && ((lo && d[j] < 0) || (hi && d[j] > 0)))
+						held[j] = more = true;
+				}
+				if (!more)
+					break;
 			}
-			if (solve(k, a, b, d)) {
+			if (singular) {
 				lambda *= 10;
 				continue;
 			}
@@ -233,18 +254,20 @@ int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
 				memcpy(res, r2, sizeof(double) * (size_t)m);
 				ss = ss2;
 				lambda = fmax(lambda / 4, 1e-9);
-				if (gain < 1e-12 * (1 + ss))
-					it = 1000; /* converged */
+				converged = gain < 1e-12 * (1 + ss);
 			} else {
 				lambda *= 4;
 			}
 		}
-		if (!improved)
+		if (!improved) { /* no step gains: a minimum, as far as the differences see */
+			converged = !rc;
 			break;
+		}
 	}
 	if (!rc) {
 		to_values(theta, idx, k, base, v);
-		fit->iterations = it > 100 ? it - 1000 + 1 : it;
+		fit->iterations = it;
+		fit->converged = converged;
 		fit->rms_log = sqrt(ss / m);
 		rc = sim_cal_predict(runs, n, v, pred, e);
 		for (int i = 0; !rc && i < n && fit->pred_s; i++)

@@ -567,9 +567,14 @@ typedef struct SimCalRun {
 	double measured_s;  /* measured step time */
 } SimCalRun;
 
+/* Levenberg-Marquardt iterations a fit may take; it stops sooner when a step
+ * gains less than 1e-12 of the sum of squares (converged). */
+#define SIM_CAL_MAX_ITER 200
+
 typedef struct SimCalFit {
 	double rms_log;     /* root mean square of log(predicted / measured), fitted runs */
-	int iterations;
+	int iterations;     /* taken; SIM_CAL_MAX_ITER without `converged` is a cut-off fit */
+	bool converged;
 	double *pred_s;     /* NULL or per run (all n): predicted step time at the fit */
 } SimCalFit;
 
@@ -581,7 +586,8 @@ int sim_cal_predict(const SimCalRun *runs, int n, const double v[SIM_CAL_NPARAM]
  * runs but `skip` (-1: none; leave-one-out passes one) by least squares on
  * log(predicted / measured), Levenberg-Marquardt from v; v gets the fit.
  * Factors stay within [1/4, the one that takes the model's default
- * efficiency to 1], the overhead >= 0.
+ * efficiency to 1], the overhead >= 0; a parameter at a bound the step would
+ * pass is held there for that step (an active set).
  */
 int sim_calibrate(const SimCalRun *runs, int n, unsigned mask, int skip,
 		  double v[SIM_CAL_NPARAM], SimCalFit *fit, IrError *e);

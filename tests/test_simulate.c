@@ -704,19 +704,27 @@ Test(overlap, prefetched_weight_gathers_hide_behind_the_previous_layer)
 
 /* ---- calibration ---- */
 
-Test(calibrate, recovers_planted_profile_factors_from_their_own_step_times)
-{
-	/* four runs of different make-up: small and large microbatches (launch
-	 * versus compute bound), tensor parallelism over NVLink, data parallelism
-	 * with a large once-per-step all-reduce */
-	static const char *sets[4] = {GPT_SMALL, "hidden=512,heads=8,seq=256,vocab=1024,batch=8,layers=2",
-				      "hidden=256,heads=4,seq=64,vocab=512,batch=1,layers=2",
-				      "hidden=1024,heads=16,seq=512,vocab=2048,batch=4,layers=2"};
+/* Four runs of different make-up, timed with a planted profile. */
+typedef struct {
 	IrGraph g[4];
 	IrPlan p[4];
 	IrCluster c[4];
-	SimCalRun runs[4];
-	double truth[SIM_CAL_NPARAM] = {0.8, 1.1, 0.7, 4.0}, meas[4];
+	SimCalRun runs[4]; /* measured: timed with the planted profile */
+} PlantedRuns;
+
+static void planted_runs(PlantedRuns *r, const double truth[SIM_CAL_NPARAM])
+{
+	IrGraph *g = r->g;
+	IrPlan *p = r->p;
+	IrCluster *c = r->c;
+	SimCalRun *runs = r->runs;
+	/* small and large microbatches (launch versus compute bound), tensor
+	 * parallelism over NVLink, data parallelism with a large once-per-step
+	 * all-reduce */
+	static const char *sets[4] = {GPT_SMALL, "hidden=512,heads=8,seq=256,vocab=1024,batch=8,layers=2",
+				      "hidden=256,heads=4,seq=64,vocab=512,batch=1,layers=2",
+				      "hidden=1024,heads=16,seq=512,vocab=2048,batch=4,layers=2"};
+	double meas[4];
 	for (int i = 0; i < 4; i++) {
 		g[i] = test_graph("gpt", sets[i]);
 		c[i] = cluster();
@@ -759,27 +767,89 @@ Test(calibrate, recovers_planted_profile_factors_from_their_own_step_times)
 	cr_assert_eq(sim_cal_predict(runs, 4, truth, meas, &e), 0, "%s", e.msg);
 	for (int i = 0; i < 4; i++)
 		runs[i].measured_s = meas[i];
+}
+
+static void planted_free(PlantedRuns *r)
+{
+	for (int i = 0; i < 4; i++) {
+		ir_plan_free(&r->p[i]);
+		ir_cluster_free(&r->c[i]);
+		ir_graph_free(&r->g[i]);
+	}
+}
+
+/* Times four runs of different make-up with the profile `truth`, fits a
+ * profile to those times from the defaults and checks it recovers `truth`
+ * (each factor to 2%, each run to 1e-4) and converges. */
+static void recovers_planted(const double truth[SIM_CAL_NPARAM])
+{
+	PlantedRuns r;
+	planted_runs(&r, truth);
+	IrError e = {0};
 	double v[SIM_CAL_NPARAM], pred[4];
 	sim_cal_default(v);
 	SimCalFit fit = {.pred_s = pred};
-	cr_assert_eq(sim_calibrate(runs, 4, (1u << SIM_CAL_NPARAM) - 1, -1, v, &fit, &e), 0, "%s",
-		     e.msg);
+	cr_assert_eq(sim_calibrate(r.runs, 4, (1u << SIM_CAL_NPARAM) - 1, -1, v, &fit, &e), 0,
+		     "%s", e.msg);
 	for (int i = 0; i < 4; i++)
-		cr_assert(fabs(pred[i] / meas[i] - 1) < 1e-4, "run %d: %.9g vs %.9g", i, pred[i],
-			  meas[i]);
+		cr_assert(fabs(pred[i] / r.runs[i].measured_s - 1) < 1e-4, "run %d: %.9g vs %.9g", i,
+			  pred[i], r.runs[i].measured_s);
 	for (int j = 0; j < SIM_CAL_NPARAM; j++)
-		cr_assert(fabs(v[j] / truth[j] - 1) < 2e-2, "%s: fitted %.6g, planted %.6g",
-			  sim_cal_name(j), v[j], truth[j]);
+		cr_assert(fabs(v[j] / truth[j] - 1) < 2e-2, "%s: fitted %.6g, planted %.6g", sim_cal_name(j), v[j], truth[j]);
 	cr_assert(fit.rms_log < 1e-4);
+	cr_assert(fit.converged && fit.iterations < SIM_CAL_MAX_ITER, "%d iterations",
+		  fit.iterations);
+	planted_free(&r);
+}
+
+Test(calibrate, recovers_planted_profile_factors_from_their_own_step_times)
+{
+	double truth[SIM_CAL_NPARAM] = {0.8, 1.1, 0.7, 4.0};
+	recovers_planted(truth);
 	unsigned m;
 	cr_assert_eq(sim_cal_parse("gemm-scale,kernel-overhead-us", &m), 0);
 	cr_assert_eq(m, (1u << SIM_CAL_GEMM) | (1u << SIM_CAL_OVERHEAD));
 	cr_assert_neq(sim_cal_parse("gemm,foo", &m), 0);
-	for (int i = 0; i < 4; i++) {
-		ir_plan_free(&p[i]);
-		ir_cluster_free(&c[i]);
-		ir_graph_free(&g[i]);
-	}
+}
+
+/* A profile with communication on its bound (NCCL at its line rate): the
+ * fit holds it there once a step would pass it, fits the others, and
+ * converges to the planted values. */
+Test(calibrate, recovers_planted_profile_with_a_factor_on_its_bound)
+{
+	double truth[SIM_CAL_NPARAM] = {0.8, 1.1, 1 / fmax(sim_hw.eff_nvlink, sim_hw.eff_network),
+					4.0};
+	recovers_planted(truth);
+}
+
+/* Runs timed with communication faster than any profile may make it: the
+ * best fit within the bounds has comm-scale on its bound, so fitting all four
+ * factors must end where fitting the other three with comm-scale fixed there
+ * ends, and converge on the way. */
+Test(calibrate, fit_beyond_a_bound_ends_where_the_bound_is_fixed)
+{
+	PlantedRuns r;
+	double up = 1 / fmax(sim_hw.eff_nvlink, sim_hw.eff_network);
+	double truth[SIM_CAL_NPARAM] = {0.8, 1.1, 1.2 * up, 4.0};
+	planted_runs(&r, truth);
+	IrError e = {0};
+	double all[SIM_CAL_NPARAM], three[SIM_CAL_NPARAM];
+	sim_cal_default(all);
+	sim_cal_default(three);
+	three[SIM_CAL_COMM] = up;
+	SimCalFit fa = {0}, f3 = {0};
+	cr_assert_eq(sim_calibrate(r.runs, 4, (1u << SIM_CAL_NPARAM) - 1, -1, all, &fa, &e), 0,
+		     "%s", e.msg);
+	cr_assert_eq(sim_calibrate(r.runs, 4, (1u << SIM_CAL_NPARAM) - 1 - (1u << SIM_CAL_COMM), -1,
+				   three, &f3, &e), 0, "%s", e.msg);
+	cr_assert(fa.converged && f3.converged, "%d and %d iterations", fa.iterations,
+		  f3.iterations);
+	cr_assert_float_eq(all[SIM_CAL_COMM], up, 1e-9);
+	for (int j = 0; j < SIM_CAL_NPARAM; j++)
+		cr_assert(fabs(all[j] - three[j]) < 1e-3 * (1 + three[j]), "%s: %.6g vs %.6g",
+			  sim_cal_name(j), all[j], three[j]);
+	cr_assert(fabs(fa.rms_log - f3.rms_log) < 1e-6, "%g vs %g", fa.rms_log, f3.rms_log);
+	planted_free(&r);
 }
 
 /* ---- whole plans ---- */

@@ -425,13 +425,15 @@ int cmd_calibrate(int argc, char **argv)
 			json_object_set_new(o, "mae_leave_one_out",
 					    nloo ? json_real(mae2 / nloo) : json_null());
 			json_object_set_new(o, "iterations", json_integer(fit.iterations));
+			json_object_set_new(o, "converged", json_boolean(fit.converged));
 			if (out)
 				json_object_set_new(o, "written", json_string(out));
 			tool_print_json(o);
 		} else {
 			printf("mean absolute error: model %.1f%%, fitted %.1f%%, leave-one-out %.1f%%\n",
 			       100 * mae0 / n, 100 * mae1 / n, nloo ? 100 * mae2 / nloo : NAN);
-			printf("\nprofile %s (%d iterations):\n", profile, fit.iterations);
+			printf("\nprofile %s (%d iterations%s):\n", profile, fit.iterations,
+			       fit.converged ? "" : ", stopped before converging");
 			for (int j = 0; j < SIM_CAL_NPARAM; j++)
 				if (mask & (1u << j))
 					printf("  %-20s %.4g\n", sim_cal_name(j), v[j]);
