@@ -271,6 +271,8 @@ typedef struct {
 				      gradient reductions left out */
 	double sync;               /* the bucketed gradient reductions (overlapped
 				      with the last backward) */
+	double gather;             /* ZeRO-1/2's updated-weight all-gathers, overlapped
+				      with the next step's first forward (left out of step) */
 	double state;              /* weights + gradients + optimizer (tied copy included) */
 	double tied;               /* bytes of the tied copy: as weight and again as gradient */
 	double tied_step;          /* its gradient sync, within step */
@@ -343,6 +345,7 @@ static int cost_one(PassLayerCosts *lc, int l, const IrLogicalMesh *view, int ze
 		out->work[m] = sc.mem.act_work_bytes;
 		out->sync = (PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) ? sc.grad_sync_s : 0;
 		out->step = sc.step_s - out->sync;
+		out->gather = sc.param_gather_s; /* one layer: all of it is exposed */
 		out->state = sc.mem.weight_bytes + sc.mem.grad_bytes + sc.mem.opt_bytes;
 		out->tied = sc.mem.tied_grad_bytes;
 		out->send = sc.send_bytes;
@@ -817,7 +820,7 @@ int pass_stage_options(const IrGraph *g, const IrCluster *c, const IrStagePlan *
 		SimStageCost sc;
 		if (sim_stage_cost_overlap(g, c, s, (IrRecompute)m, 0, PASS_OVERLAP, &sc, e))
 			return -1;
-		double step = sc.step_s;
+		double step = sc.step_s + sc.param_gather_s;
 		if ((PASS_OVERLAP & IR_OVERLAP_GRAD_REDUCE) && sc.grad_bucket_s > 0)
 			/* the buckets run during the last backward: what outlasts it */
 			step += fmax(0, sc.grad_end_s - sc.bwd_s) - sc.grad_sync_s;
@@ -846,6 +849,9 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 	 * last backward, buckets in backward order; exposed is what outlasts
 	 * the backward of layers a..b-1, and at least layer a's bucket */
 	double sync = 0, sync_a = 0, hide = 0;
+	/* the updated weights' all-gathers likewise: one stream from the start
+	 * of layer a's first forward, buckets in forward order */
+	double gat = 0, gat_a = 0, ahead = 0;
 	for (int l = a; l <= b; l++) {
 		const LayerCost *x = cost_at(lc, lc->key[l], h, v, FAST);
 		const LayerCost *y = cost_at(lc, lc->key[l], h, v, LEAN);
@@ -862,6 +868,11 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 			sync_a = x->sync;
 		if (l < b)
 			hide += x->bwd[m];
+		gat += x->gather;
+		if (l == a)
+			gat_a = x->gather;
+		if (l < b)
+			ahead += x->fwd[m];
 		o.state_bytes += x->state;
 		o.act_bytes += x->act[m];
 		o.work_bytes = fmax(o.work_bytes, x->work[m]);
@@ -874,7 +885,7 @@ static PassStageOption compose(const PassLayerCosts *lc, int a, int b, int h, in
 	}
 	if (!o.ok || (var == LEAN && !lean))
 		return (PassStageOption){.ok = false};
-	o.step_s += fmax(sync_a, sync - hide);
+	o.step_s += fmax(sync_a, sync - hide) + fmax(gat_a, gat - ahead);
 	o.zero = var == LEAN ? 2 : 0;
 	return o;
 }

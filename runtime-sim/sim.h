@@ -349,6 +349,10 @@ typedef struct SimStageCost {
 	double grad_first_s;  /* the first bucket starts */
 	double grad_end_s;    /* the last bucket ends (exposed: what passes bwd_s) */
 	double grad_bucket_s; /* sum of the buckets' times */
+	/* With IR_OVERLAP_PARAM_GATHER and ZeRO-1/2: the once-per-step all-gathers
+	 * of the updated weight shards leave step_s and run during the next step's
+	 * first forward, one bucket per layer; what they add to it: */
+	double param_gather_s;
 	double send_bytes;    /* activations of one microbatch the next stages read (whole tensors) */
 	double model_flops;   /* forward + backward FLOPs of one microbatch, whole stage */
 	double hw_flops;      /* FLOPs one device runs per microbatch (recomputation, replication) */

@@ -263,6 +263,8 @@ typedef struct {
 	double bc, bm, bg; /* backward (recomputation included): the same */
 	double br;         /* backward: reduce-scatter of the layer's gradient shards */
 	double red[SIM_NCOLL][3]; /* bytes of once-per-step gradient reductions */
+	double gat[3];     /* bytes of once-per-step weight all-gathers (ZeRO-1/2's
+			    * updated shards), per axis */
 } LayerWork;
 
 /* A task over a stage's layers (forward ascending, backward descending):
@@ -306,6 +308,29 @@ static double task_time(const LayerWork *lw, int nl, bool backward, bool prefetc
 	if (pending > 0)
 		cfree = fmax(cfree, t) + pending;
 	return fmax(t, reduce ? cfree : 0);
+}
+
+/*
+ * What the once-per-step weight all-gathers (LayerWork.gat) add to the
+ * first forward of a step when they overlap it: issued together in layer
+ * order on the communication stream when the step starts, one bucket per
+ * layer; a layer's forward waits for its own bucket.  Only the first
+ * bucket is exposed when each later one is shorter than the forward
+ * before it.
+ */
+static double param_gather_exposed(const LayerWork *lw, int nl, const IrLogicalMesh *lm, bool tp)
+{
+	double t = 0, cfree = 0, work = 0;
+	for (int l = 0; l < nl; l++) {
+		const LayerWork *x = &lw[l];
+		for (int a = 0; a < 3; a++)
+			if (x->gat[a] > 0)
+				cfree += sim_mesh_collective_time(lm, a, SIM_ALL_GATHER, x->gat[a]);
+		double w = (tp ? fmax(x->fc, x->fm) : x->fc + x->fm) + x->fg;
+		t = fmax(t, cfree) + w;
+		work += w;
+	}
+	return fmax(t, cfree) - work;
 }
 
 /* Appends a collective to det (NULL: nothing). */
@@ -439,6 +464,8 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 			bucket[cm->kind][cm->axis] += cm->bytes;
 			if (cm->kind == SIM_ALL_REDUCE || cm->kind == SIM_REDUCE_SCATTER)
 				LW(cm->op)->red[cm->kind][cm->axis] += cm->bytes;
+			else if (cm->kind == SIM_ALL_GATHER)
+				LW(cm->op)->gat[cm->axis] += cm->bytes;
 			continue;
 		}
 		double t = sim_mesh_collective_time(&lm, cm->axis, (SimColl)cm->kind, cm->bytes);
@@ -470,6 +497,7 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 	}
 	/* once-per-step collectives run as one per kind and axis, over a flat
 	 * buffer (Megatron-LM's contiguous gradient buffer; DDP's buckets) */
+	double gather_s = 0; /* the once-per-step weight all-gathers, flat */
 	for (int k = 0; k < SIM_NCOLL && !rcode; k++)
 		for (int a = 0; a < 3; a++)
 			if (bucket[k][a] > 0) {
@@ -478,9 +506,20 @@ static int stage_cost(const IrGraph *g, const IrCluster *c, const IrStagePlan *s
 				out->step_comm_s += t;
 				if (k == SIM_ALL_REDUCE || k == SIM_REDUCE_SCATTER)
 					out->grad_sync_s += t;
+				if (k == SIM_ALL_GATHER)
+					gather_s += t;
 			}
 	if (!rcode && overlap) {
 		bool pf = overlap & IR_OVERLAP_PARAM_GATHER, tp = overlap & IR_OVERLAP_TP;
+		if (pf && gather_s > 0) {
+			/* Megatron-LM's --overlap-param-gather: the updated shards'
+			 * all-gathers leave the step and run in the next step's first
+			 * forward, one bucket per layer */
+			double exposed = param_gather_exposed(lw, nl, &lm, tp);
+			out->step_s -= gather_s;
+			out->step_comm_s -= gather_s;
+			out->param_gather_s = exposed;
+		}
 		if (pf || tp)
 			out->fwd_s = task_time(lw, nl, false, pf, tp, false);
 		if (overlap & IR_OVERLAP_GRAD_REDUCE) {
@@ -908,7 +947,7 @@ int sim_plan(const IrGraph *g, const IrCluster *c, const IrPlan *p, SimResult *r
 	for (int i = 0; i < S; i++) {
 		const SimStageCost *sc = &r->stage[i];
 		int k = i % P;
-		r->rank_step_s[k] += sc->step_s - (bucketed ? sc->grad_sync_s : 0);
+		r->rank_step_s[k] += sc->step_s - (bucketed ? sc->grad_sync_s : 0) + sc->param_gather_s;
 		r->rank_weight[k] += sc->mem.weight_bytes;
 		r->rank_grad[k] += sc->mem.grad_bytes;
 		r->rank_opt[k] += sc->mem.opt_bytes;

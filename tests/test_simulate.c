@@ -567,8 +567,9 @@ Test(fused, kernel_time_follows_the_published_efficiency)
 /* ---- overlap ---- */
 
 /* One stage of GPT_SMALL on 2 GPUs (data parallel), `nmicro` microbatches,
- * once-per-step all-reduces of bytes[l] on an update op of layer l. */
-static void dp_plan(const IrGraph *g, IrPlan *p, const double *bytes, int nmicro)
+ * once-per-step collectives `kind` of bytes[l] on an update op of layer l. */
+static void dp_plan_kind(const IrGraph *g, IrPlan *p, const double *bytes, int nmicro,
+			 SimColl kind)
 {
 	ir_plan_init(p);
 	p->model = "gpt";
@@ -590,9 +591,14 @@ static void dp_plan(const IrGraph *g, IrPlan *p, const double *bytes, int nmicro
 			if (g->ops[o].kind == IR_ADAM && g->ops[o].layer == l)
 				upd = o;
 		cr_assert(upd >= 0);
-		s->comm[s->ncomm++] = (IrComm){.op = upd, .kind = SIM_ALL_REDUCE, .axis = 0,
+		s->comm[s->ncomm++] = (IrComm){.op = upd, .kind = kind, .axis = 0,
 					       .bytes = bytes[l], .per_step = true};
 	}
+}
+
+static void dp_plan(const IrGraph *g, IrPlan *p, const double *bytes, int nmicro)
+{
+	dp_plan_kind(g, p, bytes, nmicro, SIM_ALL_REDUCE);
 }
 
 Test(overlap, only_the_last_bucket_is_exposed_when_each_fits_in_the_backward_left)
@@ -661,6 +667,66 @@ Test(overlap, only_the_last_bucket_is_exposed_when_each_fits_in_the_backward_lef
 	double t3 = sim_mesh_collective_time(&lm, 0, SIM_ALL_REDUCE, 3e9);
 	cr_assert(on.step_time_s > on.tl.span_s + t0 + update + 0.5 * t3);
 	sim_result_free(&on);
+	ir_plan_free(&p);
+	ir_cluster_free(&c);
+	ir_graph_free(&g);
+}
+
+Test(overlap, updated_weight_gathers_run_in_the_next_forward_and_only_the_first_is_exposed)
+{
+	IrGraph g = test_graph("gpt", GPT_SMALL);
+	IrCluster c = cluster();
+	/* ZeRO-1's all-gathers of the updated shards on layers 0, 1 and 3, each
+	 * (~4 us) shorter than the forward of the layer before it */
+	double bytes[4] = {2e3, 1e3, 0, 3e3};
+	IrPlan p;
+	dp_plan_kind(&g, &p, bytes, 4, SIM_ALL_GATHER);
+	IrLogicalMesh lm;
+	IrError e = {0};
+	cr_assert_eq(ir_logical_mesh(&c, &p.stages[0].mesh, 2, 1, &lm, &e), 0);
+	double t0 = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 2e3); /* layer 0: first */
+	double flat = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 6e3);
+	SimResult on, off;
+	p.overlap = IR_OVERLAP_PARAM_GATHER;
+	cr_assert_eq(sim_plan(&g, &c, &p, &on, &e), 0, "%s", e.msg);
+	p.overlap = 0;
+	cr_assert_eq(sim_plan(&g, &c, &p, &off, &e), 0, "%s", e.msg);
+	/* off: one flat all-gather once per step (today's figure) */
+	cr_assert_float_eq(off.step_time_s, off.tl.span_s + off.stage[0].step_s, 1e-15);
+	double update = off.stage[0].step_s - flat;
+	/* on: the step loses the flat gather and gains layer 0's bucket */
+	cr_assert_float_eq(on.stage[0].param_gather_s, t0, 1e-15);
+	cr_assert_float_eq(on.step_time_s, on.tl.span_s + update + t0, 1e-12,
+			   "step %.9g, want %.9g", on.step_time_s, on.tl.span_s + update + t0);
+	sim_result_free(&on);
+	sim_result_free(&off);
+	/* a bucket longer than all the forward before it: exposed is what it
+	 * outlasts that forward by, plus its queue behind the earlier buckets */
+	double big[4] = {2e3, 1e3, 0, 3e9};
+	ir_plan_free(&p);
+	dp_plan_kind(&g, &p, big, 4, SIM_ALL_GATHER);
+	p.overlap = IR_OVERLAP_PARAM_GATHER;
+	SimStageCost none, sc;
+	IrStagePlan s0 = p.stages[0];
+	s0.ncomm = 0;
+	cr_assert_eq(sim_stage_cost(&g, &c, &s0, IR_RECOMP_NONE, 0, &none, &e), 0);
+	cr_assert_eq(sim_stage_cost_overlap(&g, &c, &p.stages[0], IR_RECOMP_NONE, 0,
+					    IR_OVERLAP_PARAM_GATHER, &sc, &e), 0, "%s", e.msg);
+	double t1 = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 1e3);
+	double t3 = sim_mesh_collective_time(&lm, 0, SIM_ALL_GATHER, 3e9);
+	/* forward of layers 0..2 runs while the stream works through t0 + t1 +
+	 * t3; layer 3 starts once its bucket is in */
+	IrPlan q; /* layer 3 alone: its forward */
+	ir_plan_init(&q);
+	IrStagePlan s3;
+	stage(&q, &g, &s3, 3, 3, (IrMesh){0, 1, 0, 2}, 2, 1, replicated);
+	SimStageCost x;
+	cr_assert_eq(sim_stage_cost(&g, &c, &s3, IR_RECOMP_NONE, 0, &x, &e), 0);
+	double fwd3 = x.fwd_s;
+	ir_plan_free(&q);
+	double want = t0 + t1 + t3 + fwd3 - none.fwd_s;
+	cr_assert_float_eq(sc.param_gather_s, want, 1e-9 * t3, "exposed %.9g, want %.9g",
+			   sc.param_gather_s, want);
 	ir_plan_free(&p);
 	ir_cluster_free(&c);
 	ir_graph_free(&g);
