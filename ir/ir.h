@@ -68,9 +68,9 @@ double ir_now_s(void);
 
 enum {
 	IR_MAX_FILE_BYTES = 8 << 20, /* model, cluster and plan files */
-	IR_MAX_OPS = 50000,          /* forward ops a model may expand to */
+	IR_MAX_OPS = 20000,          /* forward ops a model may expand to */
 	IR_MAX_EXPR_DEPTH = 64,      /* brackets and unary minus nested in one expression */
-	IR_MAX_EXPAND = 100000,      /* elements a model's repeats may visit */
+	IR_MAX_EXPAND = 30000,       /* elements a model's repeats may visit */
 	IR_MAX_NODES = 1000000,      /* nodes of a cluster */
 	IR_MAX_GPUS_PER_NODE = 1024, /* GPUs of one node */
 	IR_MAX_TEXT = 4096,          /* a parameter list (--set) */
