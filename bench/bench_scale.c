@@ -206,6 +206,7 @@ static int run(const Row *r, int point, int threads, Out *out, double *cpu_s, do
 
 int main(int argc, char **argv)
 {
+	ir_heap_keep(); /* as the CLI: the children compile under its heap policy */
 	int threads = 2;
 	bool quality = true;
 	const char *want[16];

@@ -59,6 +59,15 @@ void *ir_xrealloc(void *p, size_t n);
 char *ir_xstrdup(const char *s);
 /* What they do on failure: "meshplan: out of memory" and abort. */
 _Noreturn void ir_oom(void);
+/* Makes the process keep freed heap memory (up to IR_HEAP_KEEP_BYTES at
+ * the heap's top, blocks up to IR_HEAP_MMAP_BYTES from the heap) instead
+ * of returning it to the kernel at once (glibc; elsewhere nothing).  A
+ * planning run builds and frees solver problems of tens of megabytes
+ * thousands of times; with glibc's defaults each solve faults its pages in
+ * afresh.  For programs (the CLI, the benchmarks), not for the library's
+ * own calls: it sets a process-wide policy. */
+void ir_heap_keep(void);
+enum { IR_HEAP_KEEP_BYTES = 64 << 20, IR_HEAP_MMAP_BYTES = 32 << 20 };
 /* Seconds on the monotonic clock: for durations, progress and a user's
  * time limit, never to decide a result otherwise. */
 double ir_now_s(void);

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "ir/ir.h"
 
@@ -35,6 +38,14 @@ const char *ir_error_str(const IrError *e, char *buf, size_t n)
 }
 
 /* ---- the heap allocator ---- */
+
+void ir_heap_keep(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_TRIM_THRESHOLD, IR_HEAP_KEEP_BYTES);
+	mallopt(M_MMAP_THRESHOLD, IR_HEAP_MMAP_BYTES);
+#endif
+}
 
 double ir_now_s(void)
 {

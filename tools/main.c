@@ -46,6 +46,7 @@ int main(int argc, char **argv)
 	/* Past a file size limit, a write fails with EFBIG and is reported,
 	 * instead of the process being killed part way through an output. */
 	signal(SIGXFSZ, SIG_IGN);
+	ir_heap_keep();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_BADINPUT;
