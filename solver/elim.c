@@ -14,8 +14,12 @@
  * no worse against every table (the lower index stays when both are
  * equal everywhere), repeated until nothing changes; some minimum keeps
  * only live values.  The order is greedy: next the variable whose
- * elimination makes the smallest table (ties: the lowest index).  The
- * assignment is read back in reverse order.
+ * elimination makes the smallest table (ties: the lowest index).  Which
+ * tables an elimination sums and which classes its new table has depend
+ * on the projections only, so the whole order and the work it takes are
+ * planned before any value is summed: a problem over the work bound is
+ * refused at the cost of its planning.  The assignment is read back in
+ * reverse order.
  */
 #include "solver/elim.h"
 
@@ -459,10 +463,47 @@ static int step_plan(const ElimProblem *p, int v, Step *s)
 	return 0;
 }
 
-/* Eliminates v as s planned: the argmin table (over s's joint classes,
- * row-major, the last neighbour fastest), NULL when out of memory.  The
- * table of minima joins p (or *constant when v has no neighbour). */
-static uint16_t *eliminate(ElimProblem *p, int v, const Step *s, double *constant)
+/* Eliminates v as s planned, in structure only: the tables s sums are
+ * retired and the table of minima over the neighbours' joint classes
+ * joins p without values (its id into *tab; -1 when v has no neighbour).
+ * -1 when out of memory. */
+static int retire(ElimProblem *p, const Step *s, int *tab)
+{
+	int nu = s->nu;
+	int *newpr = malloc(sizeof(int) * (size_t)(nu > 0 ? nu : 1));
+	if (!newpr)
+		return -1;
+	for (int f = 0; f < s->nf; f++)
+		p->tab[s->fid[f]].live = false;
+	*tab = -1;
+	int rc = 0;
+	for (int q = 0; q < nu && !rc; q++) {
+		int *map = malloc(sizeof(int) * (size_t)p->dom[s->u[q]]);
+		if (!map) {
+			rc = -1;
+			break;
+		}
+		memcpy(map, s->cls[q], sizeof(int) * (size_t)p->dom[s->u[q]]);
+		newpr[q] = add_proj(p, s->u[q], s->ncls[q], map);
+		if (newpr[q] < 0) {
+			free(map);
+			rc = -1;
+		}
+	}
+	if (!rc && nu > 0) {
+		*tab = add_table(p, nu, newpr, NULL);
+		rc = *tab < 0 ? -1 : 0;
+	}
+	free(newpr);
+	return rc;
+}
+
+/* Eliminates v (retired as s planned, its new table `tab`) in values: sums
+ * the tables s names (their values freed after), minimises over x_v for
+ * every combination of the neighbours' joint classes (row-major, the last
+ * neighbour fastest) into table tab (or *constant when tab < 0); returns
+ * the argmin table, NULL when out of memory. */
+static uint16_t *eliminate(ElimProblem *p, int v, const Step *s, int tab, double *constant)
 {
 	size_t cells = (size_t)s->cells;
 	int nu = s->nu, nf = s->nf, dv = p->dom[v];
@@ -474,8 +515,7 @@ static uint16_t *eliminate(ElimProblem *p, int v, const Step *s, double *constan
 	size_t *vcol = calloc((size_t)nf * (size_t)dv, sizeof(size_t));
 	size_t **step = calloc((size_t)nf * (size_t)(nu > 0 ? nu : 1), sizeof(size_t *));
 	int *x = calloc((size_t)(nu > 0 ? nu : 1), sizeof(int));
-	int *newpr = malloc(sizeof(int) * (size_t)(nu > 0 ? nu : 1));
-	bool ok = minv && arg && off && vcol && step && x && newpr;
+	bool ok = minv && arg && off && vcol && step && x;
 	for (int f = 0; f < nf && ok; f++) {
 		const Table *tb = &p->tab[s->fid[f]];
 		size_t stride = 1;
@@ -544,52 +584,35 @@ static uint16_t *eliminate(ElimProblem *p, int v, const Step *s, double *constan
 	free(x);
 	for (int f = 0; f < nf && ok; f++) {
 		Table *tb = &p->tab[s->fid[f]];
-		tb->live = false;
 		free(tb->t);
 		tb->t = NULL;
 	}
-	/* the new table over the neighbours' joint classes */
-	for (int q = 0; q < nu && ok; q++) {
-		int *map = malloc(sizeof(int) * (size_t)p->dom[s->u[q]]);
-		if (!map) {
-			ok = false;
-			break;
-		}
-		memcpy(map, s->cls[q], sizeof(int) * (size_t)p->dom[s->u[q]]);
-		newpr[q] = add_proj(p, s->u[q], s->ncls[q], map);
-		if (newpr[q] < 0) {
-			free(map);
-			ok = false;
-		}
-	}
-	if (ok && nu == 0) {
+	if (ok && tab < 0) {
 		*constant += minv[0];
 		free(minv);
-		minv = NULL;
-	} else if (ok && add_table(p, nu, newpr, minv) < 0) {
-		ok = false;
 	} else if (ok) {
-		minv = NULL;
-	}
-	free(newpr);
-	free(minv);
-	if (!ok) {
+		p->tab[tab].t = minv;
+	} else {
+		free(minv);
 		free(arg);
-		return NULL;
+		arg = NULL;
 	}
 	return arg;
 }
 
+/* Two passes: the order and every table's structure first (the work bound
+ * decided before any value is summed, so a refused problem costs only its
+ * planning), then the values in that order. */
 static int solve_reduced(ElimProblem *p, double max_work, double max_table, int *xout,
 			 double *min)
 {
 	int n = p->n, m = n > 0 ? n : 1;
-	int *order = malloc(sizeof(int) * (size_t)m);
+	int *order = malloc(sizeof(int) * (size_t)m), *tab = malloc(sizeof(int) * (size_t)m);
 	Step *st = calloc((size_t)m, sizeof(Step));
 	bool *gone = calloc((size_t)m, sizeof(bool)), *stale = calloc((size_t)m, sizeof(bool));
 	uint16_t **arg = calloc((size_t)m, sizeof(uint16_t *));
 	double constant = 0, work = 0;
-	int rc = !order || !st || !gone || !stale || !arg ? -1 : 0;
+	int rc = !order || !tab || !st || !gone || !stale || !arg ? -1 : 0;
 	for (int v = 0; v < n && !rc; v++)
 		rc = step_plan(p, v, &st[v]);
 	p->width = 0;
@@ -615,15 +638,17 @@ static int solve_reduced(ElimProblem *p, double max_work, double max_table, int 
 		}
 		if (st[v].nu > p->width)
 			p->width = st[v].nu;
-		arg[v] = eliminate(p, v, &st[v], &constant);
-		if (!arg[v]) {
-			rc = -1;
-			break;
-		}
+		rc = retire(p, &st[v], &tab[v]);
 		gone[v] = true;
 		order[k] = v;
 		for (int q = 0; q < st[v].nu; q++)
 			stale[st[v].u[q]] = true;
+	}
+	for (int k = 0; k < n && !rc; k++) {
+		int v = order[k];
+		arg[v] = eliminate(p, v, &st[v], tab[v], &constant);
+		if (!arg[v])
+			rc = -1;
 	}
 	int *x = rc ? NULL : malloc(sizeof(int) * (size_t)m);
 	if (!rc && !x)
@@ -649,6 +674,7 @@ static int solve_reduced(ElimProblem *p, double max_work, double max_table, int 
 	free(gone);
 	free(stale);
 	free(order);
+	free(tab);
 	return rc;
 }
 

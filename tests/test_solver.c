@@ -842,6 +842,69 @@ Test(elim, two_hundred_random_pairwise_problems_match_brute_force)
 	}
 }
 
+/* Under a work bound the order is planned in full before any value is
+ * summed: a problem is either refused (the assignment left as it was) or
+ * solved to the brute-force minimum, and a bound that refuses refuses
+ * every smaller one too. */
+Test(elim, under_a_work_bound_a_problem_is_refused_whole_or_solved_to_the_brute_force_minimum)
+{
+	uint64_t seed = 0xb0d9e7ull;
+	int refused = 0, solved = 0;
+	for (int it = 0; it < 300; it++) {
+		int n = rng_int(&seed, 2, 7), dom[8], ne = 0, e[28][2];
+		double un[8][4], C[28][16];
+		for (int v = 0; v < n; v++) {
+			dom[v] = rng_int(&seed, 2, 4);
+			for (int x = 0; x < dom[v]; x++)
+				un[v][x] = rng_int(&seed, 0, 20);
+		}
+		for (int a = 0; a < n; a++)
+			for (int b = a + 1; b < n; b++)
+				if (rng_int(&seed, 0, 2) > 0) {
+					e[ne][0] = a;
+					e[ne][1] = b;
+					for (int k = 0; k < 16; k++)
+						C[ne][k] = rng_int(&seed, 0, 30);
+					ne++;
+				}
+		const double *u[8];
+		for (int v = 0; v < n; v++)
+			u[v] = un[v];
+		ElimProblem *p = elim_new(n, dom, u);
+		cr_assert_not_null(p);
+		for (int k = 0; k < ne; k++)
+			cr_assert_eq(elim_add_pair(p, e[k][0], e[k][1], C[k]), 0);
+		double want = brute_pairs(n, dom, un, ne, (const int(*)[2])e, C);
+		double bound = rng_int(&seed, 1, 400);
+		int x[8];
+		for (int v = 0; v < 8; v++)
+			x[v] = -7;
+		double min = NAN;
+		int rc = elim_solve(p, bound, 1e9, x, &min);
+		cr_assert(rc == 0 || rc == 1, "problem %d: rc %d", it, rc);
+		if (rc == 1) {
+			refused++;
+			for (int v = 0; v < n; v++)
+				cr_expect_eq(x[v], -7, "problem %d: refused, yet x[%d] was written", it, v);
+			cr_expect_eq(elim_solve(p, bound / 2, 1e9, x, &min), 1,
+				     "problem %d: refused at %g, not at %g", it, bound, bound / 2);
+			cr_assert_eq(elim_solve(p, 1e9, 1e9, x, &min), 0, "problem %d", it);
+		} else {
+			solved++;
+		}
+		cr_expect_eq(min, want, "problem %d: %g, brute force %g", it, min, want);
+		double s = 0;
+		for (int v = 0; v < n; v++)
+			s += un[v][x[v]];
+		for (int k = 0; k < ne; k++)
+			s += C[k][x[e[k][0]] * dom[e[k][1]] + x[e[k][1]]];
+		cr_expect_eq(s, want, "problem %d: the assignment costs %g, not %g", it, s, want);
+		elim_free(p);
+	}
+	cr_expect(refused > 30 && solved > 30, "bounds exercised both ways: %d refused, %d solved",
+		  refused, solved);
+}
+
 Test(elim, a_chain_is_width_one_and_a_clique_past_the_bound_is_refused)
 {
 	/* a chain of 50 variables of 3 values: Viterbi, width 1 */
