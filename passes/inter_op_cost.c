@@ -953,6 +953,8 @@ typedef struct {
 	IrError *err;      /* per stage */
 	int *rc;           /* per stage */
 	int *jobs;         /* stages to solve */
+	bool *fits;        /* per solved stage: proven optimal under its memory budget */
+	double *state;     /* and the state bytes the budget counted */
 } ShardCtx;
 
 static void shard_one(void *ctx, int j)
@@ -974,6 +976,8 @@ static void shard_one(void *ctx, int j)
 	PassIntraResult r;
 	x->rc[q] = pass_intra_op(x->g, x->c, &lm, s->first_layer, s->last_layer, &o, &tmp,
 				 &x->out[q], &r, &x->err[q]);
+	x->fits[q] = !x->rc[q] && o.memory_budget > 0 && r.status == PASS_OPTIMAL;
+	x->state[q] = r.state_bytes;
 	if (x->rc[q] && o.memory_budget > 0) {
 		/* the budget not met (within the ILP's limits): gradients and
 		 * optimizer state sharded */
@@ -1038,27 +1042,76 @@ static bool same_options(const PassIntraOptions *o, int a, int b)
 		      o[a].time_limit_s == o[b].time_limit_s && o[a].node_limit == o[b].node_limit);
 }
 
+/* Options a and b differ in the memory budget only (both have one). */
+static bool budget_siblings(const PassIntraOptions *o, int a, int b)
+{
+	return o && o[a].memory_budget > 0 && o[b].memory_budget > 0 &&
+	       o[a].memory_budget != o[b].memory_budget && o[a].method == o[b].method &&
+	       o[a].zero == o[b].zero && o[a].time_limit_s == o[b].time_limit_s &&
+	       o[a].node_limit == o[b].node_limit;
+}
+
+/*
+ * Stages of the same structure on the same shape and view whose options
+ * differ in the memory budget only ("budget siblings", e.g. the lean
+ * stages of a pipeline, whose budgets shrink with the microbatches in
+ * flight) pose the same ILP up to its memory row: the one with the largest
+ * budget is solved first, and its plan, when proven optimal under that
+ * budget, is optimal for every sibling it also fits (a sibling's feasible
+ * set is a subset holding it); a sibling it does not fit is solved itself.
+ * Marks in defer[] each sibling that waits for its representative rep[].
+ */
+static void find_budget_siblings(const IrPlan *plan, const PassIntraOptions *opt,
+				 const uint64_t *hash, const int *solve_of, int *rep, bool *defer)
+{
+	int S = plan->nstages;
+	for (int q = 0; q < S; q++) {
+		rep[q] = -1; /* in no class yet */
+		defer[q] = false;
+	}
+	for (int q = 0; q < S; q++) {
+		if (solve_of[q] != q || rep[q] >= 0)
+			continue;
+		int best = q, members = 1;
+		rep[q] = q;
+		for (int u = q + 1; u < S; u++)
+			if (solve_of[u] == u && rep[u] < 0 && hash[u] == hash[q] &&
+			    same_shape_view(&plan->stages[u], &plan->stages[q]) &&
+			    budget_siblings(opt, u, q)) {
+				rep[u] = q;
+				members++;
+				if (opt[u].memory_budget > opt[best].memory_budget)
+					best = u;
+			}
+		for (int u = q; u < S && members > 1; u++)
+			if (rep[u] == q) {
+				rep[u] = best;
+				defer[u] = u != best;
+			}
+	}
+}
+
 int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,
 		      const PassIntraOptions *opt, int threads, int *solves, IrError *e)
 {
 	int S = plan->nstages;
-	ShardCtx x = {g, c, plan, opt, NULL, NULL, NULL, NULL, NULL, NULL};
+	ShardCtx x = {g, c, plan, opt, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	x.solve_of = ir_xmalloc(sizeof(int) * (size_t)S);
 	x.out = ir_xcalloc((size_t)S, sizeof(IrStagePlan));
 	x.arenas = ir_xcalloc((size_t)S, sizeof(IrArena));
 	x.err = ir_xcalloc((size_t)S, sizeof(IrError));
 	x.rc = ir_xcalloc((size_t)S, sizeof(int));
 	x.jobs = ir_xmalloc(sizeof(int) * (size_t)S);
+	x.fits = ir_xcalloc((size_t)S, sizeof(bool));
+	x.state = ir_xcalloc((size_t)S, sizeof(double));
 	uint64_t *hash = ir_xmalloc(sizeof(uint64_t) * (size_t)S);
+	int *rep = ir_xmalloc(sizeof(int) * (size_t)S);
+	bool *defer = ir_xmalloc(sizeof(bool) * (size_t)S);
 	int *ops = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
 	int *ops2 = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
 	int *pos = ir_xmalloc(sizeof(int) * (size_t)(g->nops + 1));
-	if (!x.solve_of || !x.out || !x.arenas || !x.err || !x.rc || !x.jobs || !hash || !ops ||
-	    !ops2 || !pos)
-		abort();
 	for (int i = 0; i < g->nops; i++)
 		pos[i] = -1;
-	int njobs = 0;
 	for (int q = 0; q < S; q++) {
 		const IrStagePlan *s = &plan->stages[q];
 		int n = range_ops(g, s->first_layer, s->last_layer, ops);
@@ -1071,10 +1124,31 @@ int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,
 				x.solve_of[q] = u;
 				break;
 			}
-		if (x.solve_of[q] == q)
+	}
+	find_budget_siblings(plan, opt, hash, x.solve_of, rep, defer);
+	/* the representatives and every other stage solved, then the
+	 * siblings their representative's plan does not fit */
+	int njobs = 0;
+	for (int q = 0; q < S; q++)
+		if (x.solve_of[q] == q && !defer[q])
+			x.jobs[njobs++] = q;
+	run_parallel(njobs, threads, shard_one, &x, NULL, NULL, "stages");
+	int first = njobs;
+	for (int q = 0; q < S; q++) {
+		if (!defer[q])
+			continue;
+		int u = rep[q];
+		if (!x.rc[u] && x.fits[u] && x.state[u] <= opt[q].memory_budget)
+			x.solve_of[q] = u;
+		else
 			x.jobs[njobs++] = q;
 	}
-	run_parallel(njobs, threads, shard_one, &x, NULL, NULL, "stages");
+	x.jobs += first;
+	run_parallel(njobs - first, threads, shard_one, &x, NULL, NULL, "stages");
+	x.jobs -= first;
+	for (int q = 0; q < S; q++) /* a copy of a copy copies the solve */
+		while (x.solve_of[x.solve_of[q]] != x.solve_of[q])
+			x.solve_of[q] = x.solve_of[x.solve_of[q]];
 	int rc = 0;
 	for (int j = 0; j < njobs && !rc; j++)
 		if (x.rc[x.jobs[j]]) {
@@ -1109,6 +1183,10 @@ int pass_shard_stages(const IrGraph *g, const IrCluster *c, IrPlan *plan,
 	free(x.err);
 	free(x.rc);
 	free(x.jobs);
+	free(x.fits);
+	free(x.state);
+	free(rep);
+	free(defer);
 	free(hash);
 	free(ops);
 	free(ops2);

@@ -1573,6 +1573,8 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m, 
 	scale_groups(&R);
 	int rc = solve(&R, r);
 	if (!rc) {
+		for (int gi = 0; gi < R.ngroups; gi++)
+			r->state_bytes += R.groups[gi].mem[R.groups[gi].chosen];
 		out->first_layer = first_layer;
 		out->last_layer = last_layer;
 		out->mesh = m->mesh;

@@ -80,6 +80,8 @@ typedef struct PassIntraResult {
 	double gap;             /* relative ILP gap, 0 when optimal */
 	double solve_time_s;
 	int variables, constraints;
+	double state_bytes;     /* per device, weights + gradients + optimizer state of the
+				   plan found, as PassIntraOptions.memory_budget counts them */
 	char message[256];
 } PassIntraResult;
 

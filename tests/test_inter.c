@@ -364,6 +364,68 @@ Test(pass, stages_of_identical_layers_share_one_solve, .timeout = 300)
 	ir_cluster_free(&c);
 }
 
+/* Stages whose options differ in the memory budget only: each plan is
+ * the exhaustive search's optimum under that stage's own budget and fits
+ * it, and the stages the loosest budget's plan fits share its solve. */
+Test(pass, stages_differing_only_in_budget_match_exhaustive_search_each, .timeout = 300)
+{
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	IrGraph g = test_graph(TINY, "layers=5");
+	IrMesh mesh = {0, 1, 0, 2};
+	IrLogicalMesh lm;
+	IrError e;
+	cr_assert_eq(ir_logical_mesh(&c, &mesh, 1, 2, &lm, &e), 0, "%s", e.msg);
+	/* block 1 alone, no budget: the state its fastest plan holds */
+	PassIntraOptions o = {.method = PASS_ILP, .nmicro = 4, .exhaustive = true};
+	IrPlan tmp;
+	ir_plan_init(&tmp);
+	IrStagePlan st;
+	PassIntraResult r;
+	cr_assert_eq(pass_intra_op(&g, &c, &lm, 1, 1, &o, &tmp, &st, &r, &e), 0, "%s", e.msg);
+	double free_s = r.objective_s, s0 = r.state_bytes;
+	ir_plan_free(&tmp);
+	cr_assert_gt(s0, 0);
+	/* blocks 1..4 (the same structure), loosest budget not first */
+	const double frac[4] = {2, 4, 1, 0.75};
+	PassIntraOptions opt[4];
+	IrPlan p;
+	ir_plan_init(&p);
+	p.nmicro = 4;
+	p.nstages = 4;
+	p.stages = ir_alloc(&p.arena, 4 * sizeof(IrStagePlan));
+	for (int q = 0; q < 4; q++) {
+		opt[q] = (PassIntraOptions){.method = PASS_ILP, .memory_budget = frac[q] * s0,
+					    .exhaustive = true};
+		p.stages[q] = (IrStagePlan){.first_layer = q + 1, .last_layer = q + 1,
+					    .mesh = mesh, .n0 = 1, .n1 = 2};
+	}
+	int solves = 0;
+	cr_assert_eq(pass_shard_stages(&g, &c, &p, opt, 2, &solves, &e), 0, "%s", e.msg);
+	int binding = 0;
+	for (int q = 0; q < 4; q++) {
+		PassIntraOptions oq = opt[q];
+		oq.nmicro = 4;
+		ir_plan_init(&tmp);
+		int rc = pass_intra_op(&g, &c, &lm, q + 1, q + 1, &oq, &tmp, &st, &r, &e);
+		cr_assert_eq(rc, 0, "stage %d alone under %.2f x its free state: %s", q, frac[q],
+			     e.msg);
+		cr_expect(same_cost(p.stages[q].ilp_s, r.objective_s),
+			  "stage %d (budget %.2f x): %.12g s, exhaustive alone %.12g s", q, frac[q],
+			  p.stages[q].ilp_s, r.objective_s);
+		double held = p.stages[q].weight_bytes + p.stages[q].grad_bytes +
+			      p.stages[q].opt_bytes;
+		cr_expect(held <= oq.memory_budget * (1 + 1e-12),
+			  "stage %d holds %.0f bytes, budget %.0f", q, held, oq.memory_budget);
+		binding += r.objective_s > free_s * (1 + 1e-9);
+		ir_plan_free(&tmp);
+	}
+	cr_expect_eq(binding, 1, "only the 0.75 x budget costs time");
+	cr_expect_eq(solves, 2, "budgets 4, 2 and 1 x share one solve; 0.75 x is solved alone");
+	ir_plan_free(&p);
+	ir_graph_free(&g);
+	ir_cluster_free(&c);
+}
+
 /* ------------------------------------------------------------------ */
 /* Through the binary                                                   */
 
