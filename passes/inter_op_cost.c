@@ -1035,20 +1035,23 @@ static bool same_shape_view(const IrStagePlan *a, const IrStagePlan *b)
 	       a->n0 == b->n0 && a->n1 == b->n1;
 }
 
+/* Options a and b agree in everything but the memory budget. */
+static bool same_but_budget(const PassIntraOptions *o, int a, int b)
+{
+	return o[a].method == o[b].method && o[a].zero == o[b].zero &&
+	       o[a].time_limit_s == o[b].time_limit_s && o[a].node_limit == o[b].node_limit;
+}
+
 static bool same_options(const PassIntraOptions *o, int a, int b)
 {
-	return !o || (o[a].method == o[b].method && o[a].zero == o[b].zero &&
-		      o[a].memory_budget == o[b].memory_budget &&
-		      o[a].time_limit_s == o[b].time_limit_s && o[a].node_limit == o[b].node_limit);
+	return !o || (same_but_budget(o, a, b) && o[a].memory_budget == o[b].memory_budget);
 }
 
 /* Options a and b differ in the memory budget only (both have one). */
 static bool budget_siblings(const PassIntraOptions *o, int a, int b)
 {
 	return o && o[a].memory_budget > 0 && o[b].memory_budget > 0 &&
-	       o[a].memory_budget != o[b].memory_budget && o[a].method == o[b].method &&
-	       o[a].zero == o[b].zero && o[a].time_limit_s == o[b].time_limit_s &&
-	       o[a].node_limit == o[b].node_limit;
+	       o[a].memory_budget != o[b].memory_budget && same_but_budget(o, a, b);
 }
 
 /*
