@@ -305,6 +305,7 @@ const char *ilp_status_name(IlpStatus s)
 	case ILP_INFEASIBLE: return "infeasible";
 	case ILP_TIMEOUT: return "timeout";
 	case ILP_ERROR: return "error";
+	case ILP_FRACTIONAL: return "fractional";
 	}
 	return "unknown";
 }
@@ -659,8 +660,13 @@ static void run_glpk(IlpProblem *p, const IlpOptions *o, double t0, IlpResult *r
 	glp_prob *P = glp_create_prob();
 	load(p, P);
 	r->build_time_s = now_s() - t0;
-	if (solve_lp(p, P, o, deadline, r) && !take_integral_lp(p, P, r))
-		solve_mip(p, P, o, deadline, r, c);
+	if (solve_lp(p, P, o, deadline, r) && !take_integral_lp(p, P, r)) {
+		if (o->no_branch)
+			say(r, ILP_FRACTIONAL, "the LP relaxation is fractional (objective %.9g); "
+			    "branching not asked for", glp_get_obj_val(P));
+		else
+			solve_mip(p, P, o, deadline, r, c);
+	}
 	glp_delete_prob(P);
 	glp_free_env();
 }
@@ -731,7 +737,7 @@ static void dg_bytes(Digest *d, const void *v, size_t n)
 static Digest digest(const IlpProblem *p, const IlpOptions *o)
 {
 	Digest d = {0xcbf29ce484222325ull, 0x6a09e667f3bcc909ull};
-	int opts[4] = {o->node_limit, o->iter_limit, o->mem_limit_mb, p->nwarm};
+	int opts[5] = {o->node_limit, o->iter_limit, o->mem_limit_mb, p->nwarm, o->no_branch};
 	dg_bytes(&d, opts, sizeof opts);
 	dg_bytes(&d, &o->mip_gap, sizeof o->mip_gap);
 	dg_bytes(&d, p->kind, (size_t)p->ncols);

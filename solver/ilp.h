@@ -47,6 +47,8 @@ typedef enum {
 	ILP_INFEASIBLE, /* no assignment satisfies the rows */
 	ILP_TIMEOUT,    /* a limit hit before any feasible assignment was found */
 	ILP_ERROR,      /* bad options, unbounded objective, or a GLPK failure */
+	ILP_FRACTIONAL, /* IlpOptions.no_branch: the LP relaxation's optimum is not integral
+	                 * (no assignment; its basis is readable with ilp_basis) */
 } IlpStatus;
 
 typedef struct IlpOptions {
@@ -59,6 +61,8 @@ typedef struct IlpOptions {
 	double mip_gap;      /* stop once (incumbent - bound) / |incumbent| <= mip_gap; 0 = exact */
 	int mem_limit_mb;    /* cap on GLPK's heap in MiB, 0 = none; exceeding it gives ILP_ERROR */
 	int verbose;         /* nonzero: let GLPK print its progress on stdout */
+	bool no_branch;      /* stop at the root: ILP_FRACTIONAL where the LP relaxation's
+	                      * optimum is not integral, instead of branch-and-bound */
 } IlpOptions;
 
 typedef struct IlpResult {
@@ -141,7 +145,7 @@ const signed char *ilp_basis(const IlpProblem *p, int *n);
  */
 int ilp_warm_start(IlpProblem *p, const signed char *basis, int n);
 
-/* "optimal", "feasible", "infeasible", "timeout", "error". */
+/* "optimal", "feasible", "infeasible", "timeout", "error", "fractional". */
 const char *ilp_status_name(IlpStatus s);
 
 /*

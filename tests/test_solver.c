@@ -345,6 +345,45 @@ Test(ilp, an_empty_row_that_cannot_hold_is_infeasible)
 	ilp_free(p);
 }
 
+/* Knapsack max x + y + z, 2x + 2y + 2z <= 3: the LP optimum puts 1.5 in
+ * all (fractional, -1.5), the 0-1 optimum takes one item (-1). */
+Test(ilp, no_branch_stops_at_a_fractional_root_and_leaves_its_basis)
+{
+	IlpProblem *p = ilp_new();
+	int x[3] = { ilp_add_binary(p, -1), ilp_add_binary(p, -1), ilp_add_binary(p, -1) };
+	double w[3] = { 2, 2, 2 };
+	ilp_add_row(p, 3, x, w, ILP_LE, 3);
+	IlpOptions o = {.no_branch = true};
+	IlpResult r;
+	cr_assert_eq(ilp_solve(p, &o, &r), ILP_FRACTIONAL, "%s", r.message);
+	cr_assert_str_eq(ilp_status_name(r.status), "fractional");
+	cr_assert(strstr(r.message, "-1.5"), "%s", r.message);
+	cr_assert(isnan(r.objective));
+	cr_assert(isnan(ilp_value(p, x[0])));
+	int n = 0;
+	cr_assert_not_null(ilp_basis(p, &n));
+	cr_assert_eq(n, 1 + 3);
+	/* branching from that basis (or without the option) reaches the 0-1 optimum */
+	o.no_branch = false;
+	cr_assert_eq(ilp_solve(p, &o, &r), ILP_OPTIMAL, "%s", r.message);
+	cr_assert_float_eq(r.objective, -1.0, 1e-9);
+	ilp_free(p);
+}
+
+/* An integral root is the answer with or without no_branch. */
+Test(ilp, no_branch_changes_nothing_where_the_root_is_integral)
+{
+	IlpProblem *p = ilp_new();
+	int x[2] = { ilp_add_binary(p, 3), ilp_add_binary(p, 1) };
+	ilp_add_row(p, 2, x, ONES, ILP_EQ, 1);
+	IlpOptions o = {.no_branch = true};
+	IlpResult r;
+	cr_assert_eq(ilp_solve(p, &o, &r), ILP_OPTIMAL, "%s", r.message);
+	cr_assert_float_eq(r.objective, 1.0, 1e-9);
+	cr_assert_eq(ilp_value(p, x[1]), 1.0);
+	ilp_free(p);
+}
+
 /* ------------------------------------------------------------------ */
 /* Time limits and gaps.                                                */
 
