@@ -40,6 +40,7 @@
  * placed as the DP assumed: whole-node sub-meshes on nodes of their own,
  * partial-node ones packed in pipeline order into the other nodes.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,10 +93,12 @@ double pass_pipeline_cost(const PassStageTable *t, PassPipeline *p)
  * stages (pass_place_next), and pc the stage just before: 0 when none or
  * whole-node, else 1 + its index among the partial-node shapes (the
  * transfers into the stage at k depend on it).  GPUs used before k are
- * fill modulo M, so only every M-th d goes with a class. */
+ * fill modulo M, so only every M-th d goes with a class: F keeps those
+ * only, d by its slot d / M. */
 typedef struct {
 	const PassStageTable *t;
 	int U, H, D, S, M, P, NC;
+	int DJ;     /* slots of d: d / M, 0 .. D / M (a class fixes d mod M) */
 	int dev[PASS_MAX_SHAPES];
 	bool part[PASS_MAX_SHAPES];
 	int pcls[PASS_MAX_SHAPES];      /* shape -> pc */
@@ -109,15 +112,33 @@ typedef struct {
 
 #define CI(x, s, k, i, h) ((((size_t)((s) - 1) * (x)->U + (k)) * (x)->U + (i)) * (x)->H + (h))
 #define EI(x, k, pc, same, h) ((((size_t)(k) * (x)->P + (pc)) * 2 + (same)) * (x)->H + (h))
-#define FI(x, s, k, d, c) \
-	((((size_t)(s) * ((x)->U + 1) + (k)) * ((x)->D + 1) + (d)) * (x)->NC + (c))
 
-/* Bytes of the DP's tables for S stages, U units, D devices, NC classes
- * and H shapes (as a double: it may not fit a size_t). */
-static double dp_bytes(double S, double U, double D, double NC, double H)
+/* Does d go with class c (D - d GPUs used, fill = that modulo M)? */
+static inline bool dp_d_of(const Dp *x, int d, int c)
 {
-	return (S + 1) * (U + 1) * (D + 1) * NC * (sizeof(double) + sizeof(int)) +
+	return ((x->D - d - c / x->P) % x->M + x->M) % x->M == 0;
+}
+
+/* F's index of (s, k, d, c): d by its slot d / M, as class c fixes d mod M. */
+static inline size_t FI(const Dp *x, int s, int k, int d, int c)
+{
+	assert(dp_d_of(x, d, c));
+	return (((size_t)s * (size_t)(x->U + 1) + (size_t)k) * (size_t)x->DJ +
+		(size_t)(d / x->M)) * (size_t)x->NC + (size_t)c;
+}
+
+/* Bytes of the DP's tables for S stages, U units, DJ slots of devices, NC
+ * classes and H shapes (as a double: it may not fit a size_t). */
+static double dp_bytes(double S, double U, double DJ, double NC, double H)
+{
+	return (S + 1) * (U + 1) * DJ * NC * (sizeof(double) + sizeof(int)) +
 	       S * U * U * H * 3 * sizeof(double);
+}
+
+/* Entries of F (and pick). */
+static size_t dp_nf(const Dp *x)
+{
+	return (size_t)(x->S + 1) * (size_t)(x->U + 1) * (size_t)x->DJ * (size_t)x->NC;
 }
 
 /* -1 (nothing allocated) when the tables would exceed PASS_DP_MAX_BYTES. */
@@ -138,14 +159,15 @@ static int dp_init(Dp *x, const PassStageTable *t, int devices)
 			x->pshape[x->P++] = h;
 	}
 	x->NC = x->M * x->P;
+	x->DJ = x->D / x->M + 1;
 	x->S = x->U < devices ? x->U : devices;
 	if (x->S > PASS_MAX_UNITS)
 		x->S = PASS_MAX_UNITS;
-	if (dp_bytes(x->S, x->U, x->D, x->NC, x->H) > PASS_DP_MAX_BYTES)
+	if (dp_bytes(x->S, x->U, x->DJ, x->NC, x->H) > PASS_DP_MAX_BYTES)
 		return -1;
 	size_t nc = (size_t)x->S * x->U * x->U * x->H + 1;
 	size_t ne = (size_t)x->U * x->P * 2 * x->H + 1;
-	size_t nf = (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC;
+	size_t nf = dp_nf(x);
 	x->C = ir_xmalloc(sizeof(double) * nc);
 	x->E = ir_xmalloc(sizeof(double) * ne);
 	x->next = ir_xmalloc(sizeof(int) * ((size_t)x->M * x->H + 1));
@@ -234,10 +256,11 @@ static void dp_extract(const Dp *x, int bs, PassPipeline *out)
  * all devices used: the fill is 0 then) of every class. */
 static void dp_clear(Dp *x)
 {
-	for (size_t i = 0; i < (size_t)(x->S + 1) * (x->U + 1) * (x->D + 1) * x->NC; i++)
+	for (size_t i = 0, n = dp_nf(x); i < n; i++)
 		x->F[i] = INFINITY;
 	for (int c = 0; c < x->NC; c++)
-		x->F[FI(x, 0, x->U, 0, c)] = 0;
+		if (dp_d_of(x, 0, c))
+			x->F[FI(x, 0, x->U, 0, c)] = 0;
 }
 
 static double dp_run(Dp *x, double tmax, PassPipeline *out)
@@ -476,10 +499,11 @@ double pass_stage_min_memory(const PassStageTable *t, int devices)
 					}
 					need[CI(&x, s, k, i, h)] = x.dev[h] > devices ? INFINITY : n;
 				}
-	for (size_t i = 0; i < (size_t)(x.S + 1) * (U + 1) * (D + 1) * x.NC; i++)
+	for (size_t i = 0, n = dp_nf(&x); i < n; i++)
 		x.F[i] = INFINITY;
 	for (int c = 0; c < x.NC; c++)
-		x.F[FI(&x, 0, U, 0, c)] = 0;
+		if (dp_d_of(&x, 0, c))
+			x.F[FI(&x, 0, U, 0, c)] = 0;
 	for (int s = 1; s <= x.S; s++)
 		for (int k = 0; k + s <= U; k++)
 			for (int c = 0; c < x.NC; c++) {
@@ -508,7 +532,6 @@ double pass_stage_min_memory(const PassStageTable *t, int devices)
 
 #undef CI
 #undef EI
-#undef FI
 
 /* ------------------------------------------------------------------ */
 /* Placement                                                            */
@@ -1132,6 +1155,7 @@ typedef struct {
 	SimResult sr;
 	bool ok;     /* sharded and simulated */
 	int solves;
+	const IrGraph *g; /* NULL: the chosen plan's; else the graph at the try's microbatch */
 } Try;
 
 typedef struct {
@@ -1155,8 +1179,10 @@ static void try_one(void *ctx, int j)
 	IrError e2;
 	if (t->manual) {
 		ir_plan_init_like(&t->p, x->base, 0);
-		t->ok = !pass_manual_plan(x->g, x->c, &t->m, x->base->global_batch, 0, x->threads,
-					  false, &t->p, &t->sr, &t->solves, &e2);
+		if (t->g)
+			ir_params_set(&t->p.params, "batch", (int64_t)t->m.dp * t->m.mbs);
+		t->ok = !pass_manual_plan(t->g ? t->g : x->g, x->c, &t->m, x->base->global_batch, 0,
+					  x->threads, false, &t->p, &t->sr, &t->solves, &e2);
 		return;
 	}
 	int S = x->base->nstages;
@@ -1217,17 +1243,27 @@ static void run_tries(const IrGraph *g, const IrCluster *c, int threads, double 
 	}
 }
 
+/* A training graph at another microbatch size, for the neighbours. */
+typedef struct {
+	int64_t b;
+	IrGraph *g;
+} OtherGraph;
+
 /*
  * Megatron-style neighbours of the chosen plan: pp equal stages for pp
- * dividing the devices within a factor of two of its stage count, each on
- * a dp x tp mesh with the tp of the logical view that covers most of its
- * devices, the same microbatch and recomputation, ZeRO 0 or 1, sharded by
- * the ILP and laid out as Megatron-LM does (the candidates a hand-written
- * grid plan would be), kept when faster in the simulator and fitting.
- * The DP's layer units and per-layer sums can miss such a plan by a
- * little.
+ * dividing the devices from half to twice its stage count, each on a dp x
+ * tp mesh with the tp of the logical view that covers most of its devices,
+ * the same recomputation, ZeRO 0 or 1, sharded by the ILP and laid out as
+ * Megatron-LM does (the candidates a hand-written grid plan would be),
+ * kept when faster in the simulator and fitting.  The microbatch is the
+ * chosen plan's; where dp does not divide it, one sample per replica.
+ * Megatron's layout alone (no ILP) also for pp up to four times the stage
+ * count (the DP cuts at most as many stages as it has layer clusters) and
+ * for the other microbatch (on the graph at that size).  The DP's layer
+ * units and per-layer sums can miss such a plan by a little.  *g becomes
+ * the graph of the plan kept.
  */
-static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
+static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c, int threads,
 			       double deadline, IrPlan *plan, double *best, PassInterResult *r)
 {
 	int devices = 0, S = plan->nstages, tp = 1, most = 0;
@@ -1243,16 +1279,37 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 			tp = n1;
 		}
 	}
-	Try *t = ir_xcalloc((size_t)4 * (2 * S + 2), sizeof *t);
-	int n = 0;
-	for (int pp = (S + 1) / 2; pp <= 2 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
+	Try *t = ir_xcalloc((size_t)4 * (4 * S + 2), sizeof *t);
+	OtherGraph *other = ir_xcalloc((size_t)4 * S + 2, sizeof *other);
+	int n = 0, nother = 0;
+	int64_t b0 = plan->microbatch;
+	for (int pp = (S + 1) / 2; pp <= 4 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
 		if (devices % pp || (devices / pp) % tp)
 			continue;
 		int dp = devices / pp / tp;
-		if (plan->microbatch % dp)
-			continue;
+		bool same = b0 % dp == 0;
+		const IrGraph *gt = NULL;
+		if (!same) {
+			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = 1, .v = 1};
+			char why[256];
+			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
+				continue;
+			int k = 0;
+			while (k < nother && other[k].b != dp)
+				k++;
+			if (k == nother) {
+				IrError e2;
+				IrGraph *gb = load_graph(sx, dp, &e2);
+				if (!gb)
+					continue; /* that size cannot be built: no neighbour there */
+				other[nother++] = (OtherGraph){dp, gb};
+			}
+			gt = other[k].g;
+		}
 		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
-			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = plan->microbatch / dp,
+			if ((!same || pp > 2 * S) && zs % 2 == 0)
+				continue; /* far out or another microbatch: Megatron's layout only */
+			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = same ? b0 / dp : 1,
 					.v = 1, .schedule = IR_SCHED_1F1B,
 					.recompute = plan->recompute, .zero = zs / 2,
 					.method = PASS_ILP,
@@ -1260,10 +1317,19 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 			char why[256];
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;
-			t[n++] = (Try){.m = m, .manual = true};
+			t[n++] = (Try){.m = m, .manual = true, .g = gt};
 		}
 	}
 	run_tries(g, c, threads, deadline, t, n, "uniform", plan, best, r);
+	for (int k = 0; k < nother; k++) {
+		if (other[k].b == plan->microbatch && plan->microbatch != b0) {
+			IrGraph keep = *g; /* the kept plan's graph goes to the caller */
+			*g = *other[k].g;
+			*other[k].g = keep;
+		}
+		drop_graph(other[k].g);
+	}
+	free(other);
 	free(t);
 }
 
@@ -1276,8 +1342,8 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
  * come out ahead by a little.  Then the uniform neighbours.  The tries of
  * each step run in parallel.  0, or -1 with e.
  */
-static int polish(const IrGraph *g, const IrCluster *c, int threads, double deadline,
-		  IrPlan *plan, PassInterResult *r, IrError *e)
+static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
+		  double deadline, IrPlan *plan, PassInterResult *r, IrError *e)
 {
 	SimResult base;
 	if (sim_plan(g, c, plan, &base, e))
@@ -1288,7 +1354,7 @@ static int polish(const IrGraph *g, const IrCluster *c, int threads, double dead
 	if (!past(deadline, r))
 		run_tries(g, c, threads, deadline, t, 2, "", plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
-		uniform_neighbours(g, c, threads, deadline, plan, &best, r);
+		uniform_neighbours(x, g, c, threads, deadline, plan, &best, r);
 	return 0;
 }
 
@@ -1610,14 +1676,17 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			k->g = NULL;
 			double t0 = ir_now_s();
 			double deadline = o->time_limit_s > 0 ? x.t0 + o->time_limit_s : INFINITY;
-			rc = polish(g, c, o->threads, deadline, plan, r, e);
+			rc = polish(&x, g, c, o->threads, deadline, plan, r, e);
 			r->refine_s += ir_now_s() - t0;
+			r->microbatch = plan->microbatch;
+			r->nmicro = plan->nmicro;
+			r->recompute = plan->recompute;
 			if (!rc)
 				rc = record_search(&x, k, plan, e);
 			if (rc)
 				ir_graph_free(g);
 			snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
-				 plan->nstages, (long long)k->b, plan->nmicro);
+				 plan->nstages, (long long)plan->microbatch, plan->nmicro);
 		}
 	}
 	if (rc)

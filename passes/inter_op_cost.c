@@ -134,13 +134,41 @@ void pass_run_jobs(int njobs, int threads, void (*fn)(void *ctx, int job), void 
 
 int pass_submesh_shapes(const IrCluster *c, PassShape *out, int max)
 {
-	int n = 0, M = c->gpus_per_node;
+	int n = 0, M = c->gpus_per_node, N = c->nodes;
 	for (int g = 1; g < M && n < max; g *= 2)
 		out[n++] = (PassShape){1, g};
 	if (n < max)
 		out[n++] = (PassShape){1, M};
-	for (int k = 2; k <= c->nodes && n < max; k++)
-		out[n++] = (PassShape){k, M};
+	int room = max - n; /* shapes of 2 nodes or more */
+	if (N - 1 <= room || (double)N <= (double)(room + 1) * PASS_DEFAULT_UNITS) {
+		for (int k = 2; k <= N && n < max; k++)
+			out[n++] = (PassShape){k, M};
+		return n;
+	}
+	/* 2..room+1 nodes cannot tile the cluster in PASS_DEFAULT_UNITS stages:
+	 * the even splits of the nodes over 1..PASS_DEFAULT_UNITS stages (q and
+	 * q + 1 nodes for N = q s + r), then the smallest counts in the room left */
+	bool *want = ir_xcalloc((size_t)N + 2, sizeof(bool));
+	if (!want)
+		ir_oom();
+	int count = 0;
+	for (int st = 1; st <= PASS_DEFAULT_UNITS; st++) {
+		int q = N / st;
+		for (int k = q; k <= q + (N % st != 0); k++)
+			if (k >= 2 && k <= N && !want[k]) {
+				want[k] = true;
+				count++;
+			}
+	}
+	for (int k = 2; k <= N && count < room; k++)
+		if (!want[k]) {
+			want[k] = true;
+			count++;
+		}
+	for (int k = 2; k <= N && n < max; k++)
+		if (want[k])
+			out[n++] = (PassShape){k, M};
+	free(want);
 	return n;
 }
 
@@ -657,7 +685,7 @@ int pass_cluster_layers(const IrGraph *g, int max, int *unit_first)
 {
 	int n = g->nlayers;
 	if (max <= 0)
-		max = 16;
+		max = PASS_DEFAULT_UNITS;
 	if (max > PASS_MAX_UNITS)
 		max = PASS_MAX_UNITS;
 	if (n <= max) {

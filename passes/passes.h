@@ -104,6 +104,7 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m,
 enum {
 	PASS_MAX_SHAPES = 40, /* sub-mesh shapes: log2(M)+1 + N-1 */
 	PASS_MAX_UNITS = 64,  /* layer clusters the DP cuts between */
+	PASS_DEFAULT_UNITS = 16, /* ... when not asked for another count */
 	PASS_DP_MAX_BYTES = 512 << 20, /* the stage DP's tables (pass_stage_dp) */
 };
 
@@ -112,7 +113,11 @@ typedef struct PassShape {
 	int nodes, gpus;
 } PassShape;
 
-/* (1,1), (1,2), (1,4) .. (1,M), (2,M) .. (N,M) of cluster c; returns the count. */
+/* (1,1), (1,2), (1,4) .. (1,M), (2,M) .. (N,M) of cluster c, at most max;
+ * returns the count.  Where 2 .. the room left nodes could not tile the
+ * cluster in PASS_DEFAULT_UNITS stages, the node counts are the even
+ * splits of the nodes over 1 .. PASS_DEFAULT_UNITS stages and then the
+ * smallest counts (ascending either way). */
 int pass_submesh_shapes(const IrCluster *c, PassShape *out, int max);
 /* Logical views n0 x n1 of shape s placed at node 0, GPU 0: every
  * factorisation, n0 ascending; returns the count. */

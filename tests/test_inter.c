@@ -48,6 +48,40 @@ Test(shapes, are_alpas_one_node_powers_of_two_then_whole_nodes)
 	ir_cluster_free(&c);
 }
 
+/* Too many nodes for one shape per node count (40 shapes, 36 of two nodes
+ * or more): every even split of the nodes over 1..16 stages is there
+ * (q and q + 1 nodes, N = q s + r), so a pipeline of any of those stage
+ * counts tiles the cluster; below that size, nothing changes. */
+Test(shapes, a_large_cluster_gets_its_even_splits)
+{
+	for (int N = 37; N <= 4096; N = N * 3 - 1) {
+		IrCluster c = test_cluster("dgx-h100", N);
+		PassShape s[PASS_MAX_SHAPES];
+		int n = pass_submesh_shapes(&c, s, PASS_MAX_SHAPES);
+		cr_assert_leq(n, PASS_MAX_SHAPES);
+		cr_expect(s[0].nodes == 1 && s[0].gpus == 1 && s[3].nodes == 1 && s[3].gpus == 8);
+		for (int i = 4; i < n; i++)
+			cr_expect(s[i].gpus == 8 && s[i].nodes > s[i - 1].nodes, "N %d shape %d: %dx%d",
+				  N, i, s[i].nodes, s[i].gpus);
+		bool small = N <= 37 * PASS_DEFAULT_UNITS;
+		if (small) /* Alpa's: every node count up to the room */
+			for (int i = 4; i < n; i++)
+				cr_expect_eq(s[i].nodes, i - 2, "N %d shape %d", N, i);
+		for (int st = 1; !small && st <= PASS_DEFAULT_UNITS; st++) {
+			int q = N / st, r = N % st;
+			bool has_q = false, has_q1 = r == 0;
+			for (int i = 0; i < n; i++) {
+				has_q |= s[i].gpus == 8 && s[i].nodes == q;
+				has_q1 |= s[i].gpus == 8 && s[i].nodes == q + 1;
+			}
+			cr_expect(has_q && has_q1, "N %d, %d stages: %d and %d nodes", N, st, q, q + 1);
+		}
+		if (!small)
+			cr_expect_eq(n, PASS_MAX_SHAPES, "N %d: the room is filled", N);
+		ir_cluster_free(&c);
+	}
+}
+
 Test(shapes, views_are_every_factorisation)
 {
 	IrCluster c = test_cluster("aws-p3.16xlarge", 8);
