@@ -1249,19 +1249,33 @@ typedef struct {
 	IrGraph *g;
 } OtherGraph;
 
+/* The training graph at microbatch b, loaded once into other[]; NULL if
+ * it cannot be built. */
+static const IrGraph *other_graph(const Search *sx, OtherGraph *other, int *nother, int64_t b)
+{
+	for (int k = 0; k < *nother; k++)
+		if (other[k].b == b)
+			return other[k].g;
+	IrError e;
+	IrGraph *g = load_graph(sx, b, &e);
+	if (g)
+		other[(*nother)++] = (OtherGraph){b, g};
+	return g;
+}
+
 /*
  * Megatron-style neighbours of the chosen plan: pp equal stages for pp
- * dividing the devices from half to twice its stage count, each on a dp x
+ * dividing the devices from half to four times its stage count (the DP
+ * cuts at most as many stages as it has layer clusters), each on a dp x
  * tp mesh with the tp of the logical view that covers most of its devices,
- * the same recomputation, ZeRO 0 or 1, sharded by the ILP and laid out as
- * Megatron-LM does (the candidates a hand-written grid plan would be),
- * kept when faster in the simulator and fitting.  The microbatch is the
- * chosen plan's; where dp does not divide it, one sample per replica.
- * Megatron's layout alone (no ILP) also for pp up to four times the stage
- * count (the DP cuts at most as many stages as it has layer clusters) and
- * for the other microbatch (on the graph at that size).  The DP's layer
- * units and per-layer sums can miss such a plan by a little.  *g becomes
- * the graph of the plan kept.
+ * the same recomputation; the microbatch the chosen plan's (where dp does
+ * not divide it, one sample per replica) and twice that.  Each laid out as
+ * Megatron-LM does with ZeRO 0 to 3 (no ILP), and within twice the stage
+ * count at the chosen microbatch also sharded by the ILP with ZeRO 0 or 1
+ * (the candidates a hand-written plan would be, where ZeRO-3 and a larger
+ * microbatch can beat the DP's ZeRO-2 twins).  The fastest that fits in
+ * the simulator is kept.  The DP's layer units and per-layer sums can miss
+ * such a plan by a little.  *g becomes the graph of the plan kept.
  */
 static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c, int threads,
 			       double deadline, IrPlan *plan, double *best, PassInterResult *r)
@@ -1279,45 +1293,38 @@ static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c,
 			tp = n1;
 		}
 	}
-	Try *t = ir_xcalloc((size_t)4 * (4 * S + 2), sizeof *t);
-	OtherGraph *other = ir_xcalloc((size_t)4 * S + 2, sizeof *other);
+	/* per pp: Megatron's layout at ZeRO 0..3 at two microbatch sizes, the
+	 * ILP's sharding at ZeRO 0/1 */
+	Try *t = ir_xcalloc((size_t)10 * (4 * S + 2), sizeof *t);
+	OtherGraph *other = ir_xcalloc((size_t)2 * (4 * S + 2), sizeof *other);
 	int n = 0, nother = 0;
 	int64_t b0 = plan->microbatch;
 	for (int pp = (S + 1) / 2; pp <= 4 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
 		if (devices % pp || (devices / pp) % tp)
 			continue;
 		int dp = devices / pp / tp;
-		bool same = b0 % dp == 0;
-		const IrGraph *gt = NULL;
-		if (!same) {
-			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = 1, .v = 1};
+		int64_t mbs0 = b0 % dp == 0 ? b0 / dp : 1;
+		for (int twice = 0; twice < 2; twice++) {
+			int64_t mbs = mbs0 << twice, b = mbs * dp;
+			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = mbs, .v = 1,
+					.schedule = IR_SCHED_1F1B, .recompute = plan->recompute,
+					.method = PASS_ILP};
 			char why[256];
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;
-			int k = 0;
-			while (k < nother && other[k].b != dp)
-				k++;
-			if (k == nother) {
-				IrError e2;
-				IrGraph *gb = load_graph(sx, dp, &e2);
-				if (!gb)
-					continue; /* that size cannot be built: no neighbour there */
-				other[nother++] = (OtherGraph){dp, gb};
+			const IrGraph *gt = b == b0 ? NULL : other_graph(sx, other, &nother, b);
+			if (b != b0 && !gt)
+				continue; /* that size cannot be built: no neighbour there */
+			for (int z = 0; z <= (dp > 1 ? 3 : 0); z++) {
+				m.zero = z;
+				m.shard = PASS_SHARD_MEGATRON;
+				t[n++] = (Try){.m = m, .manual = true, .g = gt};
+				/* the ILP's sharding: near, at the chosen microbatch */
+				if (z <= 1 && b == b0 && pp <= 2 * S) {
+					m.shard = PASS_SHARD_METHOD;
+					t[n++] = (Try){.m = m, .manual = true};
+				}
 			}
-			gt = other[k].g;
-		}
-		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
-			if ((!same || pp > 2 * S) && zs % 2 == 0)
-				continue; /* far out or another microbatch: Megatron's layout only */
-			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = same ? b0 / dp : 1,
-					.v = 1, .schedule = IR_SCHED_1F1B,
-					.recompute = plan->recompute, .zero = zs / 2,
-					.method = PASS_ILP,
-					.shard = zs % 2 ? PASS_SHARD_MEGATRON : PASS_SHARD_METHOD};
-			char why[256];
-			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
-				continue;
-			t[n++] = (Try){.m = m, .manual = true, .g = gt};
 		}
 	}
 	run_tries(g, c, threads, deadline, t, n, "uniform", plan, best, r);
@@ -1334,13 +1341,55 @@ static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c,
 }
 
 /*
+ * The hand-written grid in Megatron-LM's layout (pass_manual_search: every
+ * dp x tp x pp, microbatch, ZeRO stage and recomputation; no ILP, each
+ * point simulated): its fastest replaces the plan when faster, so that a
+ * compiled plan is never slower than the plan a person would find by hand
+ * in that family.  Skipped when the user fixed the microbatch.
+ */
+static void megatron_grid(const Search *x, IrGraph *g, int threads, IrPlan *plan,
+			  double *best, PassInterResult *r)
+{
+	if (x->o->microbatch > 0)
+		return;
+	PassManualSearch mo = {.global_batch = plan->global_batch,
+			       .shard = PASS_SHARD_MEGATRON,
+			       .method = PASS_ILP,
+			       .recompute = x->o->recompute,
+			       .threads = threads};
+	IrPlan gp;
+	IrGraph gg;
+	SimResult gs;
+	PassManualResult mr;
+	IrError e;
+	if (pass_manual_search(x->m, plan->model, x->ps, x->c, plan->cluster, plan->nodes, &mo, &gp,
+			       &gg, &gs, &mr, &e))
+		return; /* none fits, or the model has no Megatron layout */
+	if (gs.fits && gs.step_time_s < *best) {
+		*best = gs.step_time_s;
+		adopt(&gp, &gs, r);
+		snprintf(r->from, sizeof r->from, "grid");
+		IrPlan old = *plan;
+		*plan = gp;
+		gp = old;
+		IrGraph og = *g;
+		*g = gg;
+		gg = og;
+	}
+	sim_result_free(&gs);
+	ir_plan_free(&gp);
+	ir_graph_free(&gg);
+}
+
+/*
  * The chosen plan's stages re-sharded with optimizer state (ZeRO-1), then
  * also gradients (ZeRO-2), sharded over each mesh's axis 0, as hand-written
  * plans do; the fastest in the simulator that fits is kept.  The ILP's
  * objective prices each per-step collective alone where the simulator
  * runs them as one flat buffer per kind and axis, so a forced sharding can
- * come out ahead by a little.  Then the uniform neighbours.  The tries of
- * each step run in parallel.  0, or -1 with e.
+ * come out ahead by a little.  Then the uniform neighbours, then the
+ * hand-written grid.  The tries of each step run in parallel.  0, or -1
+ * with e.
  */
 static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
 		  double deadline, IrPlan *plan, PassInterResult *r, IrError *e)
@@ -1355,6 +1404,8 @@ static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
 		run_tries(g, c, threads, deadline, t, 2, "", plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
 		uniform_neighbours(x, g, c, threads, deadline, plan, &best, r);
+	if (isfinite(best) && !past(deadline, r))
+		megatron_grid(x, g, threads, plan, &best, r);
 	return 0;
 }
 

@@ -93,7 +93,8 @@ static int shard(const IrGraph *g, const IrCluster *c, const PassManual *m, IrPl
 		st->n1 = m->tp;
 		opt[i] = (PassIntraOptions){.method = m->method, .nmicro = p->nmicro,
 					    .memory_budget = budget, .time_limit_s = time_limit,
-					    .zero = m->zero};
+					    .zero = m->zero,
+					    .warm = m->warm && budget <= 0 ? &m->warm[i] : NULL};
 	}
 	int n = 0;
 	int rc = pass_shard_stages(g, c, p, opt, threads, &n, e);
@@ -239,6 +240,10 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	for (int d = 1; (long)d * d <= gpus; d++)
 		ndiv += gpus % d ? 0 : d * d == gpus ? 1 : 2;
 	GraphAt *cache = ir_xcalloc((size_t)ndiv * 64 + 1, sizeof *cache);
+	/* per ZeRO stage and pipeline stage, the LP basis of the last
+	 * microbatch size of the layout being searched: the next size poses
+	 * the same LPs with other costs */
+	PassWarm *warm = NULL;
 	int ncache = 0;
 	IrError first_err = {0}; /* the first grid point that failed other than by memory */
 	bool errored = false;
@@ -249,6 +254,7 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	}
 	int L = g1->nlayers;
 	int max_pp = o->max_pp > 0 ? o->max_pp : L;
+	warm = ir_xcalloc((size_t)4 * (size_t)L + 4, sizeof *warm);
 	bool have = false;
 	int rc = 0;
 	static const IrRecompute modes[3] = {IR_RECOMP_NONE, IR_RECOMP_SELECTIVE,
@@ -263,6 +269,10 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .v = 1,
 					.schedule = IR_SCHED_1F1B, .method = o->method,
 					.shard = o->shard};
+			for (int i = 0; i < 4 * L + 4; i++) { /* a new layout */
+				free(warm[i].basis);
+				warm[i] = (PassWarm){0};
+			}
 			char why[256];
 			for (int64_t mbs = 1; mbs * dp <= B && !rc; mbs *= 2) {
 				m.mbs = mbs;
@@ -283,6 +293,7 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 				for (int z = 0; z <= zmax; z++) {
 					act_over = false;
 					m.zero = z;
+					m.warm = &warm[(size_t)z * L];
 					m.recompute = IR_RECOMP_NONE;
 					double bound = have ? res->step_time_s : INFINITY;
 					IrPlan p;
@@ -375,6 +386,9 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			free(cache[i].g);
 		}
 	free(cache);
+	for (int i = 0; i < 4 * L + 4; i++)
+		free(warm[i].basis);
+	free(warm);
 	if (rc) {
 		if (have) {
 			ir_plan_free(plan);

@@ -336,6 +336,53 @@ static int compile(const char *model, const char *set, const char *cl, int64_t b
 	return rc;
 }
 
+/* The hand-written grid in Megatron-LM's layout (an independent search of
+ * its own) never beats the compiled plan, whose graph is the one at its
+ * microbatch. */
+Test(pass, the_compiled_plan_is_at_least_as_fast_as_the_best_megatron_grid_plan,
+     .timeout = 300)
+{
+	const char *set = "layers=4,hidden=256,heads=4,seq=256,vocab=2048";
+	const int64_t B = 64;
+	IrPlan p;
+	IrGraph g;
+	PassInterResult r;
+	PassInterOptions o = {.recompute = -1, .threads = 2, .tmax_gap = -1};
+	cr_assert_eq(compile("gpt", set, TINY_CLUSTER, B, o, &p, &g, &r), 0, "%s", r.message);
+	cr_expect_eq(g.batch, p.microbatch, "graph at batch %lld, plan microbatch %lld",
+		     (long long)g.batch, (long long)p.microbatch);
+	IrError e;
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	SimResult s;
+	cr_assert_eq(sim_plan(&g, &c, &p, &s, &e), 0, "%s", e.msg);
+	cr_assert(s.fits);
+
+	IrParamSet ps = {0};
+	cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
+	IrModelDoc *md = ir_model_open("gpt", &e);
+	cr_assert(md, "%s", e.msg);
+	PassManualSearch mo = {.global_batch = B, .shard = PASS_SHARD_MEGATRON,
+			       .method = PASS_ILP, .recompute = -1, .threads = 1};
+	IrPlan gp;
+	IrGraph gg;
+	SimResult gs;
+	PassManualResult mr;
+	cr_assert_eq(pass_manual_search(md, "gpt", &ps, &c, "tiny", 0, &mo, &gp, &gg, &gs, &mr, &e),
+		     0, "%s", e.msg);
+	cr_expect(s.step_time_s <= gs.step_time_s * (1 + 1e-9),
+		  "compiled %.9g s, grid %.9g s (%dx%dx%d mbs %lld zero %d)", s.step_time_s,
+		  gs.step_time_s, mr.best.dp, mr.best.tp, mr.best.pp, (long long)mr.best.mbs,
+		  mr.best.zero);
+	sim_result_free(&gs);
+	sim_result_free(&s);
+	ir_plan_free(&gp);
+	ir_graph_free(&gg);
+	ir_plan_free(&p);
+	ir_graph_free(&g);
+	ir_model_close(md);
+	ir_cluster_free(&c);
+}
+
 Test(pass, a_tiny_gpt_plan_covers_the_model_and_uses_every_gpu, .timeout = 300)
 {
 	IrPlan p;
