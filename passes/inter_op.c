@@ -1155,7 +1155,6 @@ typedef struct {
 	SimResult sr;
 	bool ok;     /* sharded and simulated */
 	int solves;
-	const IrGraph *g; /* NULL: the chosen plan's; else the graph at the try's microbatch */
 } Try;
 
 typedef struct {
@@ -1179,10 +1178,8 @@ static void try_one(void *ctx, int j)
 	IrError e2;
 	if (t->manual) {
 		ir_plan_init_like(&t->p, x->base, 0);
-		if (t->g)
-			ir_params_set(&t->p.params, "batch", (int64_t)t->m.dp * t->m.mbs);
-		t->ok = !pass_manual_plan(t->g ? t->g : x->g, x->c, &t->m, x->base->global_batch, 0,
-					  x->threads, false, &t->p, &t->sr, &t->solves, &e2);
+		t->ok = !pass_manual_plan(x->g, x->c, &t->m, x->base->global_batch, 0, x->threads,
+					  false, &t->p, &t->sr, &t->solves, &e2);
 		return;
 	}
 	int S = x->base->nstages;
@@ -1243,41 +1240,17 @@ static void run_tries(const IrGraph *g, const IrCluster *c, int threads, double 
 	}
 }
 
-/* A training graph at another microbatch size, for the neighbours. */
-typedef struct {
-	int64_t b;
-	IrGraph *g;
-} OtherGraph;
-
-/* The training graph at microbatch b, loaded once into other[]; NULL if
- * it cannot be built. */
-static const IrGraph *other_graph(const Search *sx, OtherGraph *other, int *nother, int64_t b)
-{
-	for (int k = 0; k < *nother; k++)
-		if (other[k].b == b)
-			return other[k].g;
-	IrError e;
-	IrGraph *g = load_graph(sx, b, &e);
-	if (g)
-		other[(*nother)++] = (OtherGraph){b, g};
-	return g;
-}
-
 /*
  * Megatron-style neighbours of the chosen plan: pp equal stages for pp
- * dividing the devices from half to four times its stage count (the DP
- * cuts at most as many stages as it has layer clusters), each on a dp x
- * tp mesh with the tp of the logical view that covers most of its devices,
- * the same recomputation; the microbatch the chosen plan's (where dp does
- * not divide it, one sample per replica) and twice that.  Each laid out as
- * Megatron-LM does with ZeRO 0 to 3 (no ILP), and within twice the stage
- * count at the chosen microbatch also sharded by the ILP with ZeRO 0 or 1
- * (the candidates a hand-written plan would be, where ZeRO-3 and a larger
- * microbatch can beat the DP's ZeRO-2 twins).  The fastest that fits in
- * the simulator is kept.  The DP's layer units and per-layer sums can miss
- * such a plan by a little.  *g becomes the graph of the plan kept.
+ * dividing the devices within a factor of two of its stage count, each on
+ * a dp x tp mesh with the tp of the logical view that covers most of its
+ * devices, the same microbatch and recomputation, ZeRO 0 or 1, sharded by
+ * the ILP and laid out as Megatron-LM does (the candidates a hand-written
+ * grid plan would be), kept when faster in the simulator and fitting.
+ * The DP's layer units and per-layer sums can miss such a plan by a
+ * little.
  */
-static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c, int threads,
+static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads,
 			       double deadline, IrPlan *plan, double *best, PassInterResult *r)
 {
 	int devices = 0, S = plan->nstages, tp = 1, most = 0;
@@ -1293,50 +1266,27 @@ static void uniform_neighbours(const Search *sx, IrGraph *g, const IrCluster *c,
 			tp = n1;
 		}
 	}
-	/* per pp: Megatron's layout at ZeRO 0..3 at two microbatch sizes, the
-	 * ILP's sharding at ZeRO 0/1 */
-	Try *t = ir_xcalloc((size_t)10 * (4 * S + 2), sizeof *t);
-	OtherGraph *other = ir_xcalloc((size_t)2 * (4 * S + 2), sizeof *other);
-	int n = 0, nother = 0;
-	int64_t b0 = plan->microbatch;
-	for (int pp = (S + 1) / 2; pp <= 4 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
+	Try *t = ir_xcalloc((size_t)4 * (2 * S + 2), sizeof *t);
+	int n = 0;
+	for (int pp = (S + 1) / 2; pp <= 2 * S && pp <= g->nlayers && pp <= PASS_MAX_UNITS; pp++) {
 		if (devices % pp || (devices / pp) % tp)
 			continue;
 		int dp = devices / pp / tp;
-		int64_t mbs0 = b0 % dp == 0 ? b0 / dp : 1;
-		for (int twice = 0; twice < 2; twice++) {
-			int64_t mbs = mbs0 << twice, b = mbs * dp;
-			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = mbs, .v = 1,
-					.schedule = IR_SCHED_1F1B, .recompute = plan->recompute,
-					.method = PASS_ILP};
+		if (plan->microbatch % dp)
+			continue;
+		for (int zs = 0; zs < 2 * (dp > 1 ? 2 : 1); zs++) {
+			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .mbs = plan->microbatch / dp,
+					.v = 1, .schedule = IR_SCHED_1F1B,
+					.recompute = plan->recompute, .zero = zs / 2,
+					.method = PASS_ILP,
+					.shard = zs % 2 ? PASS_SHARD_MEGATRON : PASS_SHARD_METHOD};
 			char why[256];
 			if (pass_manual_check(c, &m, plan->global_batch, why, sizeof why))
 				continue;
-			const IrGraph *gt = b == b0 ? NULL : other_graph(sx, other, &nother, b);
-			if (b != b0 && !gt)
-				continue; /* that size cannot be built: no neighbour there */
-			for (int z = 0; z <= (dp > 1 ? 3 : 0); z++) {
-				m.zero = z;
-				m.shard = PASS_SHARD_MEGATRON;
-				t[n++] = (Try){.m = m, .manual = true, .g = gt};
-				/* the ILP's sharding: near, at the chosen microbatch */
-				if (z <= 1 && b == b0 && pp <= 2 * S) {
-					m.shard = PASS_SHARD_METHOD;
-					t[n++] = (Try){.m = m, .manual = true};
-				}
-			}
+			t[n++] = (Try){.m = m, .manual = true};
 		}
 	}
 	run_tries(g, c, threads, deadline, t, n, "uniform", plan, best, r);
-	for (int k = 0; k < nother; k++) {
-		if (other[k].b == plan->microbatch && plan->microbatch != b0) {
-			IrGraph keep = *g; /* the kept plan's graph goes to the caller */
-			*g = *other[k].g;
-			*other[k].g = keep;
-		}
-		drop_graph(other[k].g);
-	}
-	free(other);
 	free(t);
 }
 
@@ -1403,7 +1353,7 @@ static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
 	if (!past(deadline, r))
 		run_tries(g, c, threads, deadline, t, 2, "", plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
-		uniform_neighbours(x, g, c, threads, deadline, plan, &best, r);
+		uniform_neighbours(g, c, threads, deadline, plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
 		megatron_grid(x, g, threads, plan, &best, r);
 	return 0;

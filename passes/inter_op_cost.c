@@ -140,7 +140,7 @@ int pass_submesh_shapes(const IrCluster *c, PassShape *out, int max)
 	if (n < max)
 		out[n++] = (PassShape){1, M};
 	int room = max - n; /* shapes of 2 nodes or more */
-	if (N - 1 <= room || (double)N <= (double)(room + 1) * PASS_DEFAULT_UNITS) {
+	if ((double)N <= (double)(room + 1) * PASS_DEFAULT_UNITS) {
 		for (int k = 2; k <= N && n < max; k++)
 			out[n++] = (PassShape){k, M};
 		return n;

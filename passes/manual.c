@@ -93,8 +93,7 @@ static int shard(const IrGraph *g, const IrCluster *c, const PassManual *m, IrPl
 		st->n1 = m->tp;
 		opt[i] = (PassIntraOptions){.method = m->method, .nmicro = p->nmicro,
 					    .memory_budget = budget, .time_limit_s = time_limit,
-					    .zero = m->zero,
-					    .warm = m->warm && budget <= 0 ? &m->warm[i] : NULL};
+					    .zero = m->zero};
 	}
 	int n = 0;
 	int rc = pass_shard_stages(g, c, p, opt, threads, &n, e);
@@ -240,10 +239,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	for (int d = 1; (long)d * d <= gpus; d++)
 		ndiv += gpus % d ? 0 : d * d == gpus ? 1 : 2;
 	GraphAt *cache = ir_xcalloc((size_t)ndiv * 64 + 1, sizeof *cache);
-	/* per ZeRO stage and pipeline stage, the LP basis of the last
-	 * microbatch size of the layout being searched: the next size poses
-	 * the same LPs with other costs */
-	PassWarm *warm = NULL;
 	int ncache = 0;
 	IrError first_err = {0}; /* the first grid point that failed other than by memory */
 	bool errored = false;
@@ -254,7 +249,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 	}
 	int L = g1->nlayers;
 	int max_pp = o->max_pp > 0 ? o->max_pp : L;
-	warm = ir_xcalloc((size_t)4 * (size_t)L + 4, sizeof *warm);
 	bool have = false;
 	int rc = 0;
 	static const IrRecompute modes[3] = {IR_RECOMP_NONE, IR_RECOMP_SELECTIVE,
@@ -269,10 +263,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			PassManual m = {.dp = dp, .tp = tp, .pp = pp, .v = 1,
 					.schedule = IR_SCHED_1F1B, .method = o->method,
 					.shard = o->shard};
-			for (int i = 0; i < 4 * L + 4; i++) { /* a new layout */
-				free(warm[i].basis);
-				warm[i] = (PassWarm){0};
-			}
 			char why[256];
 			for (int64_t mbs = 1; mbs * dp <= B && !rc; mbs *= 2) {
 				m.mbs = mbs;
@@ -293,7 +283,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 				for (int z = 0; z <= zmax; z++) {
 					act_over = false;
 					m.zero = z;
-					m.warm = &warm[(size_t)z * L];
 					m.recompute = IR_RECOMP_NONE;
 					double bound = have ? res->step_time_s : INFINITY;
 					IrPlan p;
@@ -315,12 +304,14 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 						break;
 					}
 					sim_result_free(&s);
-					bool fit = false, slow = false;
+					bool fit = false, slow = false, least = true;
+					int tried_modes = 0;
 					for (int k = 0; k < 3 && !fit; k++) {
 						if (o->recompute >= 0 && (int)modes[k] != o->recompute)
 							continue;
 						if (o->no_selective && modes[k] == IR_RECOMP_SELECTIVE)
 							continue;
+						least = tried_modes++ == 0;
 						m.recompute = p.recompute = modes[k];
 						r->tried++;
 						if (sim_plan(gm, c, &p, &s, &e2)) {
@@ -357,8 +348,10 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 					any_fit = any_fit || fit;
 					/* none fits: ZeRO cannot help activations that alone
 					 * overflow; a plan already no faster than the best
-					 * gets no faster with more sharding */
-					if ((fit && m.recompute == IR_RECOMP_NONE) || slow ||
+					 * under the least recomputation gets no faster with
+					 * more sharding (slow only under more recomputation:
+					 * more sharding may let less of it fit) */
+					if ((fit && m.recompute == IR_RECOMP_NONE) || (slow && least) ||
 					    (!fit && act_over))
 						break;
 				}
@@ -386,9 +379,6 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 			free(cache[i].g);
 		}
 	free(cache);
-	for (int i = 0; i < 4 * L + 4; i++)
-		free(warm[i].basis);
-	free(warm);
 	if (rc) {
 		if (have) {
 			ir_plan_free(plan);

@@ -407,9 +407,6 @@ typedef struct PassManual {
 	bool sp;             /* MEGATRON: sequence parallelism over tp */
 	int nsplit;          /* > 0: split[0..nsplit) transformer layers per stage (pp*v of them) */
 	int split[PASS_MAX_SPLIT];
-	PassWarm *warm;      /* METHOD: NULL, or pp*v of them: stage i's ILP starts from
-				warm[i]'s basis when it fits and leaves its own there (a
-				search over microbatch sizes of one layout) */
 } PassManual;
 
 /* 0 when m can run on c with this global batch; else -1 and why. */
