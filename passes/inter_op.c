@@ -1049,10 +1049,11 @@ static int refine(Search *x, Cand *k, IrError *e)
 }
 
 /* Refines the candidates whose estimate is within 2% of the best simulated
- * step time so far, best estimate first (while the user's time limit, if
- * any, lasts); the winner's index (the least simulated step time), -1 if
- * none fits, -2 on error. */
-static int choose(Search *x, IrError *e)
+ * step time so far, the hand-written plan's (`bound`, INFINITY: none)
+ * among them, best estimate first (while the user's time limit, if any,
+ * lasts); the winner's index (the least simulated step time), -1 if none
+ * was refined or none fits, -2 on error. */
+static int choose(Search *x, double bound, IrError *e)
 {
 	int win = -1;
 	for (;;) {
@@ -1066,7 +1067,8 @@ static int choose(Search *x, IrError *e)
 		if (next < 0)
 			break;
 		Cand *k = &x->cand[next];
-		if (win >= 0 && (k->est >= 1.02 * x->cand[win].sim_s || out_of_time(x)))
+		double best = win >= 0 ? fmin(bound, x->cand[win].sim_s) : bound;
+		if (k->est >= 1.02 * best || ((win >= 0 || isfinite(bound)) && out_of_time(x)))
 			break;
 		if (refine(x, k, e))
 			return -2;
@@ -1290,45 +1292,83 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 	free(t);
 }
 
-/*
- * The hand-written grid in Megatron-LM's layout (pass_manual_search: every
- * dp x tp x pp, microbatch, ZeRO stage and recomputation; no ILP, each
- * point simulated): its fastest replaces the plan when faster, so that a
- * compiled plan is never slower than the plan a person would find by hand
- * in that family.  Skipped when the user fixed the microbatch.
- */
-static void megatron_grid(const Search *x, IrGraph *g, int threads, IrPlan *plan,
-			  double *best, PassInterResult *r)
+/* The fastest hand-written plan, found before the refinement: its step
+ * time bounds which candidates are worth solving whole. */
+typedef struct {
+	bool ok;          /* a plan that fits */
+	IrPlan plan;
+	IrGraph g;        /* the training graph at its microbatch */
+	SimResult sr;
+	char from[16];    /* "grid" (Megatron-LM's layout) or "expert" */
+} Hand;
+
+static void hand_free(Hand *h)
 {
-	if (x->o->microbatch > 0)
-		return;
-	PassManualSearch mo = {.global_batch = plan->global_batch,
-			       .shard = PASS_SHARD_MEGATRON,
-			       .method = PASS_ILP,
-			       .recompute = x->o->recompute,
-			       .threads = threads};
-	IrPlan gp;
-	IrGraph gg;
-	SimResult gs;
-	PassManualResult mr;
-	IrError e;
-	if (pass_manual_search(x->m, plan->model, x->ps, x->c, plan->cluster, plan->nodes, &mo, &gp,
-			       &gg, &gs, &mr, &e))
-		return; /* none fits, or the model has no Megatron layout */
-	if (gs.fits && gs.step_time_s < *best) {
-		*best = gs.step_time_s;
-		adopt(&gp, &gs, r);
-		snprintf(r->from, sizeof r->from, "grid");
-		IrPlan old = *plan;
-		*plan = gp;
-		gp = old;
-		IrGraph og = *g;
-		*g = gg;
-		gg = og;
+	if (h->ok) {
+		sim_result_free(&h->sr);
+		ir_plan_free(&h->plan);
+		ir_graph_free(&h->g);
 	}
-	sim_result_free(&gs);
-	ir_plan_free(&gp);
-	ir_graph_free(&gg);
+	memset(h, 0, sizeof *h);
+}
+
+/*
+ * The hand-written families (pass_manual_search, each point simulated):
+ * every dp x tp x pp, microbatch, ZeRO stage and recomputation in
+ * Megatron-LM's layout (no ILP), and for a model with experts also data +
+ * expert parallelism on dp x ep meshes without a pipeline, as
+ * DeepSpeed-MoE runs it.  The fastest that fits goes into h, so that a
+ * compiled plan is never slower than the plan a person would find by hand
+ * in those families.  Skipped when the user fixed the microbatch.
+ */
+static void hand_search(const Search *x, const char *model, const char *cluster, int nodes,
+			Hand *h)
+{
+	memset(h, 0, sizeof *h);
+	if (x->o->microbatch > 0 || !x->ncand)
+		return;
+	double t0 = ir_now_s();
+	PassManualSearch fam[2] = {{.global_batch = x->o->global_batch,
+				    .shard = PASS_SHARD_MEGATRON, .method = PASS_ILP,
+				    .recompute = x->o->recompute, .threads = x->o->threads},
+				   {.global_batch = x->o->global_batch,
+				    .shard = PASS_SHARD_METHOD, .method = PASS_EXPERT,
+				    .max_pp = 1, .tp_if_needed = true,
+				    .recompute = x->o->recompute, .threads = x->o->threads}};
+	int nfam = pass_graph_has_experts(x->cand[0].g) ? 2 : 1;
+	for (int f = 0; f < nfam && !out_of_time(x); f++) {
+		Hand t;
+		memset(&t, 0, sizeof t);
+		PassManualResult mr;
+		IrError e;
+		if (pass_manual_search(x->m, model ? model : "", x->ps, x->c,
+				       cluster ? cluster : x->c->name, nodes, &fam[f], &t.plan,
+				       &t.g, &t.sr, &mr, &e))
+			continue; /* none fits, or the model has no such layout */
+		t.ok = true;
+		snprintf(t.from, sizeof t.from, "%s", f ? "expert" : "grid");
+		if (!h->ok || t.sr.step_time_s < h->sr.step_time_s) {
+			hand_free(h);
+			*h = t;
+		} else {
+			hand_free(&t);
+		}
+	}
+	x->r->hand_s += ir_now_s() - t0;
+}
+
+/* The hand-written plan h replaces *plan (and its graph g; h keeps the old
+ * ones to free). */
+static void adopt_hand(Hand *h, IrGraph *g, IrPlan *plan, PassInterResult *r)
+{
+	adopt(&h->plan, &h->sr, r);
+	snprintf(r->from, sizeof r->from, "%s", h->from);
+	IrPlan op = *plan;
+	*plan = h->plan;
+	h->plan = op;
+	IrGraph og = *g;
+	*g = h->g;
+	h->g = og;
 }
 
 /*
@@ -1338,11 +1378,11 @@ static void megatron_grid(const Search *x, IrGraph *g, int threads, IrPlan *plan
  * objective prices each per-step collective alone where the simulator
  * runs them as one flat buffer per kind and axis, so a forced sharding can
  * come out ahead by a little.  Then the uniform neighbours, then the
- * hand-written grid.  The tries of each step run in parallel.  0, or -1
- * with e.
+ * hand-written plan h (taken when faster, its graph swapped into g).  The
+ * tries of each step run in parallel.  0, or -1 with e.
  */
-static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
-		  double deadline, IrPlan *plan, PassInterResult *r, IrError *e)
+static int polish(IrGraph *g, const IrCluster *c, int threads, double deadline, Hand *h,
+		  IrPlan *plan, PassInterResult *r, IrError *e)
 {
 	SimResult base;
 	if (sim_plan(g, c, plan, &base, e))
@@ -1354,8 +1394,8 @@ static int polish(const Search *x, IrGraph *g, const IrCluster *c, int threads,
 		run_tries(g, c, threads, deadline, t, 2, "", plan, &best, r);
 	if (isfinite(best) && !past(deadline, r))
 		uniform_neighbours(g, c, threads, deadline, plan, &best, r);
-	if (isfinite(best) && !past(deadline, r))
-		megatron_grid(x, g, threads, plan, &best, r);
+	if (h->ok && h->sr.step_time_s < best)
+		adopt_hand(h, g, plan, r);
 	return 0;
 }
 
@@ -1413,7 +1453,7 @@ static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *
 	IrPlanSearch *s = &plan->search;
 	IrArena *a = &plan->arena;
 	s->from = ir_strdup(a, x->r->from[0] ? x->r->from : "dp");
-	s->estimate_s = k->cost;
+	s->estimate_s = !k ? NAN : k->refined ? k->cost : k->est;
 	s->device_bytes = x->c->gpu.mem_bytes;
 	s->cut = x->r->time_limited ? "time-limit" : NULL;
 	s->nstage_s = plan->nstages < PASS_MAX_UNITS ? plan->nstages : PASS_MAX_UNITS;
@@ -1422,6 +1462,8 @@ static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *
 		s->stage_s[q] = x->r->stage_time_s[q];
 	if (x->r->from[0]) /* priced by the simulator, not the search */
 		s->nstage_s = 0;
+	if (!k)
+		return 0; /* no pipeline of the DP fits */
 	int cap = 0;
 	PassStageTable t;
 	if (cand_table(x, k, k->rc, true, NULL, &t, e))
@@ -1430,7 +1472,7 @@ static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *
 	snprintf(what, sizeof what, "%d stage%s (the DP's choice)", k->p.nstages,
 		 k->p.nstages == 1 ? "" : "s");
 	push_alt(plan, &cap, (IrSearchAlt){ir_strdup(a, what), pipeline_layout(x, &t, &k->p, a),
-					   k->cost, pipeline_peak(&k->p), true});
+					   s->estimate_s, pipeline_peak(&k->p), true});
 	for (int S = 1; k->alt && S <= PASS_MAX_UNITS; S++) {
 		const PassPipeline *p = &k->alt[S];
 		if (S == k->p.nstages || !isfinite(p->total_s))
@@ -1532,6 +1574,16 @@ static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *
 		push_alt(plan, &cap, r);
 	}
 	return 0;
+}
+
+/* The candidate of least estimate (NULL: none fits). */
+static const Cand *best_estimate(const Search *x)
+{
+	const Cand *b = NULL;
+	for (int n = 0; n < x->ncand; n++)
+		if (isfinite(x->cand[n].est) && (!b || x->cand[n].est < b->est))
+			b = &x->cand[n];
+	return b;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -1649,25 +1701,25 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	for (int i = 0; i < x.ndiv; i++)
 		x.cand_of[i] = -1;
 	int rc = search(&x, e), win = -1;
+	Hand h = {0};
 	if (!rc) {
-		win = choose(&x, e);
+		hand_search(&x, model, cluster, nodes, &h);
+		win = choose(&x, h.ok ? h.sr.step_time_s : INFINITY, e);
 		if (win == -2)
 			rc = -1;
-		else if (win < 0) {
+		else if (win < 0 && !h.ok) {
 			double need = least_need(&x, e);
 			rc = isnan(need) ? -1 : infeasible(r, c, x.nunits, need, e);
 		}
 	}
-	if (!rc) {
+	double deadline = o->time_limit_s > 0 ? x.t0 + o->time_limit_s : INFINITY;
+	if (!rc && win >= 0) {
 		Cand *k = &x.cand[win];
 		rc = build_plan(&x, k, &k->p, k->rc, model, cluster, nodes, plan, e);
 		if (!rc) {
-			r->status = PASS_OPTIMAL;
 			r->estimate_s = k->cost;
 			r->microbatch = k->b;
-			r->nmicro = plan->nmicro;
 			r->recompute = k->rc;
-			r->nunits = x.nunits;
 			for (int q = 0; q < plan->nstages; q++) {
 				r->stage_time_s[q] = k->p.time_s[q];
 				r->stage_mem_bytes[q] = k->p.mem_bytes[q];
@@ -1676,20 +1728,29 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			free(k->g);
 			k->g = NULL;
 			double t0 = ir_now_s();
-			double deadline = o->time_limit_s > 0 ? x.t0 + o->time_limit_s : INFINITY;
-			rc = polish(&x, g, c, o->threads, deadline, plan, r, e);
+			rc = polish(g, c, o->threads, deadline, &h, plan, r, e);
 			r->refine_s += ir_now_s() - t0;
-			r->microbatch = plan->microbatch;
-			r->nmicro = plan->nmicro;
-			r->recompute = plan->recompute;
-			if (!rc)
-				rc = record_search(&x, k, plan, e);
 			if (rc)
 				ir_graph_free(g);
-			snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
-				 plan->nstages, (long long)plan->microbatch, plan->nmicro);
 		}
+	} else if (!rc) {
+		/* no candidate's estimate came within 2% of the hand-written plan */
+		memset(g, 0, sizeof *g);
+		adopt_hand(&h, g, plan, r);
 	}
+	if (!rc) {
+		r->status = PASS_OPTIMAL;
+		r->nunits = x.nunits;
+		r->microbatch = plan->microbatch;
+		r->nmicro = plan->nmicro;
+		r->recompute = plan->recompute;
+		rc = record_search(&x, win >= 0 ? &x.cand[win] : best_estimate(&x), plan, e);
+		if (rc)
+			ir_graph_free(g);
+		snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
+			 plan->nstages, (long long)plan->microbatch, plan->nmicro);
+	}
+	hand_free(&h);
 	if (rc)
 		ir_plan_free(plan);
 	for (int n = 0; n < x.ncand; n++)

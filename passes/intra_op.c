@@ -339,6 +339,16 @@ static uint8_t *expert_dims(const IrGraph *g)
 	return x;
 }
 
+bool pass_graph_has_experts(const IrGraph *g)
+{
+	uint8_t *x = expert_dims(g);
+	bool any = false;
+	for (int t = 0; t < g->ntensors && !any; t++)
+		any = x[t] != 0;
+	free(x);
+	return any;
+}
+
 static bool state_role(IrRole role)
 {
 	return role == IR_T_WEIGHT || role == IR_T_WGRAD || role == IR_T_OPT;

@@ -96,6 +96,11 @@ int pass_intra_op(const IrGraph *g, const IrCluster *c, const IrLogicalMesh *m,
 		  int first_layer, int last_layer, const PassIntraOptions *o, IrPlan *plan,
 		  IrStagePlan *out, PassIntraResult *r, IrError *e);
 
+/* True when some weight of g has an expert dim (a dim that a forward
+ * einsum reading it carries through every operand: e in ebch,ehf->ebcf),
+ * as mixture-of-experts layers do. */
+bool pass_graph_has_experts(const IrGraph *g);
+
 /* ------------------------------------------------------------------ */
 /* Inter-operator pass (inter_op_cost.c, inter_op.c): the model's layers */
 /* cut into pipeline stages, each on a sub-mesh of the cluster seen as a */
@@ -339,7 +344,8 @@ typedef struct PassInterResult {
 	double compile_time_s;
 	double layer_cost_s;    /* of which: layer costs (ILPs) */
 	double dp_s;            /* the DP runs */
-	double refine_s;        /* solving chosen stages whole */
+	double refine_s;        /* solving chosen stages whole, and the polish */
+	double hand_s;          /* the hand-written families (pass_manual_search) */
 	double estimate_s;      /* the DP's step time of the chosen plan */
 	int64_t microbatch;
 	int nmicro;
@@ -355,7 +361,9 @@ typedef struct PassInterResult {
 	int refinements;        /* DP reruns after solving the chosen stages whole */
 	bool time_limited;      /* options.time_limit_s cut the search short */
 	char from[16];          /* "" (the DP's pipeline), or what replaced it after the
-				   simulator: "dp+zero-1", "dp+zero-2", "uniform" */
+				   simulator: "dp+zero-1", "dp+zero-2", "uniform", or a
+				   hand-written plan: "grid" (Megatron-LM's layout),
+				   "expert" (data + expert parallelism) */
 	double need_bytes;      /* INFEASIBLE: least memory per device a plan needs */
 	double have_bytes;      /* the GPU's memory */
 	char message[256];

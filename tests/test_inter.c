@@ -383,6 +383,53 @@ Test(pass, the_compiled_plan_is_at_least_as_fast_as_the_best_megatron_grid_plan,
 	ir_cluster_free(&c);
 }
 
+/* A mixture-of-experts model (Alpa's GShard MoE 690M on 2 V100s, where
+ * the DP's pipeline alone is 0.95x as fast): the best data + expert
+ * parallel plan (DeepSpeed-MoE's family, an independent search of its
+ * own) never beats the compiled plan. */
+Test(pass, the_compiled_moe_plan_is_at_least_as_fast_as_the_best_data_expert_plan,
+     .timeout = 600)
+{
+	const int64_t B = 1024;
+	IrError e;
+	IrCluster c = test_cluster("aws-p3.16xlarge", 1);
+	c.gpus_per_node = 2;
+	IrParamSet ps = {0};
+	IrModelDoc *md = ir_model_open("moe:690m", &e);
+	cr_assert(md, "%s", e.msg);
+	IrPlan p;
+	IrGraph g;
+	PassInterResult r;
+	PassInterOptions o = {.global_batch = B, .recompute = -1, .threads = 2, .tmax_gap = -1};
+	cr_assert_eq(pass_inter_op(md, "moe:690m", &ps, &c, "aws-p3.16xlarge", 1, &o, &p, &g, &r,
+				   &e), 0, "%s", e.msg);
+	SimResult s;
+	cr_assert_eq(sim_plan(&g, &c, &p, &s, &e), 0, "%s", e.msg);
+	cr_assert(s.fits);
+
+	PassManualSearch mo = {.global_batch = B, .shard = PASS_SHARD_METHOD,
+			       .method = PASS_EXPERT, .max_pp = 1, .tp_if_needed = true,
+			       .recompute = -1, .threads = 2};
+	IrPlan gp;
+	IrGraph gg;
+	SimResult gs;
+	PassManualResult mr;
+	cr_assert_eq(pass_manual_search(md, "moe:690m", &ps, &c, "aws-p3.16xlarge", 1, &mo, &gp,
+					&gg, &gs, &mr, &e), 0, "%s", e.msg);
+	cr_expect(s.step_time_s <= gs.step_time_s * (1 + 1e-9),
+		  "compiled %.9g s (from '%s'), data+expert %.9g s (%dx%d mbs %lld zero %d)",
+		  s.step_time_s, r.from, gs.step_time_s, mr.best.dp, mr.best.tp,
+		  (long long)mr.best.mbs, mr.best.zero);
+	sim_result_free(&gs);
+	sim_result_free(&s);
+	ir_plan_free(&gp);
+	ir_graph_free(&gg);
+	ir_plan_free(&p);
+	ir_graph_free(&g);
+	ir_model_close(md);
+	ir_cluster_free(&c);
+}
+
 Test(pass, a_tiny_gpt_plan_covers_the_model_and_uses_every_gpu, .timeout = 300)
 {
 	IrPlan p;

@@ -169,8 +169,9 @@ static json_t *result_json(const IrGraph *g, const IrCluster *c, const IrPlan *p
 	json_t *o = tool_sim_json(g, c, p, r);
 	json_object_set_new(o, "compile_time_s", json_real(ir->compile_time_s));
 	json_object_set_new(o, "estimated_step_time_s", json_real(ir->estimate_s));
-	json_object_set_new(o, "compile_breakdown_s", json_pack("{s:f,s:f,s:f}", "layer_costs",
-		ir->layer_cost_s, "dp", ir->dp_s, "stages", ir->refine_s));
+	json_object_set_new(o, "compile_breakdown_s", json_pack("{s:f,s:f,s:f,s:f}", "layer_costs",
+		ir->layer_cost_s, "dp", ir->dp_s, "stages", ir->refine_s, "hand_written",
+		ir->hand_s));
 	json_object_set_new(o, "layer_clusters", json_integer(ir->nunits));
 	json_object_set_new(o, "cut", ir->time_limited ? json_string("time-limit") : json_null());
 	json_object_set_new(o, "ilp_solves", json_integer(ir->ilp_solved + ir->stage_solves));
@@ -192,8 +193,8 @@ static void print_table(const IrGraph *g, const IrCluster *c, const IrPlan *p,
 	       p->model, c->name, r->ngpus, p->nstages, p->nstages == 1 ? "" : "s",
 	       ir->compile_time_s,
 	       ir->ilp_solved + ir->stage_solves, ir->ilp_cached);
-	printf("  compile time      layer costs %.2f s, stage DP %.2f s, stages solved whole %.2f s\n",
-	       ir->layer_cost_s, ir->dp_s, ir->refine_s);
+	printf("  compile time      layer costs %.2f s, stage DP %.2f s, stages solved whole %.2f s, "
+	       "hand-written plans %.2f s\n", ir->layer_cost_s, ir->dp_s, ir->refine_s, ir->hand_s);
 	if (ir->time_limited)
 		printf("  search cut        by --time-limit after %.2f s: the best plan found by "
 		       "then, not necessarily the best there is\n", ir->compile_time_s);

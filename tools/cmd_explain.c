@@ -564,6 +564,12 @@ static const char *from_words(const char *from)
 	if (!strcmp(from, "uniform"))
 		return "a Megatron-style neighbour (equal stages, one dp x tp mesh shape), "
 		       "simulated faster than the DP's pipeline";
+	if (!strcmp(from, "grid"))
+		return "the best hand-written dp x tp x pp plan in Megatron-LM's layout, "
+		       "simulated faster than the DP's pipeline";
+	if (!strcmp(from, "expert"))
+		return "the best hand-written data + expert parallel plan (DeepSpeed-MoE style), "
+		       "simulated faster than the DP's pipeline";
 	return "the DP's pipeline";
 }
 
