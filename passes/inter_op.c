@@ -119,12 +119,14 @@ static inline bool dp_d_of(const Dp *x, int d, int c)
 	return ((x->D - d - c / x->P) % x->M + x->M) % x->M == 0;
 }
 
-/* F's index of (s, k, d, c): d by its slot d / M, as class c fixes d mod M. */
+/* F's index of (s, k, d, c): d by its slot d / M, as class c fixes d mod M;
+ * the slots of one (s, k, c) are consecutive, so the recursion runs over d
+ * innermost. */
 static inline size_t FI(const Dp *x, int s, int k, int d, int c)
 {
 	assert(dp_d_of(x, d, c));
-	return (((size_t)s * (size_t)(x->U + 1) + (size_t)k) * (size_t)x->DJ +
-		(size_t)(d / x->M)) * (size_t)x->NC + (size_t)c;
+	return (((size_t)s * (size_t)(x->U + 1) + (size_t)k) * (size_t)x->NC + (size_t)c) *
+		       (size_t)x->DJ + (size_t)(d / x->M);
 }
 
 /* Bytes of the DP's tables for S stages, U units, DJ slots of devices, NC
@@ -263,44 +265,68 @@ static void dp_clear(Dp *x)
 			x->F[FI(x, 0, x->U, 0, c)] = 0;
 }
 
+/* The d of class c with s stages left: first + j * M for j < the count
+ * returned. */
+static inline int dp_slots(const Dp *x, int s, int c, int *first)
+{
+	*first = dp_first_d(x, s, c);
+	return *first > x->D ? 0 : (x->D - *first) / x->M + 1;
+}
+
+/* The least j at which a stage of shape h leaves the s - 1 stages after it
+ * a GPU each (d - dev[h] >= s - 1, d = first + j * M). */
+static inline int dp_j0(const Dp *x, int s, int first, int h)
+{
+	int need = s - 1 + x->dev[h] - first;
+	return need <= 0 ? 0 : (need + x->M - 1) / x->M;
+}
+
 static double dp_run(Dp *x, double tmax, PassPipeline *out)
 {
-	int U = x->U, D = x->D, H = x->H;
+	int U = x->U, H = x->H, M = x->M;
 	dp_clear(x);
 	for (int s = 1; s <= x->S; s++)
 		for (int k = 0; k + s <= U; k++)
 			for (int c = 0; c < x->NC; c++) {
 				if (!dp_class_ok(x, k, c))
 					continue;
-				int fill = c / x->P, pc = c % x->P;
-				int same = pc > 0 && fill > 0;
-				for (int d = dp_first_d(x, s, c); d <= D; d += x->M) {
-					double best = INFINITY;
-					int bp = -1;
-					for (int h = 0; h < H; h++) {
-						int rest = d - x->dev[h], nc = dp_next(x, c, h);
-						if (rest < s - 1 || nc < 0)
+				int fill = c / x->P, pc = c % x->P, first;
+				int same = pc > 0 && fill > 0, n = dp_slots(x, s, c, &first);
+				if (!n)
+					continue;
+				double *fo = &x->F[FI(x, s, k, first, c)];
+				int *po = &x->pick[FI(x, s, k, first, c)];
+				for (int j = 0; j < n; j++)
+					po[j] = -1;
+				/* per d, the (h, i) in the same order with the same strict
+				 * test as one d at a time: the same picks */
+				for (int h = 0; h < H; h++) {
+					int nc = dp_next(x, c, h), j0 = dp_j0(x, s, first, h);
+					if (nc < 0 || j0 >= n)
+						continue;
+					double e = x->E[EI(x, k, pc, same, h)];
+					int rest0 = first + j0 * M - x->dev[h];
+					for (int i = k; i + s <= U; i++) {
+						double t = x->C[CI(x, s, k, i, h)];
+						if (!(t <= tmax))
 							continue;
-						double e = x->E[EI(x, k, pc, same, h)];
-						for (int i = k; i + s <= U; i++) {
-							double t = x->C[CI(x, s, k, i, h)];
-							if (!(t <= tmax))
-								continue;
-							double f = t + e + x->F[FI(x, s - 1, i + 1, rest, nc)];
-							if (f < best) {
-								best = f;
-								bp = i * H + h;
+						double te = t + e;
+						const double *fi = &x->F[FI(x, s - 1, i + 1, rest0, nc)];
+						int p = i * H + h;
+						for (int j = j0; j < n; j++) {
+							double f = te + fi[j - j0];
+							if (f < fo[j]) {
+								fo[j] = f;
+								po[j] = p;
 							}
 						}
 					}
-					x->F[FI(x, s, k, d, c)] = best;
-					x->pick[FI(x, s, k, d, c)] = bp;
 				}
 			}
 	double best = INFINITY;
 	int bs = 0;
 	for (int s = 1; s <= x->S; s++) {
-		double f = x->F[FI(x, s, 0, D, 0)];
+		double f = x->F[FI(x, s, 0, x->D, 0)];
 		double cost = f + (x->t->nmicro - 1) * fmax(tmax, f / s);
 		if (cost < best) {
 			best = cost;
@@ -312,41 +338,58 @@ static double dp_run(Dp *x, double tmax, PassPipeline *out)
 	return best;
 }
 
-/* The least tmax that admits a pipeline: min over pipelines of their
- * largest stage time (the same recursion with max for sum). */
-static double dp_bottleneck(Dp *x)
+/* min over pipelines of the largest of their stages' values C (CI's
+ * index): the same recursion with max for sum. */
+static double dp_minmax(Dp *x, const double *C)
 {
-	int U = x->U, D = x->D, H = x->H;
+	int U = x->U, H = x->H, M = x->M;
 	dp_clear(x);
 	for (int s = 1; s <= x->S; s++)
 		for (int k = 0; k + s <= U; k++)
 			for (int c = 0; c < x->NC; c++) {
 				if (!dp_class_ok(x, k, c))
 					continue;
-				for (int d = dp_first_d(x, s, c); d <= D; d += x->M) {
-					double best = INFINITY;
-					for (int h = 0; h < H; h++) {
-						int rest = d - x->dev[h], nc = dp_next(x, c, h);
-						if (rest < s - 1 || nc < 0)
-							continue;
+				int first, n = dp_slots(x, s, c, &first);
+				if (!n)
+					continue;
+				double *restrict fo = &x->F[FI(x, s, k, first, c)];
+				for (int h = 0; h < H; h++) {
+					int nc = dp_next(x, c, h), j0 = dp_j0(x, s, first, h);
+					if (nc < 0 || j0 >= n)
+						continue;
+					int rest0 = first + j0 * M - x->dev[h];
+					for (int i = k; i + s <= U; i++) {
+						double a = C[CI(x, s, k, i, h)];
+						if (!(a < INFINITY))
+							continue; /* does not fit */
+						/* level s - 1: apart from fo */
+						const double *restrict fi =
+							&x->F[FI(x, s - 1, i + 1, rest0, nc)];
 						/* min and max written out: the values are never
 						 * NaN, and libm's fmin/fmax were a tenth of a
 						 * large compile's time */
-						for (int i = k; i + s <= U; i++) {
-							double a = x->C[CI(x, s, k, i, h)];
-							double b = x->F[FI(x, s - 1, i + 1, rest, nc)];
+						for (int j = j0; j < n; j++) {
+							double b = fi[j - j0];
 							double m = a > b ? a : b;
-							if (m < best)
-								best = m;
+							fo[j] = m < fo[j] ? m : fo[j];
 						}
 					}
-					x->F[FI(x, s, k, d, c)] = best;
 				}
 			}
 	double best = INFINITY;
-	for (int s = 1; s <= x->S; s++)
-		best = fmin(best, x->F[FI(x, s, 0, D, 0)]);
+	for (int s = 1; s <= x->S; s++) {
+		double f = x->F[FI(x, s, 0, x->D, 0)];
+		if (f < best)
+			best = f;
+	}
 	return best;
+}
+
+/* The least tmax that admits a pipeline: min over pipelines of their
+ * largest stage time. */
+static double dp_bottleneck(Dp *x)
+{
+	return dp_minmax(x, x->C);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -480,7 +523,7 @@ double pass_stage_min_memory(const PassStageTable *t, int devices)
 	Dp x;
 	if (dp_init(&x, t, devices))
 		return INFINITY;
-	int U = x.U, D = x.D, H = x.H;
+	int U = x.U, H = x.H;
 	/* need[(s-1, k, i, h)]: the leanest view's memory as the s-th stage from the end */
 	double *need = ir_xmalloc(sizeof(double) * ((size_t)x.S * U * U * H + 1));
 	if (!need)
@@ -499,32 +542,7 @@ double pass_stage_min_memory(const PassStageTable *t, int devices)
 					}
 					need[CI(&x, s, k, i, h)] = x.dev[h] > devices ? INFINITY : n;
 				}
-	for (size_t i = 0, n = dp_nf(&x); i < n; i++)
-		x.F[i] = INFINITY;
-	for (int c = 0; c < x.NC; c++)
-		if (dp_d_of(&x, 0, c))
-			x.F[FI(&x, 0, U, 0, c)] = 0;
-	for (int s = 1; s <= x.S; s++)
-		for (int k = 0; k + s <= U; k++)
-			for (int c = 0; c < x.NC; c++) {
-				if (!dp_class_ok(&x, k, c))
-					continue;
-				for (int d = dp_first_d(&x, s, c); d <= D; d += x.M) {
-					double best = INFINITY;
-					for (int h = 0; h < H; h++) {
-						int rest = d - x.dev[h], nc = dp_next(&x, c, h);
-						if (rest < s - 1 || nc < 0)
-							continue;
-						for (int i = k; i + s <= U; i++)
-							best = fmin(best, fmax(need[CI(&x, s, k, i, h)],
-									       x.F[FI(&x, s - 1, i + 1, rest, nc)]));
-					}
-					x.F[FI(&x, s, k, d, c)] = best;
-				}
-			}
-	double best = INFINITY;
-	for (int s = 1; s <= x.S; s++)
-		best = fmin(best, x.F[FI(&x, s, 0, D, 0)]);
+	double best = dp_minmax(&x, need);
 	free(need);
 	dp_free(&x);
 	return best;
