@@ -42,6 +42,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -991,11 +992,13 @@ static double exact_cost(const Search *x, const Cand *k, PassPipeline *p, IrReco
  * Refines candidate k: solves whole the stages the DP picks, puts their
  * exact costs in the table, reruns the DP (every recomputation mode),
  * until it picks only stages solved whole.  Stops early after REFINE_ROUNDS
- * rounds, or once the user's time limit has passed and a pipeline solved
- * whole fits, keeping the best pipeline solved whole:
+ * rounds, once the DP's estimate reaches 1.02 x `bound` (the least
+ * simulated step time known: as choose() rules, such a pipeline is not
+ * solved whole), or once the user's time limit has passed and a pipeline
+ * solved whole fits, keeping the best pipeline solved whole:
  * k->p, k->rc, k->cost (INFINITY: none fits once solved whole).
  */
-static int refine(Search *x, Cand *k, IrError *e)
+static int refine(Search *x, Cand *k, double bound, IrError *e)
 {
 	PassPipeline best_p = k->p;
 	IrRecompute best_rc = k->rc;
@@ -1020,7 +1023,7 @@ static int refine(Search *x, Cand *k, IrError *e)
 		x->r->refinements++;
 		if (best_over_modes(x, k, true, false, e))
 			return -1;
-		if (!isfinite(k->est))
+		if (!(k->est < 1.02 * bound))
 			break;
 	}
 	k->p = best_p;
@@ -1047,7 +1050,8 @@ static int refine(Search *x, Cand *k, IrError *e)
 	k->alt = alt;
 	int rc = 0;
 	for (int S = 1; S <= PASS_MAX_UNITS && !rc; S++) {
-		if (!(alt[S].total_s <= 1.03 * k->cost) || S == k->p.nstages || out_of_time(x))
+		if (!(alt[S].total_s <= 1.03 * k->cost) || !(alt[S].total_s < 1.02 * bound) ||
+		    S == k->p.nstages || out_of_time(x))
 			continue;
 		if (solve_missing(x, k, &alt[S], k->rc, e) < 0) {
 			rc = -1;
@@ -1088,7 +1092,7 @@ static int choose(Search *x, double bound, IrError *e)
 		double best = win >= 0 ? fmin(bound, x->cand[win].sim_s) : bound;
 		if (k->est >= 1.02 * best || ((win >= 0 || isfinite(bound)) && out_of_time(x)))
 			break;
-		if (refine(x, k, e))
+		if (refine(x, k, best, e))
 			return -2;
 		if (isfinite(k->sim_s) && (win < 0 || k->sim_s < x->cand[win].sim_s))
 			win = next;
@@ -1310,8 +1314,8 @@ static void uniform_neighbours(const IrGraph *g, const IrCluster *c, int threads
 	free(t);
 }
 
-/* The fastest hand-written plan, found before the refinement: its step
- * time bounds which candidates are worth solving whole. */
+/* The fastest hand-written plan, found beside the microbatch search: its
+ * step time bounds which candidates are worth solving whole. */
 typedef struct {
 	bool ok;          /* a plan that fits */
 	IrPlan plan;
@@ -1330,22 +1334,40 @@ static void hand_free(Hand *h)
 	memset(h, 0, sizeof *h);
 }
 
+/* The hand-written search, run in a thread of its own beside the
+ * microbatch search; it reads only what the search does not change. */
+typedef struct {
+	const Search *x;
+	const char *model, *cluster;
+	int nodes;
+	Hand h;
+	bool late;        /* the user's time limit passed before a family began */
+	double time_s;
+	pthread_t tid;
+	bool threaded;
+} HandJob;
+
 /*
  * The hand-written families (pass_manual_search, each point simulated):
  * every dp x tp x pp, microbatch, ZeRO stage and recomputation in
  * Megatron-LM's layout (no ILP), and for a model with experts also data +
  * expert parallelism on dp x ep meshes without a pipeline, as
- * DeepSpeed-MoE runs it.  The fastest that fits goes into h, so that a
+ * DeepSpeed-MoE runs it.  The fastest that fits goes into j->h, so that a
  * compiled plan is never slower than the plan a person would find by hand
  * in those families.  Skipped when the user fixed the microbatch.
  */
-static void hand_search(const Search *x, const char *model, const char *cluster, int nodes,
-			Hand *h)
+static void *hand_search(void *arg)
 {
-	memset(h, 0, sizeof *h);
-	if (x->o->microbatch > 0 || !x->ncand)
-		return;
+	HandJob *j = arg;
+	const Search *x = j->x;
+	Hand *h = &j->h;
 	double t0 = ir_now_s();
+	IrError e;
+	IrGraph *g1 = load_graph(x, 1, &e);
+	if (!g1)
+		return NULL; /* the microbatch search reports it */
+	int nfam = pass_graph_has_experts(g1) ? 2 : 1;
+	drop_graph(g1);
 	PassManualSearch fam[2] = {{.global_batch = x->o->global_batch,
 				    .shard = PASS_SHARD_MEGATRON, .method = PASS_ILP,
 				    .recompute = x->o->recompute, .threads = x->o->threads},
@@ -1353,14 +1375,16 @@ static void hand_search(const Search *x, const char *model, const char *cluster,
 				    .shard = PASS_SHARD_METHOD, .method = PASS_EXPERT,
 				    .max_pp = 1, .tp_if_needed = true,
 				    .recompute = x->o->recompute, .threads = x->o->threads}};
-	int nfam = pass_graph_has_experts(x->cand[0].g) ? 2 : 1;
-	for (int f = 0; f < nfam && !out_of_time(x); f++) {
+	for (int f = 0; f < nfam; f++) {
+		if (x->o->time_limit_s > 0 && ir_now_s() - x->t0 > x->o->time_limit_s) {
+			j->late = true;
+			break;
+		}
 		Hand t;
 		memset(&t, 0, sizeof t);
 		PassManualResult mr;
-		IrError e;
-		if (pass_manual_search(x->m, model ? model : "", x->ps, x->c,
-				       cluster ? cluster : x->c->name, nodes, &fam[f], &t.plan,
+		if (pass_manual_search(x->m, j->model ? j->model : "", x->ps, x->c,
+				       j->cluster ? j->cluster : x->c->name, j->nodes, &fam[f], &t.plan,
 				       &t.g, &t.sr, &mr, &e))
 			continue; /* none fits, or the model has no such layout */
 		t.ok = true;
@@ -1372,7 +1396,29 @@ static void hand_search(const Search *x, const char *model, const char *cluster,
 			hand_free(&t);
 		}
 	}
-	x->r->hand_s += ir_now_s() - t0;
+	j->time_s = ir_now_s() - t0;
+	return NULL;
+}
+
+/* Starts the hand-written search (in a thread when one starts). */
+static void hand_start(HandJob *j)
+{
+	if (j->x->o->microbatch > 0)
+		return;
+	j->threaded = !pthread_create(&j->tid, NULL, hand_search, j);
+	if (!j->threaded)
+		hand_search(j);
+}
+
+/* Waits for it; its time and a time limit it met into the result. */
+static void hand_join(HandJob *j, PassInterResult *r)
+{
+	if (j->threaded)
+		pthread_join(j->tid, NULL);
+	j->threaded = false;
+	r->hand_s += j->time_s;
+	if (j->late)
+		r->time_limited = true;
 }
 
 /* The hand-written plan h replaces *plan (and its graph g; h keeps the old
@@ -1718,14 +1764,16 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	}
 	for (int i = 0; i < x.ndiv; i++)
 		x.cand_of[i] = -1;
+	HandJob hj = {.x = &x, .model = model, .cluster = cluster, .nodes = nodes};
+	hand_start(&hj);
 	int rc = search(&x, e), win = -1;
-	Hand h = {0};
+	hand_join(&hj, r);
+	Hand *h = &hj.h;
 	if (!rc) {
-		hand_search(&x, model, cluster, nodes, &h);
-		win = choose(&x, h.ok ? h.sr.step_time_s : INFINITY, e);
+		win = choose(&x, h->ok ? h->sr.step_time_s : INFINITY, e);
 		if (win == -2)
 			rc = -1;
-		else if (win < 0 && !h.ok) {
+		else if (win < 0 && !h->ok) {
 			double need = least_need(&x, e);
 			rc = isnan(need) ? -1 : infeasible(r, c, x.nunits, need, e);
 		}
@@ -1746,7 +1794,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 			free(k->g);
 			k->g = NULL;
 			double t0 = ir_now_s();
-			rc = polish(g, c, o->threads, deadline, &h, plan, r, e);
+			rc = polish(g, c, o->threads, deadline, h, plan, r, e);
 			r->refine_s += ir_now_s() - t0;
 			if (rc)
 				ir_graph_free(g);
@@ -1754,7 +1802,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 	} else if (!rc) {
 		/* no candidate's estimate came within 2% of the hand-written plan */
 		memset(g, 0, sizeof *g);
-		adopt_hand(&h, g, plan, r);
+		adopt_hand(h, g, plan, r);
 	}
 	if (!rc) {
 		r->status = PASS_OPTIMAL;
@@ -1768,7 +1816,7 @@ int pass_inter_op(const IrModelDoc *m, const char *model, const IrParamSet *ps,
 		snprintf(r->message, sizeof r->message, "%d stages, microbatch %lld x %d",
 			 plan->nstages, (long long)plan->microbatch, plan->nmicro);
 	}
-	hand_free(&h);
+	hand_free(h);
 	if (rc)
 		ir_plan_free(plan);
 	for (int n = 0; n < x.ncand; n++)
