@@ -319,15 +319,24 @@ Test(dp, least_memory_is_what_the_leanest_pipeline_needs)
 /* ------------------------------------------------------------------ */
 /* The whole pass                                                       */
 
+/* Model `model` opened, `set` parsed into *ps. */
+static IrModelDoc *open_model(const char *model, const char *set, IrParamSet *ps)
+{
+	IrError e;
+	memset(ps, 0, sizeof *ps);
+	if (set)
+		cr_assert_eq(ir_params_parse(ps, set, &e), 0, "%s", e.msg);
+	IrModelDoc *m = ir_model_open(model, &e);
+	cr_assert(m, "%s", e.msg);
+	return m;
+}
+
 static int compile(const char *model, const char *set, const char *cl, int64_t batch,
 		   PassInterOptions o, IrPlan *plan, IrGraph *g, PassInterResult *r)
 {
 	IrError e;
-	IrParamSet ps = {0};
-	if (set)
-		cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *m = ir_model_open(model, &e);
-	cr_assert(m, "%s", e.msg);
+	IrParamSet ps;
+	IrModelDoc *m = open_model(model, set, &ps);
 	IrCluster c = test_cluster(cl, 0);
 	o.global_batch = batch;
 	int rc = pass_inter_op(m, model, &ps, &c, cl, 0, &o, plan, g, r, &e);
@@ -336,89 +345,37 @@ static int compile(const char *model, const char *set, const char *cl, int64_t b
 	return rc;
 }
 
-/* The hand-written grid in Megatron-LM's layout (an independent search of
- * its own) never beats the compiled plan, whose graph is the one at its
- * microbatch. */
-Test(pass, the_compiled_plan_is_at_least_as_fast_as_the_best_megatron_grid_plan,
-     .timeout = 300)
+/* Compiles model (overrides `set`) for cluster c and holds the plan against
+ * the best plan of a hand-written family (pass_manual_search with mo, an
+ * independent search of its own): that plan is never faster, and the
+ * compiled plan's graph is the one at its microbatch. */
+static void never_beaten_by(const char *model, const char *set, IrCluster *c, int64_t B,
+			    PassManualSearch mo, const char *family)
 {
-	const char *set = "layers=4,hidden=256,heads=4,seq=256,vocab=2048";
-	const int64_t B = 64;
-	IrPlan p;
-	IrGraph g;
-	PassInterResult r;
-	PassInterOptions o = {.recompute = -1, .threads = 2, .tmax_gap = -1};
-	cr_assert_eq(compile("gpt", set, TINY_CLUSTER, B, o, &p, &g, &r), 0, "%s", r.message);
-	cr_expect_eq(g.batch, p.microbatch, "graph at batch %lld, plan microbatch %lld",
-		     (long long)g.batch, (long long)p.microbatch);
 	IrError e;
-	IrCluster c = test_cluster(TINY_CLUSTER, 0);
-	SimResult s;
-	cr_assert_eq(sim_plan(&g, &c, &p, &s, &e), 0, "%s", e.msg);
-	cr_assert(s.fits);
-
-	IrParamSet ps = {0};
-	cr_assert_eq(ir_params_parse(&ps, set, &e), 0, "%s", e.msg);
-	IrModelDoc *md = ir_model_open("gpt", &e);
-	cr_assert(md, "%s", e.msg);
-	PassManualSearch mo = {.global_batch = B, .shard = PASS_SHARD_MEGATRON,
-			       .method = PASS_ILP, .recompute = -1, .threads = 1};
-	IrPlan gp;
-	IrGraph gg;
-	SimResult gs;
-	PassManualResult mr;
-	cr_assert_eq(pass_manual_search(md, "gpt", &ps, &c, "tiny", 0, &mo, &gp, &gg, &gs, &mr, &e),
-		     0, "%s", e.msg);
-	cr_expect(s.step_time_s <= gs.step_time_s * (1 + 1e-9),
-		  "compiled %.9g s, grid %.9g s (%dx%dx%d mbs %lld zero %d)", s.step_time_s,
-		  gs.step_time_s, mr.best.dp, mr.best.tp, mr.best.pp, (long long)mr.best.mbs,
-		  mr.best.zero);
-	sim_result_free(&gs);
-	sim_result_free(&s);
-	ir_plan_free(&gp);
-	ir_graph_free(&gg);
-	ir_plan_free(&p);
-	ir_graph_free(&g);
-	ir_model_close(md);
-	ir_cluster_free(&c);
-}
-
-/* A mixture-of-experts model (Alpa's GShard MoE 690M on 2 V100s, where
- * the DP's pipeline alone is 0.95x as fast): the best data + expert
- * parallel plan (DeepSpeed-MoE's family, an independent search of its
- * own) never beats the compiled plan. */
-Test(pass, the_compiled_moe_plan_is_at_least_as_fast_as_the_best_data_expert_plan,
-     .timeout = 600)
-{
-	const int64_t B = 1024;
-	IrError e;
-	IrCluster c = test_cluster("aws-p3.16xlarge", 1);
-	c.gpus_per_node = 2;
-	IrParamSet ps = {0};
-	IrModelDoc *md = ir_model_open("moe:690m", &e);
-	cr_assert(md, "%s", e.msg);
+	IrParamSet ps;
+	IrModelDoc *md = open_model(model, set, &ps);
 	IrPlan p;
 	IrGraph g;
 	PassInterResult r;
 	PassInterOptions o = {.global_batch = B, .recompute = -1, .threads = 2, .tmax_gap = -1};
-	cr_assert_eq(pass_inter_op(md, "moe:690m", &ps, &c, "aws-p3.16xlarge", 1, &o, &p, &g, &r,
-				   &e), 0, "%s", e.msg);
+	cr_assert_eq(pass_inter_op(md, model, &ps, c, c->name, 0, &o, &p, &g, &r, &e), 0, "%s",
+		     e.msg);
+	cr_expect_eq(g.batch, p.microbatch, "graph at batch %lld, plan microbatch %lld",
+		     (long long)g.batch, (long long)p.microbatch);
 	SimResult s;
-	cr_assert_eq(sim_plan(&g, &c, &p, &s, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_plan(&g, c, &p, &s, &e), 0, "%s", e.msg);
 	cr_assert(s.fits);
-
-	PassManualSearch mo = {.global_batch = B, .shard = PASS_SHARD_METHOD,
-			       .method = PASS_EXPERT, .max_pp = 1, .tp_if_needed = true,
-			       .recompute = -1, .threads = 2};
+	mo.global_batch = B;
 	IrPlan gp;
 	IrGraph gg;
 	SimResult gs;
 	PassManualResult mr;
-	cr_assert_eq(pass_manual_search(md, "moe:690m", &ps, &c, "aws-p3.16xlarge", 1, &mo, &gp,
-					&gg, &gs, &mr, &e), 0, "%s", e.msg);
+	cr_assert_eq(pass_manual_search(md, model, &ps, c, c->name, 0, &mo, &gp, &gg, &gs, &mr, &e),
+		     0, "%s", e.msg);
 	cr_expect(s.step_time_s <= gs.step_time_s * (1 + 1e-9),
-		  "compiled %.9g s (from '%s'), data+expert %.9g s (%dx%d mbs %lld zero %d)",
-		  s.step_time_s, r.from, gs.step_time_s, mr.best.dp, mr.best.tp,
+		  "compiled %.9g s (from '%s'), %s %.9g s (%dx%dx%d mbs %lld zero %d)",
+		  s.step_time_s, r.from, family, gs.step_time_s, mr.best.dp, mr.best.tp, mr.best.pp,
 		  (long long)mr.best.mbs, mr.best.zero);
 	sim_result_free(&gs);
 	sim_result_free(&s);
@@ -427,6 +384,34 @@ Test(pass, the_compiled_moe_plan_is_at_least_as_fast_as_the_best_data_expert_pla
 	ir_plan_free(&p);
 	ir_graph_free(&g);
 	ir_model_close(md);
+}
+
+/* The hand-written grid in Megatron-LM's layout never beats the compiled
+ * plan. */
+Test(pass, the_compiled_plan_is_at_least_as_fast_as_the_best_megatron_grid_plan,
+     .timeout = 300)
+{
+	IrCluster c = test_cluster(TINY_CLUSTER, 0);
+	never_beaten_by("gpt", "layers=4,hidden=256,heads=4,seq=256,vocab=2048", &c, 64,
+			(PassManualSearch){.shard = PASS_SHARD_MEGATRON, .method = PASS_ILP,
+					   .recompute = -1, .threads = 1},
+			"grid");
+	ir_cluster_free(&c);
+}
+
+/* A mixture-of-experts model (Alpa's GShard MoE 690M on 2 V100s, where
+ * the DP's pipeline alone is 0.95x as fast): the best data + expert
+ * parallel plan (DeepSpeed-MoE's family) never beats the compiled plan. */
+Test(pass, the_compiled_moe_plan_is_at_least_as_fast_as_the_best_data_expert_plan,
+     .timeout = 600)
+{
+	IrCluster c = test_cluster("aws-p3.16xlarge", 1);
+	c.gpus_per_node = 2;
+	never_beaten_by("moe:690m", NULL, &c, 1024,
+			(PassManualSearch){.shard = PASS_SHARD_METHOD, .method = PASS_EXPERT,
+					   .max_pp = 1, .tp_if_needed = true, .recompute = -1,
+					   .threads = 2},
+			"data+expert");
 	ir_cluster_free(&c);
 }
 

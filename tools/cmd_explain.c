@@ -553,23 +553,26 @@ static const char *verdict(const IrPlanSearch *x, const IrSearchAlt *a, char *bu
 	return buf;
 }
 
+/* What replaced the DP's pipeline (IrPlanSearch.from), in words. */
 static const char *from_words(const char *from)
 {
-	if (!strcmp(from, "dp+zero-1"))
-		return "the DP's pipeline, re-sharded with the optimizer state split (ZeRO-1), "
-		       "simulated faster";
-	if (!strcmp(from, "dp+zero-2"))
-		return "the DP's pipeline, re-sharded with gradients and optimizer state split "
-		       "(ZeRO-2), simulated faster";
-	if (!strcmp(from, "uniform"))
-		return "a Megatron-style neighbour (equal stages, one dp x tp mesh shape), "
-		       "simulated faster than the DP's pipeline";
-	if (!strcmp(from, "grid"))
-		return "the best hand-written dp x tp x pp plan in Megatron-LM's layout, "
-		       "simulated faster than the DP's pipeline";
-	if (!strcmp(from, "expert"))
-		return "the best hand-written data + expert parallel plan (DeepSpeed-MoE style), "
-		       "simulated faster than the DP's pipeline";
+	static const struct {
+		const char *from, *words;
+	} w[] = {
+		{"dp+zero-1", "the DP's pipeline, re-sharded with the optimizer state split (ZeRO-1), "
+			      "simulated faster"},
+		{"dp+zero-2", "the DP's pipeline, re-sharded with gradients and optimizer state split "
+			      "(ZeRO-2), simulated faster"},
+		{"uniform", "a Megatron-style neighbour (equal stages, one dp x tp mesh shape), "
+			    "simulated faster than the DP's pipeline"},
+		{"grid", "the best hand-written dp x tp x pp plan in Megatron-LM's layout, simulated "
+			 "faster than the DP's pipeline"},
+		{"expert", "the best hand-written data + expert parallel plan (DeepSpeed-MoE style), "
+			   "simulated faster than the DP's pipeline"},
+	};
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+		if (!strcmp(from, w[i].from))
+			return w[i].words;
 	return "the DP's pipeline";
 }
 
