@@ -1517,7 +1517,8 @@ static int record_search(const Search *x, const Cand *k, IrPlan *plan, IrError *
 	IrPlanSearch *s = &plan->search;
 	IrArena *a = &plan->arena;
 	s->from = ir_strdup(a, x->r->from[0] ? x->r->from : "dp");
-	s->estimate_s = !k ? NAN : k->refined ? k->cost : k->est;
+	/* no pipeline of the DP fits: the hand-written plan's simulated time */
+	s->estimate_s = !k ? x->r->estimate_s : k->refined ? k->cost : k->est;
 	s->device_bytes = x->c->gpu.mem_bytes;
 	s->cut = x->r->time_limited ? "time-limit" : NULL;
 	s->nstage_s = plan->nstages < PASS_MAX_UNITS ? plan->nstages : PASS_MAX_UNITS;

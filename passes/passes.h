@@ -374,11 +374,18 @@ typedef struct PassInterResult {
  * given, kept in the plan) for cluster c: searches the microbatch size
  * (divisors of the global batch around a memory-based start), the
  * recomputation mode and, per choice, Alpa's DP over the stage costs
- * (sums of per-layer costs).  Then refines: the stages the DP picks are
- * sharded whole by the intra-op pass (stages of identical structure once),
- * their exact costs replace the sums in the table, and the DP runs again,
- * until it picks only stages already solved (or the refinement budget is
- * spent: then the best pipeline solved whole).  Places the sub-meshes.  Fills
+ * (sums of per-layer costs); beside it, in a thread, the hand-written
+ * families (pass_manual_search: Megatron-LM's layout, and data + expert
+ * parallelism for a model with experts).  Then refines the candidates whose
+ * estimate is below 1.02x the least simulated step time known: the stages
+ * the DP picks are sharded whole by the intra-op pass (stages of identical
+ * structure once), their exact costs replace the sums in the table, and the
+ * DP runs again, until it picks only stages already solved (or the
+ * refinement budget is spent: then the best pipeline solved whole).  The
+ * polish (ZeRO re-shards, Megatron-style neighbours) follows, and the
+ * fastest plan in the simulator wins, the hand-written one among them (it
+ * is the result when no candidate was refined; r->from says which).
+ * Places the sub-meshes.  Fills
  * plan (1F1B, initialised here) and g (the training graph at the chosen
  * microbatch, for sim_plan).  0 on success; -1 with r->status INFEASIBLE
  * (r->need_bytes set) when nothing fits, or ERROR with e.
