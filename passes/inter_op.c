@@ -1354,7 +1354,7 @@ typedef struct {
  * expert parallelism on dp x ep meshes without a pipeline, as
  * DeepSpeed-MoE runs it.  The fastest that fits goes into j->h, so that a
  * compiled plan is never slower than the plan a person would find by hand
- * in those families.  Skipped when the user fixed the microbatch.
+ * in those families (at the user's microbatch when one is fixed).
  */
 static void *hand_search(void *arg)
 {
@@ -1370,10 +1370,11 @@ static void *hand_search(void *arg)
 	drop_graph(g1);
 	PassManualSearch fam[2] = {{.global_batch = x->o->global_batch,
 				    .shard = PASS_SHARD_MEGATRON, .method = PASS_ILP,
-				    .recompute = x->o->recompute, .threads = x->o->threads},
+				    .microbatch = x->o->microbatch, .recompute = x->o->recompute,
+				    .threads = x->o->threads},
 				   {.global_batch = x->o->global_batch,
 				    .shard = PASS_SHARD_METHOD, .method = PASS_EXPERT,
-				    .max_pp = 1, .tp_if_needed = true,
+				    .max_pp = 1, .tp_if_needed = true, .microbatch = x->o->microbatch,
 				    .recompute = x->o->recompute, .threads = x->o->threads}};
 	for (int f = 0; f < nfam; f++) {
 		if (x->o->time_limit_s > 0 && ir_now_s() - x->t0 > x->o->time_limit_s) {
@@ -1403,8 +1404,6 @@ static void *hand_search(void *arg)
 /* Starts the hand-written search (in a thread when one starts). */
 static void hand_start(HandJob *j)
 {
-	if (j->x->o->microbatch > 0)
-		return;
 	j->threaded = !pthread_create(&j->tid, NULL, hand_search, j);
 	if (!j->threaded)
 		hand_search(j);

@@ -481,6 +481,7 @@ typedef struct PassManualSearch {
 	PassMethod method;     /* sharding inside each stage (shard METHOD) */
 	int max_tp;            /* largest tp (0: GPUs per node) */
 	int max_pp;            /* largest pp (0: the layer count) */
+	int64_t microbatch;    /* > 0: only plans whose dp * mbs is this (else mbs 1, 2, 4 ..) */
 	bool tp_if_needed;     /* tp > 1 only when no tp = 1 plan fits (expert parallelism:
 				  experts over all devices where their count allows) */
 	int recompute;         /* IrRecompute, or -1: none, then selective, then full */

@@ -28,8 +28,9 @@ static IrGraph load(const char *model, const char *set, int64_t batch)
 
 /* The search's best plan against every grid point, microbatch,
  * recomputation mode and ZeRO stage built and simulated one by one, on a
- * GPU small enough that memory decides (a third of the plans do not fit). */
-Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
+ * GPU small enough that memory decides (a third of the plans do not fit);
+ * with `micro` > 0, only the points whose dp * mbs is that microbatch. */
+static void search_against_brute_force(int64_t micro)
 {
 	IrCluster c = test_cluster(TINY_CLUSTER, 1);
 	c.gpu.mem_bytes = 6e6;
@@ -44,6 +45,8 @@ Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 		for (int pp = 1; pp * tp <= 4; pp *= 2)
 			for (int64_t mbs = 1; (4 / tp / pp) * mbs <= B; mbs *= 2) {
 				int dp = 4 / tp / pp;
+				if (micro > 0 && dp * mbs != micro)
+					continue;
 				IrGraph g = load("gpt", SMALL_GPT, dp * mbs);
 				/* the sharding does not depend on the recomputation mode:
 				 * one per ZeRO stage, simulated under each mode */
@@ -77,12 +80,13 @@ Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 				ir_graph_free(&g);
 			}
 	cr_assert(isfinite(best));
-	cr_expect(fits > 0 && fits < all, "%d of %d fit: memory should decide", fits, all);
+	if (!micro)
+		cr_expect(fits > 0 && fits < all, "%d of %d fit: memory should decide", fits, all);
 
 	IrModelDoc *md = ir_model_open("gpt", &e);
 	cr_assert(md, "%s", e.msg);
 	PassManualSearch o = {.global_batch = B, .method = PASS_ILP, .recompute = -1,
-			      .threads = 1};
+			      .microbatch = micro, .threads = 1};
 	IrPlan plan;
 	IrGraph g;
 	SimResult res;
@@ -98,12 +102,25 @@ Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
 		  r.best.recompute, r.best.zero, best, want.dp, want.tp, want.pp,
 		  (long long)want.mbs, want.recompute, want.zero);
 	cr_expect_eq(g.batch, plan.microbatch, "the graph is the one at the best microbatch");
-	cr_expect_lt(r.tried, all, "the search prunes (%d of %d)", r.tried, all);
+	if (micro > 0)
+		cr_expect_eq(plan.microbatch, micro);
+	else
+		cr_expect_lt(r.tried, all, "the search prunes (%d of %d)", r.tried, all);
 	sim_result_free(&res);
 	ir_plan_free(&plan);
 	ir_graph_free(&g);
 	ir_model_close(md);
 	ir_cluster_free(&c);
+}
+
+Test(search, is_the_fastest_of_every_grid_plan_that_fits, .timeout = 600)
+{
+	search_against_brute_force(0);
+}
+
+Test(search, at_a_fixed_microbatch_is_the_fastest_grid_plan_with_it, .timeout = 600)
+{
+	search_against_brute_force(2);
 }
 
 Test(search, reports_the_least_memory_when_nothing_fits, .timeout = 300)
