@@ -1404,6 +1404,8 @@ static void *hand_search(void *arg)
 /* Starts the hand-written search (in a thread when one starts). */
 static void hand_start(HandJob *j)
 {
+	if (j->x->o->no_hand)
+		return;
 	j->threaded = !pthread_create(&j->tid, NULL, hand_search, j);
 	if (!j->threaded)
 		hand_search(j);

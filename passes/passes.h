@@ -335,6 +335,7 @@ typedef struct PassInterOptions {
 	double time_limit_s;    /* a user's wall-clock limit on the compile, 0: none; once
 				   passed, refinement stops (with a plan solved whole) and
 				   time_limited says so: the plan then depends on the load */
+	bool no_hand;           /* neither search nor take hand-written plans */
 	PassProgress progress;  /* NULL: silent */
 	void *progress_ctx;
 } PassInterOptions;

@@ -148,7 +148,7 @@ Test(explain, records_match_the_simulator_where_nothing_fuses)
 	char args[512], out[65536];
 	snprintf(args, sizeof args,
 		 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 8 --microbatch 8 "
-		 "--recompute none -o %s", DATA, DATA, plan);
+		 "--recompute none --no-hand-written -o %s", DATA, DATA, plan);
 	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
 	snprintf(args, sizeof args, "explain %s --json", plan);
 	int code;
@@ -181,7 +181,7 @@ Test(explain, an_old_plan_says_what_was_not_recorded)
 	char args[512], out[65536];
 	snprintf(args, sizeof args,
 		 "compile %s/tiny.xml --cluster %s/tiny-cluster.xml --batch 8 --microbatch 8 "
-		 "--recompute none -o %s", DATA, DATA, plan);
+		 "--recompute none --no-hand-written -o %s", DATA, DATA, plan);
 	cr_assert_eq(test_run(args, out, sizeof out), 0, "%s", out);
 	snprintf(old, sizeof old, "%s.old.xml", plan);
 	FILE *in = fopen(plan, "r"), *o = fopen(old, "w");

@@ -17,7 +17,7 @@ static const char *VERB = "compile";
 enum {
 	O_CLUSTER, O_NODES, O_BATCH, O_MICROBATCH, O_RECOMPUTE, O_CLUSTERS, O_THREADS, O_SET,
 	O_TARGET, O_OUTPUT, O_TRACE, O_TRACE_DETAIL, O_SVG_TIMELINE, O_SVG_MESH, O_SVG_MEMORY, O_JSON,
-	O_QUIET, O_TIME_LIMIT, O_HELP, NOPT
+	O_QUIET, O_TIME_LIMIT, O_NO_HAND, O_HELP, NOPT
 };
 
 static const ToolOpt opts[NOPT] = {
@@ -59,6 +59,9 @@ static const ToolOpt opts[NOPT] = {
 	[O_QUIET] = {"quiet", 'q', TOOL_FLAG, NULL, TOOL_ANY, false, 0,
 		     "no progress on stderr (by default: a live line at a terminal, else a line "
 		     "every 5 s, with an ETA)"},
+	[O_NO_HAND] = {"no-hand-written", 0, TOOL_FLAG, NULL, TOOL_ANY, false, 0,
+		       "neither search nor take hand-written plans: the plan is the DP's, every "
+		       "stage sharded by the ILP (so `explain` has its records)"},
 	[O_HELP] = {"help", 'h', TOOL_FLAG, NULL, TOOL_ANY, false, 0, "this text"},
 };
 
@@ -76,6 +79,11 @@ static void usage(FILE *f)
 	      "microbatches and the simulated step (as `meshplan simulate`); -o writes the plan\n"
 	      "for `meshplan simulate`, --trace a Chrome trace of the step, --svg-timeline,\n"
 	      "--svg-mesh and --svg-memory pictures of it (standalone SVG).\n"
+	      "\n"
+	      "The best hand-written plan (Megatron-LM's dp x tp x pp grid; for a model with\n"
+	      "experts also data + expert parallelism) is searched beside, bounds which\n"
+	      "candidates are refined, and is the result when it simulates faster;\n"
+	      "--no-hand-written leaves it out.\n"
 	      "\n"
 	      "--target megatron|deepspeed searches only plans that engine runs, which\n"
 	      "`meshplan export` turns into its arguments: every dp x tp x pp grid (one mesh\n"
@@ -95,7 +103,7 @@ typedef struct {
 	long nodes, batch, microbatch, clusters, threads;
 	int recompute;
 	int target; /* TARGET_* */
-	bool json, quiet;
+	bool json, quiet, no_hand;
 	double time_limit;
 	IrParamSet ps;
 } Args;
@@ -134,6 +142,7 @@ static int parse(int argc, char **argv, Args *a)
 	a->threads = (long)v[O_THREADS].num;
 	a->json = v[O_JSON].set;
 	a->quiet = v[O_QUIET].set;
+	a->no_hand = v[O_NO_HAND].set;
 	a->time_limit = v[O_TIME_LIMIT].num;
 	a->recompute = -1;
 	if (v[O_RECOMPUTE].set) {
@@ -351,7 +360,7 @@ int cmd_compile(int argc, char **argv)
 	PassInterOptions o = {.global_batch = a.batch, .microbatch = a.microbatch,
 			      .recompute = a.recompute, .max_units = (int)a.clusters,
 			      .threads = (int)a.threads, .tmax_gap = -1,
-			      .time_limit_s = a.time_limit,
+			      .time_limit_s = a.time_limit, .no_hand = a.no_hand,
 			      .progress = a.quiet ? NULL : tool_progress};
 	IrPlan plan;
 	IrGraph g;
