@@ -264,12 +264,13 @@ int pass_manual_search(const IrModelDoc *md, const char *model, const IrParamSet
 					.schedule = IR_SCHED_1F1B, .method = o->method,
 					.shard = o->shard};
 			char why[256];
-			/* a fixed microbatch: the one mbs that makes it, if any */
-			int64_t mb = o->microbatch;
+			/* mbs 1, 2, 4 .. up to B / dp; a fixed microbatch: the one
+			 * mbs that makes it, if any */
+			int64_t mb = o->microbatch, first = mb > 0 ? mb / dp : 1;
+			int64_t last = mb > 0 ? first : B / dp;
 			if (mb > 0 && mb % dp)
 				continue;
-			for (int64_t mbs = mb > 0 ? mb / dp : 1; mbs * dp <= B && !rc;
-			     mbs = mb > 0 ? B + 1 : mbs * 2) {
+			for (int64_t mbs = first; mbs <= last && !rc; mbs *= 2) {
 				m.mbs = mbs;
 				m.recompute = IR_RECOMP_NONE;
 				m.zero = 0;
